@@ -1,0 +1,13 @@
+// Command cairnctl is the command line client of Cairn and a drop-in
+// replacement for etcdctl v3.7: the same commands, flags, ETCDCTL_*
+// environment variables, output bytes in every --write-out format, and exit
+// codes, against Cairn or etcd alike.
+//
+//	cairnctl --endpoints 127.0.0.1:2379 put foo bar
+//	cairnctl get --prefix foo -w json
+//	cairnctl endpoint status --cluster -w table
+//
+// The implementation lives in internal/ctl; this package only wires it to the
+// process. Commands in this version: get, put, del, txn, compaction,
+// endpoint health|status, member list, version, options.
+package main

@@ -1,0 +1,159 @@
+package ctl
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+
+	"google.golang.org/protobuf/proto"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// jsonPrinter marshals the response messages with encoding/json, not
+// protojson: the generated structs' json tags give snake_case names, int64 as
+// numbers, bytes as base64 and omitted zero values, which is the format
+// etcdctl scripts parse.
+type jsonPrinter struct {
+	w, errw io.Writer
+	hex     bool // only member responses honour it: IDs as hex strings
+}
+
+func (p *jsonPrinter) print(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		fmt.Fprintf(p.errw, "%v\n", err)
+		return nil
+	}
+	fmt.Fprintln(p.w, string(b))
+	return nil
+}
+
+func (p *jsonPrinter) Get(r *clientv3.GetResponse) error { return p.print((*pb.RangeResponse)(r)) }
+func (p *jsonPrinter) Put(r *clientv3.PutResponse) error { return p.print((*pb.PutResponse)(r)) }
+func (p *jsonPrinter) Del(r *clientv3.DeleteResponse) error {
+	return p.print((*pb.DeleteRangeResponse)(r))
+}
+func (p *jsonPrinter) EndpointHealth(hs []epHealth) error { return p.print(hs) }
+func (p *jsonPrinter) EndpointStatus(l []epStatus) error  { return p.print(l) }
+func (p *jsonPrinter) EndpointHashKV(l []epHashKV) error  { return p.print(l) }
+
+// A txn's responses are a oneof, which encoding/json cannot see through;
+// they are wrapped as {"Response":{"response_put":{...}}}.
+type txnJSON struct {
+	Header    *pb.ResponseHeader `json:"header,omitempty"`
+	Succeeded bool               `json:"succeeded,omitempty"`
+	Responses []opJSON           `json:"responses,omitempty"`
+}
+
+type opJSON struct {
+	Response opUnionJSON `json:"Response"`
+}
+
+type opUnionJSON struct {
+	Range  *pb.RangeResponse       `json:"response_range,omitempty"`
+	Put    *pb.PutResponse         `json:"response_put,omitempty"`
+	Delete *pb.DeleteRangeResponse `json:"response_delete_range,omitempty"`
+	Txn    *txnJSON                `json:"response_txn,omitempty"`
+}
+
+func newTxnJSON(r *pb.TxnResponse) *txnJSON {
+	t := &txnJSON{Header: r.GetHeader(), Succeeded: r.GetSucceeded()}
+	for _, op := range r.GetResponses() {
+		var u opUnionJSON
+		switch v := op.Response.(type) {
+		case *pb.ResponseOp_ResponseRange:
+			u.Range = v.ResponseRange
+		case *pb.ResponseOp_ResponsePut:
+			u.Put = v.ResponsePut
+		case *pb.ResponseOp_ResponseDeleteRange:
+			u.Delete = v.ResponseDeleteRange
+		case *pb.ResponseOp_ResponseTxn:
+			u.Txn = newTxnJSON(v.ResponseTxn)
+		}
+		t.Responses = append(t.Responses, opJSON{Response: u})
+	}
+	return t
+}
+
+func (p *jsonPrinter) Txn(r *clientv3.TxnResponse) error {
+	return p.print(*newTxnJSON((*pb.TxnResponse)(r)))
+}
+
+// With --hex, member and cluster IDs become hex strings.
+type hexHeaderJSON struct {
+	ClusterID string `json:"cluster_id"`
+	MemberID  string `json:"member_id"`
+	Revision  int64  `json:"revision,omitempty"`
+	RaftTerm  uint64 `json:"raft_term,omitempty"`
+}
+
+type hexMemberJSON struct {
+	ID         string   `json:"ID"`
+	Name       string   `json:"name,omitempty"`
+	PeerURLs   []string `json:"peerURLs,omitempty"`
+	ClientURLs []string `json:"clientURLs,omitempty"`
+	IsLearner  bool     `json:"isLearner,omitempty"`
+}
+
+type hexMemberListJSON struct {
+	Header  *hexHeaderJSON   `json:"header"`
+	Members []*hexMemberJSON `json:"members"`
+}
+
+func (p *jsonPrinter) MemberList(r *clientv3.MemberListResponse) error {
+	if !p.hex {
+		return p.print((*pb.MemberListResponse)(r))
+	}
+	out := hexMemberListJSON{Members: make([]*hexMemberJSON, len(r.Members))}
+	if h := r.Header; h != nil {
+		out.Header = &hexHeaderJSON{
+			ClusterID: strconv.FormatUint(h.ClusterId, 16),
+			MemberID:  strconv.FormatUint(h.MemberId, 16),
+			Revision:  h.Revision,
+			RaftTerm:  h.RaftTerm,
+		}
+	}
+	for i, m := range r.Members {
+		if m == nil {
+			continue
+		}
+		out.Members[i] = &hexMemberJSON{
+			ID:         strconv.FormatUint(m.ID, 16),
+			Name:       m.Name,
+			PeerURLs:   m.PeerURLs,
+			ClientURLs: m.ClientURLs,
+			IsLearner:  m.IsLearner,
+		}
+	}
+	return p.print(out)
+}
+
+// pbPrinter writes the binary protobuf encoding of the response message,
+// unframed, for the formats that have one.
+type pbPrinter struct {
+	unsupported
+	w, errw io.Writer
+}
+
+func (p *pbPrinter) print(m proto.Message) error {
+	b, err := proto.Marshal(m)
+	if err != nil {
+		fmt.Fprintf(p.errw, "%v\n", err)
+		return nil
+	}
+	_, _ = p.w.Write(b)
+	return nil
+}
+
+func (p *pbPrinter) Get(r *clientv3.GetResponse) error { return p.print((*pb.RangeResponse)(r)) }
+func (p *pbPrinter) Put(r *clientv3.PutResponse) error { return p.print((*pb.PutResponse)(r)) }
+func (p *pbPrinter) Del(r *clientv3.DeleteResponse) error {
+	return p.print((*pb.DeleteRangeResponse)(r))
+}
+func (p *pbPrinter) Txn(r *clientv3.TxnResponse) error { return p.print((*pb.TxnResponse)(r)) }
+func (p *pbPrinter) MemberList(r *clientv3.MemberListResponse) error {
+	return p.print((*pb.MemberListResponse)(r))
+}

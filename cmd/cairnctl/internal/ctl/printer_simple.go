@@ -1,0 +1,104 @@
+package ctl
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// simplePrinter is the default, line-oriented format: a key on one line, its
+// value on the next.
+type simplePrinter struct {
+	w, errw   io.Writer
+	hex       bool
+	valueOnly bool // get --print-value-only
+}
+
+func (p *simplePrinter) kv(kv *mvccpb.KeyValue) {
+	k, v := kvText(kv, p.hex)
+	if !p.valueOnly {
+		fmt.Fprintln(p.w, k)
+	}
+	fmt.Fprintln(p.w, v)
+}
+
+func (p *simplePrinter) Get(r *clientv3.GetResponse) error {
+	for _, kv := range r.Kvs {
+		p.kv(kv)
+	}
+	return nil
+}
+
+func (p *simplePrinter) Put(r *clientv3.PutResponse) error {
+	fmt.Fprintln(p.w, "OK")
+	if r.PrevKv != nil {
+		p.kv(r.PrevKv)
+	}
+	return nil
+}
+
+func (p *simplePrinter) Del(r *clientv3.DeleteResponse) error {
+	fmt.Fprintln(p.w, r.Deleted)
+	for _, kv := range r.PrevKvs {
+		p.kv(kv)
+	}
+	return nil
+}
+
+func (p *simplePrinter) Txn(r *clientv3.TxnResponse) error {
+	if r.Succeeded {
+		fmt.Fprintln(p.w, "SUCCESS")
+	} else {
+		fmt.Fprintln(p.w, "FAILURE")
+	}
+	for _, op := range r.Responses {
+		fmt.Fprintln(p.w)
+		switch v := op.Response.(type) {
+		case *pb.ResponseOp_ResponseRange:
+			_ = p.Get((*clientv3.GetResponse)(v.ResponseRange))
+		case *pb.ResponseOp_ResponsePut:
+			_ = p.Put((*clientv3.PutResponse)(v.ResponsePut))
+		case *pb.ResponseOp_ResponseDeleteRange:
+			_ = p.Del((*clientv3.DeleteResponse)(v.ResponseDeleteRange))
+		default:
+			fmt.Fprintf(p.w, "unexpected response %+v\n", op)
+		}
+	}
+	return nil
+}
+
+func (p *simplePrinter) MemberList(r *clientv3.MemberListResponse) error {
+	for _, row := range memberRows(r) {
+		fmt.Fprintln(p.w, strings.Join(row, ", "))
+	}
+	return nil
+}
+
+func (p *simplePrinter) EndpointHealth(hs []epHealth) error {
+	for _, h := range hs {
+		if h.Error == "" {
+			fmt.Fprintf(p.w, "%s is healthy: successfully committed proposal: took = %v\n", h.Ep, h.Took)
+		} else {
+			fmt.Fprintf(p.errw, "%s is unhealthy: failed to commit proposal: %v\n", h.Ep, h.Error)
+		}
+	}
+	return nil
+}
+
+func (p *simplePrinter) EndpointStatus(list []epStatus) error {
+	for _, row := range statusRows(list) {
+		fmt.Fprintln(p.w, strings.Join(row, ", "))
+	}
+	return nil
+}
+
+func (p *simplePrinter) EndpointHashKV(list []epHashKV) error {
+	for _, row := range hashKVRows(list) {
+		fmt.Fprintln(p.w, strings.Join(row, ", "))
+	}
+	return nil
+}

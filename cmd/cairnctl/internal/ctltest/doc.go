@@ -1,0 +1,13 @@
+// Package ctltest is the harness of cairnctl's differential tests: it starts
+// servers, runs a command line through the reference etcdctl binary and
+// through cairnctl, and normalizes the few bytes that legitimately differ
+// (log timestamps, durations, ports).
+//
+// The server under test is a parameter. By default it is the reference etcd
+// v3.7 from tests/reference; CAIRNCTL_DIFF_SERVER=/path/to/binary selects any
+// server that accepts etcd's flags (Cairn does, by design). Mutating commands
+// run against twin servers, one per CLI, started with identical names, peer
+// URLs and cluster tokens so that their cluster and member IDs, revisions and
+// raft terms evolve identically; a server under test must derive its IDs
+// deterministically from those flags, as etcd does.
+package ctltest

@@ -1,0 +1,130 @@
+package ctltest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// ServerEnv names the variable that selects the server binary.
+const ServerEnv = "CAIRNCTL_DIFF_SERVER"
+
+// Server is one running server process.
+type Server struct {
+	// Endpoint is the client address, host:port.
+	Endpoint string
+	// ClientURL is the advertised client URL (http://Endpoint).
+	ClientURL string
+	cmd       *exec.Cmd
+	exited    chan error
+}
+
+// twinPeerURL is advertised by every server of a test run, never listened
+// on: a single-member cluster never dials its own peer URL, and equal peer
+// URLs give twins equal member and cluster IDs.
+const twinPeerURL = "http://127.0.0.1:2380"
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// StartServer starts bin as a fresh single-member cluster in a temporary data
+// directory and waits until it serves linearizable reads. It is stopped when
+// the test ends; its log is kept in the data directory and printed on failure.
+func StartServer(t testing.TB, bin string) *Server {
+	t.Helper()
+	dir := t.TempDir()
+	client := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	peer := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	s := &Server{Endpoint: client, ClientURL: "http://" + client, exited: make(chan error, 1)}
+	logPath := filepath.Join(dir, "server.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cmd = exec.Command(bin,
+		"--name", "twin",
+		"--data-dir", filepath.Join(dir, "data"),
+		"--listen-client-urls", s.ClientURL,
+		"--advertise-client-urls", s.ClientURL,
+		"--listen-peer-urls", peer,
+		"--initial-advertise-peer-urls", twinPeerURL,
+		"--initial-cluster", "twin="+twinPeerURL,
+		"--initial-cluster-token", "cairnctl-diff",
+		"--initial-cluster-state", "new",
+	)
+	s.cmd.Stdout, s.cmd.Stderr = logf, logf
+	if err := s.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	go func() { s.exited <- s.cmd.Wait(); logf.Close() }()
+	t.Cleanup(func() {
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+		if t.Failed() {
+			if b, err := os.ReadFile(logPath); err == nil && len(b) > 0 {
+				t.Logf("server %s log (tail):\n%s", client, tail(string(b), 30))
+			}
+		}
+	})
+	if err := s.waitReady(60 * time.Second); err != nil {
+		t.Fatalf("server %s not ready: %v", client, err)
+	}
+	return s
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// waitReady blocks on a linearizable read: the client waits for the
+// connection by itself, and a read only succeeds once there is a leader.
+func (s *Server) waitReady(limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{s.Endpoint}, Logger: zap.NewNop()})
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	for {
+		attempt, stop := context.WithTimeout(ctx, 5*time.Second)
+		done := make(chan error, 1)
+		go func() { _, err := cli.Get(attempt, "cairnctl-ready"); done <- err }()
+		select {
+		case err = <-done:
+		case werr := <-s.exited:
+			stop()
+			s.exited <- werr
+			return fmt.Errorf("server exited: %v", werr)
+		}
+		stop()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return errors.Join(err, ctx.Err())
+		}
+	}
+}

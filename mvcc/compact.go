@@ -1,0 +1,289 @@
+package mvcc
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/cairn-kv/cairn/storage"
+	"github.com/cockroachdb/pebble/v2"
+	"go.uber.org/zap"
+)
+
+// compactBatchEntries bounds the revision-log entries one compaction batch
+// scans, and compactBatchOps the deletes one batch holds, so a compaction
+// never builds a large batch however much history it drops.
+const (
+	compactBatchEntries = 1000
+	compactBatchOps     = 4000
+)
+
+var errStopped = errors.New("mvcc: compaction interrupted by close")
+
+// Compact schedules a compaction at rev inside the open group (opening one
+// if needed). It takes effect at once for the apply loop's transactions and
+// for readers when the group commits; the physical deletion starts after the
+// commit, in the background, and done closes when it has finished (or the
+// store closed first; it then resumes at the next Open).
+func (s *Store) Compact(rev int64) (done <-chan struct{}, err error) {
+	s.openGroup()
+	if rev <= s.g.compactRev {
+		return nil, ErrCompacted
+	}
+	if rev > s.g.rev {
+		return nil, ErrFutureRev
+	}
+	s.g.compactRev = rev
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], uint64(rev))
+	s.groupErr(s.g.batch.Set(scheduledCompactKey, v[:], nil))
+	ch := make(chan struct{})
+	s.g.waiters = append(s.g.waiters, waiter{rev: rev, done: ch})
+	return ch, nil
+}
+
+func (c *compactor) init(s *Store, finished int64) {
+	c.s = s
+	c.kick = make(chan struct{}, 1)
+	c.stop = make(chan struct{})
+	c.mu.target, c.mu.finished = finished, finished
+	c.wg.Add(1)
+	go c.run(finished)
+}
+
+// schedule raises the target to rev; done (optional) closes once the
+// physical compaction reached rev.
+func (c *compactor) schedule(rev int64, done chan struct{}) {
+	c.mu.Lock()
+	if c.mu.stopped {
+		c.mu.Unlock()
+		if done != nil {
+			close(done)
+		}
+		return
+	}
+	if rev <= c.mu.finished {
+		c.mu.Unlock()
+		if done != nil {
+			close(done)
+		}
+		return
+	}
+	c.mu.target = max(c.mu.target, rev)
+	if done != nil {
+		c.mu.waiters = append(c.mu.waiters, waiter{rev: rev, done: done})
+	}
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (c *compactor) close() {
+	c.mu.Lock()
+	if c.mu.stopped {
+		c.mu.Unlock()
+		return
+	}
+	c.mu.stopped = true
+	c.mu.Unlock()
+	close(c.stop)
+	c.wg.Wait()
+	c.mu.Lock()
+	for _, w := range c.mu.waiters {
+		close(w.done)
+	}
+	c.mu.waiters = nil
+	c.mu.Unlock()
+}
+
+// run is the compactor goroutine: it owns finished, the revision up to
+// which history is physically compacted.
+func (c *compactor) run(finished int64) {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-c.kick:
+		}
+		c.mu.Lock()
+		target := c.mu.target
+		c.mu.Unlock()
+		if target <= finished {
+			continue
+		}
+		if err := c.s.compactHistory(finished, target, c.stop); err != nil {
+			if !errors.Is(err, errStopped) {
+				c.s.lg.Error("compaction failed; it resumes at the next open",
+					zap.Int64("compact-revision", target), zap.Error(err))
+			}
+			return
+		}
+		finished = target
+		c.mu.Lock()
+		c.mu.finished = finished
+		kept := c.mu.waiters[:0]
+		for _, w := range c.mu.waiters {
+			if w.rev <= finished {
+				close(w.done)
+			} else {
+				kept = append(kept, w)
+			}
+		}
+		c.mu.waiters = kept
+		c.mu.Unlock()
+	}
+}
+
+// compactHistory physically drops the versions that compaction at c hides,
+// for every key changed at a main revision in [prev, c]: all but the newest
+// version ≤ c, and that one too when it is a tombstone below c. Keys not
+// changed since prev were handled by the compaction at prev. (A tombstone
+// exactly at the compact revision is kept, as etcd does, so a watch from
+// that revision still sees the delete; the next compaction drops it, which
+// is why the scan includes prev itself.) It ends by persisting c as the
+// finished compact revision, in the batch of the last deletions.
+func (s *Store) compactHistory(prev, c int64, stop <-chan struct{}) error {
+	lower := appendRevLogKey(nil, max(prev, 0), 0)
+	upper := appendRevLogKey(nil, c+1, 0)
+	dropped := 0
+	for {
+		select {
+		case <-stop:
+			return errStopped
+		default:
+		}
+		next, n, err := s.compactBatch(lower, upper, c)
+		if err != nil {
+			return err
+		}
+		dropped += n
+		if next == nil {
+			s.lg.Info("finished compaction", zap.Int64("compact-revision", c),
+				zap.Int("dropped-versions", dropped))
+			return nil
+		}
+		lower = next
+	}
+}
+
+// compactBatch handles up to compactBatchEntries revision-log entries from
+// lower. It returns where the next batch starts, nil when done.
+func (s *Store) compactBatch(lower, upper []byte, c int64) (next []byte, dropped int, err error) {
+	keys, last, more, err := s.changedKeys(lower, upper)
+	if err != nil {
+		return nil, 0, err
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{
+		LowerBound: []byte{storage.PrefixKeyIndex},
+		UpperBound: keyIndexUpper,
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	defer it.Close()
+	b := s.db.NewBatch()
+	defer func() { b.Close() }()
+	flush := func() error {
+		if err := b.Commit(pebble.NoSync); err != nil {
+			return err
+		}
+		b.Close()
+		b = s.db.NewBatch()
+		return nil
+	}
+	drop := func(k []byte) error {
+		main, sub := indexRev(k)
+		if err := b.Delete(k, nil); err != nil {
+			return err
+		}
+		var rk [revLogKeyLen]byte
+		if err := b.Delete(appendRevLogKey(rk[:0], main, sub), nil); err != nil {
+			return err
+		}
+		dropped++
+		if b.Count() >= compactBatchOps {
+			return flush()
+		}
+		return nil
+	}
+	var prefix, seek, tomb []byte
+	for _, key := range keys {
+		prefix = appendIndexPrefix(prefix[:0], key)
+		seek = appendSeekAtRev(seek[:0], prefix, c)
+		valid := it.SeekGE(seek)
+		if !valid || !bytes.HasPrefix(it.Key(), prefix) {
+			continue // already compacted by an earlier batch
+		}
+		// The newest version ≤ c. A tombstone below c is dropped after
+		// the older versions: removing it first would let a reader see
+		// the version it hides.
+		tomb = tomb[:0]
+		if rec, err := it.ValueAndErr(); err != nil {
+			return nil, 0, err
+		} else if isTombstone(rec) && indexMain(it.Key()) < c {
+			tomb = append(tomb, it.Key()...)
+		}
+		for valid = it.Next(); valid && bytes.HasPrefix(it.Key(), prefix); valid = it.Next() {
+			if err := drop(it.Key()); err != nil {
+				return nil, 0, err
+			}
+		}
+		if err := it.Error(); err != nil {
+			return nil, 0, err
+		}
+		if len(tomb) > 0 {
+			if err := drop(tomb); err != nil {
+				return nil, 0, err
+			}
+		}
+	}
+	if !more {
+		var v [8]byte
+		binary.BigEndian.PutUint64(v[:], uint64(c))
+		if err := b.Set(finishedCompactKey, v[:], nil); err != nil {
+			return nil, 0, err
+		}
+		return nil, dropped, flush()
+	}
+	// Revision-log keys have a fixed width, so last+0x00 is the smallest
+	// key after last.
+	return append(last, 0), dropped, flush()
+}
+
+// changedKeys returns the user keys of up to compactBatchEntries
+// revision-log entries from lower (duplicates removed), the last entry's key
+// and whether entries may remain after it.
+func (s *Store) changedKeys(lower, upper []byte) (keys [][]byte, last []byte, more bool, err error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, nil, false, err
+	}
+	defer it.Close()
+	seen := make(map[string]struct{})
+	n := 0
+	for valid := it.First(); valid; valid = it.Next() {
+		if n == compactBatchEntries {
+			more = true
+			break
+		}
+		n++
+		if len(it.Key()) != revLogKeyLen {
+			return nil, nil, false, fmt.Errorf("mvcc: revision-log key %q: %w", it.Key(), errCorrupt)
+		}
+		last = append(last[:0], it.Key()...)
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return nil, nil, false, err
+		}
+		if _, ok := seen[string(v)]; ok {
+			continue
+		}
+		seen[string(v)] = struct{}{}
+		keys = append(keys, bytes.Clone(v))
+	}
+	return keys, last, more, it.Error()
+}

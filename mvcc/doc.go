@@ -1,0 +1,80 @@
+// Package mvcc is Cairn's multi-version key-value store: etcd's revision,
+// version and compaction semantics on top of a storage.Engine (Pebble).
+//
+// # Mental model
+//
+// The store is a log of revisions. Every write transaction that changes
+// something takes the next main revision; its changes get sub revisions
+// 0, 1, 2, … in order. A put writes a version of its key (create_revision
+// and version carried over from the key's live generation, or starting a
+// new generation with version 1); a delete writes a tombstone that ends the
+// generation. A read at revision R sees, for each key, its newest version
+// with mod_revision ≤ R unless that is a tombstone. A fresh store is at
+// revision 1.
+//
+// Compaction at C hides every revision below C: reads at R < C fail with
+// ErrCompacted, reads at R ≥ C are unchanged, and the versions no such read
+// can reach (everything older than each key's newest version ≤ C, and that
+// one too when it is a tombstone) are deleted physically in the background.
+//
+// # Writers and readers
+//
+// Exactly one goroutine, the apply loop, writes. Its writes are grouped:
+// Write/End delimit etcd transactions, many transactions share one open
+// group (one indexed Pebble batch, so a transaction reads the group's
+// earlier writes), and Commit writes the group with the applied raft
+// position (Meta) in one atomic batch, then publishes the group's revision.
+// Compact and PutMeta also go into the open group.
+//
+// Readers (Range, Rev, CompactRev, HashKV, GetMeta, Meta) run on any
+// goroutine without locks. They see committed groups only: a Pebble
+// iterator is created after loading the published revision, so it holds
+// every version up to it; later commits only add versions above it.
+// The published compact revision moves at Commit, after the revision, so
+// readers never see CompactRev > Rev; the apply loop's transactions see a
+// Compact at once. A reader loads the compact revision after creating its
+// iterator, and physical deletion for a compaction starts only after that
+// compaction was published, so a read accepted at R ≥ CompactRev never
+// misses a version it needs.
+//
+// # On-disk layout (inside storage.Engine)
+//
+//	key index     'k' escaped(key) ^main(8 B BE) ^sub(8 B BE) → version record
+//	revision log  'r' main(8 B BE) sub(8 B BE)                → user key
+//	meta          'm' "i/state"             → applied index, applied term, revision (3×8 B BE)
+//	              'm' "i/scheduled_compact" → compact revision (8 B BE)
+//	              'm' "i/finished_compact"  → physically finished compact revision
+//	              'm' "u/" name             → opaque value from PutMeta
+//
+// escaped(key) is storage.AppendEscaped: order-preserving, self-delimiting.
+// The inverted revisions put a key's newest version first, so "newest
+// version ≤ R" is one SeekGE to escaped(key) ^R, and a Range walks keys in
+// order with one seek (or a few Next steps) per key.
+//
+// A version record is one flag byte, 0 for a put and 1 for a tombstone;
+// a put continues with uvarint create_revision, uvarint version, zigzag
+// varint lease and the raw value. mod_revision is the key's main revision.
+//
+// The revision log lets a compaction visit only the keys changed since the
+// previous one and lets watch catch-up scan events by revision; each entry
+// is removed together with the version it names. Memory never grows with
+// the number of keys: there is no in-memory index, only Pebble's caches and
+// the open group.
+//
+// # Compaction and crashes
+//
+// Compact validates against the apply loop's view and writes the scheduled
+// compact revision into the open group. After Commit the compactor
+// goroutine scans the revision log over [previous finished revision,
+// C], at most 1,000 entries per batch, drops the hidden versions of those
+// keys (a tombstone last, after the versions it hides, so no intermediate
+// state resurrects a key), and writes the finished revision with the last
+// batch. Compaction batches are not synced: if they are lost, Open sees
+// scheduled > finished and runs the (idempotent) compaction again. As etcd
+// does, a tombstone exactly at C is kept until the next compaction so a
+// watch starting at C still sees it; reads cannot tell.
+//
+// Because the applied position is in the same batch as the state, the
+// state after a crash is always exactly some committed group boundary and
+// Meta says which one.
+package mvcc

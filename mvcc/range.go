@@ -1,0 +1,303 @@
+package mvcc
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/cairn-kv/cairn/storage"
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// nextsBeforeSeek is how many Next steps the scanner tries before it falls
+// back to a seek: cheap when a key has few versions, bounded when it has
+// many.
+const nextsBeforeSeek = 3
+
+// keyIndexUpper is the exclusive upper bound of the whole key index.
+var keyIndexUpper = []byte{storage.PrefixKeyIndex + 1}
+
+// scanner walks a key-index iterator one user key at a time, stopping at
+// each key's newest version whose main revision is ≤ rev (tombstones
+// included; callers filter them).
+type scanner struct {
+	it     *pebble.Iterator
+	rev    int64
+	prefix []byte // index prefix of the key being skipped
+	seek   []byte
+	err    error
+}
+
+// settle moves from the current position (valid tells whether there is
+// one) to the newest version ≤ rev of the first key at or after it.
+func (sc *scanner) settle(valid bool) bool {
+	for valid {
+		k := sc.it.Key()
+		if len(k) < minIndexKeyLen {
+			sc.err = fmt.Errorf("mvcc: short key-index key %q: %w", k, errCorrupt)
+			return false
+		}
+		if indexMain(k) <= sc.rev {
+			return true
+		}
+		sc.prefix = append(sc.prefix[:0], k[:len(k)-suffixLen]...)
+		for i := 0; ; i++ {
+			if i == nextsBeforeSeek {
+				sc.seek = appendSeekAtRev(sc.seek[:0], sc.prefix, sc.rev)
+				valid = sc.it.SeekGE(sc.seek)
+				break
+			}
+			valid = sc.it.Next()
+			if !valid || !bytes.HasPrefix(sc.it.Key(), sc.prefix) {
+				break
+			}
+			if indexMain(sc.it.Key()) <= sc.rev {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// nextKey moves to the next user key and settles there.
+func (sc *scanner) nextKey() bool {
+	k := sc.it.Key()
+	sc.prefix = append(sc.prefix[:0], k[:len(k)-suffixLen]...)
+	for range nextsBeforeSeek {
+		if !sc.it.Next() {
+			return false
+		}
+		if !bytes.HasPrefix(sc.it.Key(), sc.prefix) {
+			return sc.settle(true)
+		}
+	}
+	// The prefix ends with the terminator 0x00 0x01; 0x00 0x02 is past
+	// every version of this key and before the next key.
+	sc.seek = append(sc.seek[:0], sc.prefix...)
+	sc.seek[len(sc.seek)-1]++
+	return sc.settle(sc.it.SeekGE(sc.seek))
+}
+
+// bounds computes the key-index bounds of the user range [key, end) with
+// etcd's conventions. ok is false when the range is empty by construction.
+func appendBounds(lower, upper, key, end []byte) (lo, up []byte, ok bool) {
+	switch {
+	case len(end) == 0:
+		lo = appendIndexPrefix(lower, key)
+		up = append(upper, lo...)
+		up[len(up)-1]++ // terminator 0x00 0x01 → 0x00 0x02
+	case len(end) == 1 && end[0] == 0:
+		lo = storage.AppendEscapedBound(append(lower, storage.PrefixKeyIndex), key)
+		up = append(upper, keyIndexUpper...)
+	default:
+		if bytes.Compare(key, end) >= 0 {
+			return nil, nil, false
+		}
+		lo = storage.AppendEscapedBound(append(lower, storage.PrefixKeyIndex), key)
+		up = storage.AppendEscapedBound(append(upper, storage.PrefixKeyIndex), end)
+	}
+	return lo, up, true
+}
+
+// rangeScratch holds the buffers of one Range; pooled because the iterator
+// bounds must stay put until the iterator is closed.
+type rangeScratch struct {
+	lower, upper []byte
+	opts         pebble.IterOptions
+	sc           scanner
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(rangeScratch) }}
+
+func getScratch() *rangeScratch { return scratchPool.Get().(*rangeScratch) }
+
+func putScratch(s *rangeScratch) {
+	s.opts = pebble.IterOptions{}
+	s.sc.it, s.sc.err = nil, nil
+	scratchPool.Put(s)
+}
+
+// reader is what ranges read from: the DB or the open group's batch.
+type reader interface {
+	NewIter(*pebble.IterOptions) (*pebble.Iterator, error)
+}
+
+// collect reads the keys of [key, end) visible at rev through it and
+// builds the result (without Rev).
+func collect(ctx context.Context, sc *scanner, lower []byte, rev int64, o RangeOptions) (*RangeResult, error) {
+	sc.rev = rev
+	res := &RangeResult{}
+	var a arena
+	if o.Limit > 0 && o.Limit < 64 {
+		a.next = int(o.Limit)
+	}
+	limit := int(o.Limit)
+	n := 0
+	for valid := sc.settle(sc.it.SeekGE(lower)); valid; valid = sc.nextKey() {
+		if n++; n&255 == 0 && ctx != nil {
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("mvcc: range: %w", err)
+			}
+		}
+		rec, err := sc.it.ValueAndErr()
+		if err != nil {
+			return nil, fmt.Errorf("mvcc: range: %w", err)
+		}
+		if isTombstone(rec) {
+			continue
+		}
+		res.Count++
+		if o.Count || (limit > 0 && len(res.KVs) >= limit) {
+			continue
+		}
+		kv, err := decodeKV(sc.it.Key(), rec, &a)
+		if err != nil {
+			return nil, err
+		}
+		res.KVs = append(res.KVs, kv)
+	}
+	if sc.err != nil {
+		return nil, sc.err
+	}
+	if err := sc.it.Error(); err != nil {
+		return nil, fmt.Errorf("mvcc: range: %w", err)
+	}
+	return res, nil
+}
+
+// Range returns the keys of [key, end) at revision o.Rev (0: current), from
+// committed groups only. It may run on any goroutine, concurrently with the
+// apply loop and with physical compaction.
+func (s *Store) Range(ctx context.Context, key, end []byte, o RangeOptions) (*RangeResult, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, err
+	}
+	scr := getScratch()
+	defer putScratch(scr)
+	var ok bool
+	scr.lower, scr.upper, ok = appendBounds(scr.lower[:0], scr.upper[:0], key, end)
+	for {
+		// Order matters: the revision is loaded before the iterator is
+		// created so the iterator holds every version ≤ cur; the compact
+		// revision is loaded after, so no physical deletion beyond it can
+		// be visible to the iterator.
+		cur := s.rev.Load()
+		if o.Rev > cur {
+			return nil, ErrFutureRev
+		}
+		if !ok {
+			if o.Rev > 0 && o.Rev < s.compactRev.Load() {
+				return nil, ErrCompacted
+			}
+			return &RangeResult{Rev: cur}, nil
+		}
+		scr.opts.LowerBound, scr.opts.UpperBound = scr.lower, scr.upper
+		it, err := s.db.NewIter(&scr.opts)
+		if err != nil {
+			return nil, fmt.Errorf("mvcc: range: %w", err)
+		}
+		rev := o.Rev
+		if rev <= 0 {
+			rev = cur
+		}
+		if rev < s.compactRev.Load() {
+			it.Close()
+			if o.Rev <= 0 {
+				// A group that compacted past cur committed after cur
+				// was loaded; its revision is published by now.
+				continue
+			}
+			return nil, ErrCompacted
+		}
+		scr.sc.it = it
+		res, err := collect(ctx, &scr.sc, scr.lower, rev, o)
+		if cerr := it.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("mvcc: range: %w", cerr)
+		}
+		if err != nil {
+			return nil, err
+		}
+		res.Rev = cur
+		return res, nil
+	}
+}
+
+// Range reads [key, end) as this transaction sees it: committed groups, the
+// open group's earlier transactions and this transaction's own writes.
+func (t *TxnWrite) Range(key, end []byte, o RangeOptions) (*RangeResult, error) {
+	t.checkActive()
+	s := t.s
+	cur := t.Rev()
+	if o.Rev > cur {
+		return nil, ErrFutureRev
+	}
+	rev := o.Rev
+	if rev <= 0 {
+		rev = cur
+	}
+	if rev < s.g.compactRev {
+		return nil, ErrCompacted
+	}
+	scr := getScratch()
+	defer putScratch(scr)
+	var ok bool
+	scr.lower, scr.upper, ok = appendBounds(scr.lower[:0], scr.upper[:0], key, end)
+	if !ok {
+		return &RangeResult{Rev: cur}, nil
+	}
+	scr.opts.LowerBound, scr.opts.UpperBound = scr.lower, scr.upper
+	it, err := s.g.batch.NewIter(&scr.opts)
+	if err != nil {
+		return nil, fmt.Errorf("mvcc: txn range: %w", err)
+	}
+	scr.sc.it = it
+	res, err := collect(nil, &scr.sc, scr.lower, rev, o)
+	if cerr := it.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("mvcc: txn range: %w", cerr)
+	}
+	if err != nil {
+		return nil, err
+	}
+	res.Rev = cur
+	return res, nil
+}
+
+// liveKeys returns copies of the keys of [key, end) that are live in the
+// newest state of r.
+func liveKeys(r reader, key, end []byte) ([][]byte, error) {
+	scr := getScratch()
+	defer putScratch(scr)
+	var ok bool
+	scr.lower, scr.upper, ok = appendBounds(scr.lower[:0], scr.upper[:0], key, end)
+	if !ok {
+		return nil, nil
+	}
+	scr.opts.LowerBound, scr.opts.UpperBound = scr.lower, scr.upper
+	it, err := r.NewIter(&scr.opts)
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	sc := &scr.sc
+	sc.it, sc.rev = it, int64(^uint64(0)>>1)
+	var keys [][]byte
+	for valid := sc.settle(it.SeekGE(scr.lower)); valid; valid = sc.nextKey() {
+		rec, err := it.ValueAndErr()
+		if err != nil {
+			return nil, err
+		}
+		if isTombstone(rec) {
+			continue
+		}
+		k, err := indexUserKey(it.Key())
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, bytes.Clone(k))
+	}
+	if sc.err != nil {
+		return nil, sc.err
+	}
+	return keys, it.Error()
+}

@@ -1,0 +1,407 @@
+package mvcc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/cairn-kv/cairn/storage"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+func put(s *Store, key, val string) {
+	tw := s.Write()
+	tw.Put([]byte(key), []byte(val), 0)
+	tw.End()
+}
+
+func TestReopenKeepsState(t *testing.T) {
+	e := newEnv(t, nil)
+	put(e.s, "a", "1")
+	e.s.PutMeta("cluster", []byte("c1"))
+	e.commit(false)
+	put(e.s, "a", "2")
+	put(e.s, "b", "1")
+	if _, err := e.s.Compact(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.s.Commit(Meta{AppliedIndex: 42, AppliedTerm: 3}, true); err != nil {
+		t.Fatal(err)
+	}
+	// Uncommitted: lost on reopen.
+	put(e.s, "c", "1")
+	e.s.PutMeta("cluster", []byte("c2"))
+	e.reopen()
+	if got := e.s.Rev(); got != 4 {
+		t.Errorf("Rev() = %d, want 4", got)
+	}
+	if got := e.s.CompactRev(); got != 2 {
+		t.Errorf("CompactRev() = %d, want 2", got)
+	}
+	if got := e.s.Meta(); got != (Meta{AppliedIndex: 42, AppliedTerm: 3}) {
+		t.Errorf("Meta() = %+v", got)
+	}
+	if v, err := e.s.GetMeta("cluster"); err != nil || string(v) != "c1" {
+		t.Errorf("GetMeta = %q, %v", v, err)
+	}
+	if v, err := e.s.GetMeta("absent"); err != nil || v != nil {
+		t.Errorf("GetMeta(absent) = %q, %v", v, err)
+	}
+	kvs, err := e.rangeAll(0)
+	if err != nil || fmtKVs(kvs) != "\"a\"=\"2\" create=2 mod=3 ver=2 lease=0\n\"b\"=\"1\" create=4 mod=4 ver=1 lease=0\n" {
+		t.Errorf("range after reopen = %s, %v", fmtKVs(kvs), err)
+	}
+	// The next write continues the revision sequence.
+	put(e.s, "c", "1")
+	e.commit(false)
+	if got := e.s.Rev(); got != 5 {
+		t.Errorf("Rev() = %d, want 5", got)
+	}
+}
+
+func TestCommitWithoutGroupRecordsMeta(t *testing.T) {
+	e := newEnv(t, nil)
+	if err := e.s.Commit(Meta{AppliedIndex: 7, AppliedTerm: 2}, true); err != nil {
+		t.Fatal(err)
+	}
+	e.reopen()
+	if got := e.s.Meta(); got != (Meta{AppliedIndex: 7, AppliedTerm: 2}) || e.s.Rev() != 1 {
+		t.Fatalf("Meta() = %+v, Rev() = %d", got, e.s.Rev())
+	}
+}
+
+// TestCompactEdges follows etcd: a fresh store (compact revision -1
+// internally) accepts Compact(0) once; the check is against the apply
+// loop's revision, including uncommitted transactions.
+func TestCompactEdges(t *testing.T) {
+	e := newEnv(t, nil)
+	if err := e.compact(0); err != nil {
+		t.Fatalf("Compact(0) on a fresh store: %v", err)
+	}
+	if err := e.compact(0); !errors.Is(err, ErrCompacted) {
+		t.Fatalf("second Compact(0): %v", err)
+	}
+	if err := e.compact(2); !errors.Is(err, ErrFutureRev) {
+		t.Fatalf("Compact(2) at rev 1: %v", err)
+	}
+	put(e.s, "a", "1") // rev 2, not committed yet
+	done, err := e.s.Compact(2)
+	if err != nil {
+		t.Fatalf("Compact(2) after an uncommitted put: %v", err)
+	}
+	// Readers see the compaction only when its group commits.
+	if got := e.s.CompactRev(); got != 0 {
+		t.Fatalf("CompactRev() before commit = %d", got)
+	}
+	tw := e.s.Write()
+	if _, err := tw.Range([]byte("a"), nil, RangeOptions{Rev: 1}); !errors.Is(err, ErrCompacted) {
+		t.Fatalf("txn range below the group's compaction: %v", err)
+	}
+	tw.End()
+	e.commit(false)
+	<-done
+	if got := e.s.CompactRev(); got != 2 {
+		t.Fatalf("CompactRev() = %d", got)
+	}
+	if _, h, c, err := e.s.HashKV(0); err != nil || h != 2 || c != 2 {
+		t.Fatalf("HashKV(0) = rev %d compact %d, %v", h, c, err)
+	}
+	if _, _, _, err := e.s.HashKV(1); !errors.Is(err, ErrCompacted) {
+		t.Fatalf("HashKV(1): %v", err)
+	}
+	if _, _, _, err := e.s.HashKV(3); !errors.Is(err, ErrFutureRev) {
+		t.Fatalf("HashKV(3): %v", err)
+	}
+}
+
+// feed applies the same seeded random workload to e, compacting at the
+// same points, and returns the model.
+func feed(t *testing.T, e *env, seed uint64, groups int) *model {
+	rng := rand.New(rand.NewPCG(seed, 2))
+	m := newModel()
+	for range groups {
+		for range 1 + rng.IntN(3) {
+			ops := m.randomTxn(rng)
+			m.apply(ops)
+			runTxn(e.s, ops)
+		}
+		if rng.IntN(10) == 0 && m.rev() > m.compact {
+			m.compact += 1 + rng.Int64N(m.rev()-m.compact)
+			if _, err := e.s.Compact(m.compact); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.commit(false)
+	}
+	return m
+}
+
+func TestHashKV(t *testing.T) {
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	a, b := newEnv(t, nil), newEnv(t, nil)
+	m := feed(t, a, seed, 100)
+	feed(t, b, seed, 100)
+	a.s.waitCompaction(m.compact)
+	for rev := max(m.compact, 1); rev <= m.rev(); rev++ {
+		ha, ra, ca, err := a.s.HashKV(rev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hb, rb, cb, err := b.s.HashKV(rev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ha != hb || ra != rb || ca != cb || ra != rev || ca != m.compact {
+			t.Fatalf("HashKV(%d): %x/%d/%d vs %x/%d/%d", rev, ha, ra, ca, hb, rb, cb)
+		}
+	}
+	// Physical progress does not matter: a store that never dropped
+	// anything hashes like the compacted one.
+	c := newEnv(t, nil)
+	rng := rand.New(rand.NewPCG(seed, 2))
+	m2 := newModel()
+	for range 100 {
+		for range 1 + rng.IntN(3) {
+			ops := m2.randomTxn(rng)
+			m2.apply(ops)
+			runTxn(c.s, ops)
+		}
+		if rng.IntN(10) == 0 && m2.rev() > m2.compact {
+			m2.compact += 1 + rng.Int64N(m2.rev()-m2.compact) // model only
+		}
+		c.commit(false)
+	}
+	it, err := c.eng.DB().NewIter(&pebble.IterOptions{LowerBound: []byte{storage.PrefixKeyIndex}, UpperBound: keyIndexUpper})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc, err := hashIter(it, m.rev(), m.compact)
+	it.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ha, _, _, _ := a.s.HashKV(0); ha != hc {
+		t.Fatalf("hash of compacted store %x, of uncompacted one %x", ha, hc)
+	}
+	// Different data, different hash.
+	put(b.s, "zz", "1")
+	put(a.s, "zz", "2")
+	a.commit(false)
+	b.commit(false)
+	ha, _, _, _ := a.s.HashKV(0)
+	hb, _, _, _ := b.s.HashKV(0)
+	if ha == hb {
+		t.Fatalf("different values hash alike: %x", ha)
+	}
+}
+
+// TestCrashAtGroupBoundary crashes (dropping a random part of what was not
+// synced) at many points and checks the store comes back at exactly one
+// committed group, at or after the last synced one, with the data of that
+// group and its compaction resumed.
+func TestCrashAtGroupBoundary(t *testing.T) {
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 3))
+	fs := vfs.NewCrashableMem()
+	e := newEnv(t, fs)
+	m := newModel()
+	type boundary struct{ rev, compact int64 }
+	bounds := []boundary{{1, -1}} // by applied index
+	var synced uint64
+	for gi := 1; gi <= 120; gi++ {
+		for range 1 + rng.IntN(3) {
+			ops := m.randomTxn(rng)
+			for i := range ops {
+				// Large values fill WAL blocks, so unsynced groups reach
+				// the file and a crash can keep some of them.
+				if ops[i].kind == 'p' {
+					ops[i].val = append(ops[i].val, bytes.Repeat([]byte{'x'}, rng.IntN(4000))...)
+				}
+			}
+			m.apply(ops)
+			runTxn(e.s, ops)
+		}
+		if rng.IntN(8) == 0 && m.rev() > m.compact {
+			m.compact += 1 + rng.Int64N(m.rev()-m.compact)
+			if _, err := e.s.Compact(m.compact); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sync := rng.IntN(5) == 0
+		if err := e.s.Commit(Meta{AppliedIndex: uint64(gi), AppliedTerm: 1}, sync); err != nil {
+			t.Fatal(err)
+		}
+		if sync {
+			synced = uint64(gi)
+		}
+		bounds = append(bounds, boundary{m.rev(), m.compact})
+		if gi%15 != 0 {
+			continue
+		}
+		clone := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: rng.IntN(101), RNG: rand.New(rand.NewPCG(rng.Uint64(), 0))})
+		ce := newEnv(t, clone)
+		idx := ce.s.Meta().AppliedIndex
+		if idx < synced || idx > uint64(gi) {
+			t.Fatalf("after crash at group %d: applied index %d, synced %d", gi, idx, synced)
+		}
+		t.Logf("crash at group %d (synced %d): recovered group %d", gi, synced, idx)
+		b := bounds[idx]
+		if ce.s.Rev() != b.rev || ce.s.CompactRev() != max(b.compact, 0) {
+			t.Fatalf("after crash: group %d has rev %d compact %d, store rev %d compact %d",
+				idx, b.rev, b.compact, ce.s.Rev(), ce.s.CompactRev())
+		}
+		cm := &model{states: m.states[:b.rev+1], compact: b.compact}
+		verify(t, ce, cm, rng)
+		ce.s.waitCompaction(b.compact)
+		verify(t, ce, cm, rng)
+		ce.close()
+	}
+}
+
+// TestCompactionResumesAtOpen crashes after the group that scheduled a
+// compaction was synced but before any compaction batch (never synced) is
+// durable; Open must finish the compaction.
+func TestCompactionResumesAtOpen(t *testing.T) {
+	fs := vfs.NewCrashableMem()
+	e := newEnv(t, fs)
+	for i := range 50 {
+		tw := e.s.Write()
+		tw.Put([]byte(fmt.Sprintf("k%d", i%5)), []byte("v"), 0)
+		tw.End()
+	}
+	e.commit(true)
+	before, _ := e.physicalCounts()
+	// Stop the compactor first so the crash image cannot hold any of its
+	// batches, then schedule and commit with sync.
+	e.s.comp.close()
+	if _, err := e.s.Compact(40); err != nil {
+		t.Fatal(err)
+	}
+	e.commit(true)
+	clone := fs.CrashClone(vfs.CrashCloneCfg{})
+	// Before the store opens: scheduled but not finished.
+	eng, err := storage.Open("db", storage.Options{FS: clone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := &Store{db: eng.DB()}
+	sched, _ := raw.loadInt(scheduledCompactKey)
+	fin, _ := raw.loadInt(finishedCompactKey)
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if sched != 40 || fin != -1 {
+		t.Fatalf("crash image: scheduled %d finished %d, want 40 and -1", sched, fin)
+	}
+	ce := newEnv(t, clone)
+	ce.s.waitCompaction(40)
+	// Revisions 2..51 wrote k0..k4 in turn: 11 versions above 40 plus the
+	// newest at or below 40 of each of the 5 keys.
+	if idx, rl := ce.physicalCounts(); idx != 16 || rl != 16 || before != 50 {
+		t.Fatalf("after resumed compaction: %d index, %d log entries (%d before); want 16", idx, rl, before)
+	}
+	if got, err := ce.s.loadInt(finishedCompactKey); err != nil || got != 40 {
+		t.Fatalf("finished compact = %d, %v", got, err)
+	}
+}
+
+// TestConcurrentReaders reads at fixed and current revisions while the
+// apply loop writes and compacts; run with -race.
+func TestConcurrentReaders(t *testing.T) {
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 4))
+	// Precompute the workload so readers can share the model read-only.
+	m := newModel()
+	type group struct {
+		txns    [][]op
+		compact int64
+	}
+	var groups []group
+	for range 150 {
+		var g group
+		for range 1 + rng.IntN(3) {
+			ops := m.randomTxn(rng)
+			m.apply(ops)
+			g.txns = append(g.txns, ops)
+		}
+		if rng.IntN(6) == 0 && m.rev() > m.compact {
+			m.compact += 1 + rng.Int64N(m.rev()-m.compact)
+			g.compact = m.compact
+		}
+		groups = append(groups, g)
+	}
+	e := newEnv(t, nil)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	for r := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rr := rand.New(rand.NewPCG(seed, uint64(10+r)))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				cur := e.s.Rev()
+				rev := cur
+				if lo := e.s.CompactRev(); rr.IntN(2) == 0 && cur > lo {
+					rev = max(lo, 1) + rr.Int64N(cur-max(lo, 1)+1)
+				}
+				o := RangeOptions{Rev: rev}
+				if rr.IntN(3) == 0 {
+					o.Rev = 0
+				}
+				res, err := e.s.Range(context.Background(), []byte{0}, []byte{0}, o)
+				if errors.Is(err, ErrCompacted) && o.Rev != 0 {
+					continue // compacted meanwhile
+				}
+				if err != nil {
+					errc <- fmt.Errorf("range at %d: %w", o.Rev, err)
+					return
+				}
+				if o.Rev == 0 {
+					rev = res.Rev
+				}
+				if res.Rev < rev {
+					errc <- fmt.Errorf("result rev %d below read rev %d", res.Rev, rev)
+					return
+				}
+				if g, w := fmtKVs(res.KVs), fmtKVs(rangeOf(m.states[rev], []byte{0}, []byte{0})); g != w {
+					errc <- fmt.Errorf("range at %d:\n got %s\nwant %s", rev, g, w)
+					return
+				}
+			}
+		}()
+	}
+	for i, g := range groups {
+		for _, ops := range g.txns {
+			runTxn(e.s, ops)
+		}
+		if g.compact > 0 {
+			if _, err := e.s.Compact(g.compact); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := e.s.Commit(Meta{AppliedIndex: uint64(i + 1)}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.s.waitCompaction(m.compact)
+	close(stop)
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Error(err)
+	}
+}

@@ -1,0 +1,143 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"go.uber.org/zap"
+)
+
+// Defaults applied by Options.EnsureDefaults.
+const (
+	// DefaultCacheSize is the block cache for reads: 64 MiB.
+	DefaultCacheSize int64 = 64 << 20
+	// DefaultMemTableSize is the size of one memtable: 32 MiB.
+	DefaultMemTableSize int64 = 32 << 20
+	// DefaultMaxOpenFiles is the soft limit on open sstables: 1000.
+	DefaultMaxOpenFiles = 1000
+)
+
+// memTableStopWritesThreshold is how many memtables may be queued for flush
+// before Pebble stalls writes (Pebble's own default, set explicitly because
+// the memory bound depends on it).
+const memTableStopWritesThreshold = 2
+
+// Options configures an Engine. The zero value is valid: every field has a
+// default, applied by EnsureDefaults.
+type Options struct {
+	// FS is the filesystem the database lives on. Default vfs.Default (the
+	// OS); tests use vfs.NewCrashableMem() to simulate power loss.
+	FS vfs.FS
+	// CacheSize is the block cache size in bytes. Default DefaultCacheSize
+	// (64 MiB).
+	CacheSize int64
+	// MemTableSize is the size of one memtable in bytes. Default
+	// DefaultMemTableSize (32 MiB). Up to two memtables wait for flush and
+	// Pebble keeps one more for reuse, so memtables take at most
+	// 3*MemTableSize. The engine's memory is therefore bounded by about
+	// CacheSize + 3*MemTableSize (160 MiB with the defaults), whatever the
+	// number of keys.
+	MemTableSize int64
+	// MaxOpenFiles is a soft limit on open files. Default
+	// DefaultMaxOpenFiles (1000).
+	MaxOpenFiles int
+	// Logger receives Pebble's log lines. Default zap.NewNop().
+	Logger *zap.Logger
+}
+
+// EnsureDefaults fills zero fields with their defaults and returns o.
+func (o Options) EnsureDefaults() Options {
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	if o.CacheSize <= 0 {
+		o.CacheSize = DefaultCacheSize
+	}
+	if o.MemTableSize <= 0 {
+		o.MemTableSize = DefaultMemTableSize
+	}
+	if o.MaxOpenFiles <= 0 {
+		o.MaxOpenFiles = DefaultMaxOpenFiles
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	return o
+}
+
+// Validate reports options that cannot work.
+func (o Options) Validate() error {
+	// Pebble refuses memtables of 4 GiB or more.
+	if o.MemTableSize >= 4<<30 {
+		return fmt.Errorf("storage: MemTableSize %d must be below 4 GiB", o.MemTableSize)
+	}
+	return nil
+}
+
+// Engine is an open Pebble database. It is safe for concurrent use.
+type Engine struct {
+	db  *pebble.DB
+	dir string
+	fs  vfs.FS
+}
+
+// Open opens (creating if needed) the database in dir.
+func Open(dir string, o Options) (*Engine, error) {
+	o = o.EnsureDefaults()
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	// Pebble charges memtables against the block cache, so the cache is
+	// sized to hold CacheSize of blocks on top of the largest memtable
+	// reservation; otherwise full memtables would leave no room for blocks.
+	cache := pebble.NewCache(o.CacheSize + (memTableStopWritesThreshold+1)*o.MemTableSize)
+	// The DB takes its own reference on the cache; ours is dropped on return.
+	defer cache.Unref()
+	po := &pebble.Options{
+		FS:                          o.FS,
+		Cache:                       cache,
+		MemTableSize:                uint64(o.MemTableSize),
+		MemTableStopWritesThreshold: memTableStopWritesThreshold,
+		MaxOpenFiles:                o.MaxOpenFiles,
+		FormatMajorVersion:          pebble.FormatNewest,
+		Logger:                      zapLogger{o.Logger.Sugar()},
+	}
+	db, err := pebble.Open(dir, po)
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
+	}
+	return &Engine{db: db, dir: dir, fs: o.FS}, nil
+}
+
+// DB returns the underlying database. Callers must not close it.
+func (e *Engine) DB() *pebble.DB { return e.db }
+
+// Dir returns the directory the database lives in.
+func (e *Engine) Dir() string { return e.dir }
+
+// FS returns the filesystem the database lives on.
+func (e *Engine) FS() vfs.FS { return e.fs }
+
+// Size returns the bytes the database occupies on disk (sstables, WAL,
+// manifest, including files awaiting deletion).
+func (e *Engine) Size() int64 { return int64(e.db.Metrics().DiskSpaceUsage()) }
+
+// Close closes the database. Every iterator, snapshot and batch on it must
+// be closed first.
+func (e *Engine) Close() error {
+	if e.db == nil {
+		return errors.New("storage: engine already closed")
+	}
+	err := e.db.Close()
+	e.db = nil
+	return err
+}
+
+// zapLogger adapts zap to pebble.Logger.
+type zapLogger struct{ s *zap.SugaredLogger }
+
+func (l zapLogger) Infof(format string, args ...any)  { l.s.Infof(format, args...) }
+func (l zapLogger) Errorf(format string, args ...any) { l.s.Errorf(format, args...) }
+func (l zapLogger) Fatalf(format string, args ...any) { l.s.Fatalf(format, args...) }

@@ -1,0 +1,258 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"google.golang.org/grpc"
+
+	"github.com/cairn-kv/cairn/server"
+	"github.com/cairn-kv/cairn/server/v3rpc"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv))
+}
+
+// options are the parsed flags.
+type options struct {
+	name, dataDir                                   string
+	listenClientURLs, advertiseClientURLs           string
+	listenPeerURLs, initialAdvertisePeerURLs        string
+	initialCluster, initialClusterState, clusterTok string
+	snapshotCount                                   uint64
+	heartbeatMs, electionMs                         uint
+	maxRequestBytes, maxTxnOps                      uint
+	quotaBackendBytes                               int64
+	logLevel                                        string
+	version                                         bool
+}
+
+func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("cairn", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.name, "name", server.DefaultName, "Human-readable name for this member.")
+	fs.StringVar(&o.dataDir, "data-dir", "", "Path to the data directory (default \"${name}.cairn\").")
+	fs.StringVar(&o.listenClientURLs, "listen-client-urls", "http://localhost:2379", "List of URLs to listen on for client traffic.")
+	fs.StringVar(&o.advertiseClientURLs, "advertise-client-urls", "http://localhost:2379", "List of this member's client URLs to advertise to the public.")
+	fs.StringVar(&o.listenPeerURLs, "listen-peer-urls", "http://localhost:2380", "List of URLs to listen on for peer traffic.")
+	fs.StringVar(&o.initialAdvertisePeerURLs, "initial-advertise-peer-urls", "http://localhost:2380", "List of this member's peer URLs to advertise to the rest of the cluster.")
+	fs.StringVar(&o.initialCluster, "initial-cluster", "", "Initial cluster configuration for bootstrapping (default \"${name}=${initial-advertise-peer-urls}\").")
+	fs.StringVar(&o.initialClusterState, "initial-cluster-state", "new", "Initial cluster state ('new' or 'existing').")
+	fs.StringVar(&o.clusterTok, "initial-cluster-token", server.DefaultInitialClusterToken, "Initial cluster token for the cluster during bootstrap.")
+	fs.Uint64Var(&o.snapshotCount, "snapshot-count", server.DefaultSnapshotCount, "Number of committed transactions to trigger a snapshot to disk.")
+	fs.UintVar(&o.heartbeatMs, "heartbeat-interval", 100, "Time (in milliseconds) of a heartbeat interval.")
+	fs.UintVar(&o.electionMs, "election-timeout", 1000, "Time (in milliseconds) for an election to timeout.")
+	fs.UintVar(&o.maxRequestBytes, "max-request-bytes", server.DefaultMaxRequestBytes, "Maximum client request size in bytes the server will accept.")
+	fs.UintVar(&o.maxTxnOps, "max-txn-ops", server.DefaultMaxTxnOps, "Maximum number of operations permitted in a transaction.")
+	fs.Int64Var(&o.quotaBackendBytes, "quota-backend-bytes", 0, "Raise alarms when backend size exceeds the given quota (0 defaults to 2 GiB).")
+	fs.StringVar(&o.logLevel, "log-level", "info", "Configures log level. Only supports debug, info, warn, error, panic, or fatal.")
+	fs.BoolVar(&o.version, "version", false, "Print the version and exit.")
+	return fs
+}
+
+// parse reads flags from args, then fills every flag not given there from
+// ETCD_<NAME> in the environment.
+func parse(args []string, stderr io.Writer, getenv func(string) (string, bool)) (*options, error) {
+	o := &options{}
+	fs := newFlagSet(o, stderr)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		err := fmt.Errorf("'%s' is not a valid flag", fs.Arg(0))
+		fmt.Fprintln(stderr, err)
+		return nil, err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || envErr != nil {
+			return
+		}
+		key := "ETCD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := getenv(key); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("invalid value %q for %s: %v", v, key, err)
+			}
+		}
+	})
+	return o, envErr
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) (string, bool)) int {
+	o, err := parse(args, stderr, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		return 2
+	}
+	if o.version {
+		fmt.Fprintf(stdout, "cairn Version: %s\netcd API Version: %s\n", server.Version, server.EtcdAPIVersion)
+		return 0
+	}
+	lg, err := newLogger(o.logLevel, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "cairn: %v\n", err)
+		return 2
+	}
+	defer lg.Sync()
+	cfg, listen, err := o.config(lg)
+	if err != nil {
+		lg.Error("invalid configuration", zap.Error(err))
+		return 1
+	}
+	var lns []net.Listener
+	for _, u := range listen {
+		ln, err := net.Listen("tcp", u.Host)
+		if err != nil {
+			lg.Error("cannot listen for client traffic", zap.String("address", u.Host), zap.Error(err))
+			return 1
+		}
+		defer ln.Close()
+		lns = append(lns, ln)
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		lg.Error("cannot start member", zap.Error(err))
+		return 1
+	}
+	defer srv.Stop()
+	select {
+	case <-srv.ReadyNotify():
+	case <-srv.StopNotify():
+		lg.Error("member stopped before it became ready", zap.Error(srv.Err()))
+		return 1
+	case <-ctx.Done():
+		return 0
+	}
+	g := v3rpc.NewServer(srv)
+	serveErr := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func(ln net.Listener) { serveErr <- g.Serve(ln) }(ln)
+		lg.Info("ready to serve client requests", zap.String("address", ln.Addr().String()))
+	}
+	code := 0
+	select {
+	case <-ctx.Done():
+		lg.Info("received signal, shutting down")
+	case <-srv.StopNotify():
+		lg.Error("member stopped", zap.Error(srv.Err()))
+		code = 1
+	case err := <-serveErr:
+		lg.Error("serving clients failed", zap.Error(err))
+		code = 1
+	}
+	gracefulStop(g, 5*time.Second)
+	srv.Stop()
+	return code
+}
+
+func gracefulStop(g *grpc.Server, timeout time.Duration) {
+	done := make(chan struct{})
+	go func() { g.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		g.Stop()
+	}
+}
+
+func (o *options) config(lg *zap.Logger) (server.Config, []*url.URL, error) {
+	var cfg server.Config
+	if o.initialClusterState != "new" && o.initialClusterState != "existing" {
+		return cfg, nil, fmt.Errorf("unexpected initial-cluster-state %q (want \"new\" or \"existing\")", o.initialClusterState)
+	}
+	if o.heartbeatMs == 0 || o.electionMs < 5*o.heartbeatMs {
+		return cfg, nil, fmt.Errorf("--election-timeout[%vms] should be at least as 5 times as --heartbeat-interval[%vms]", o.electionMs, o.heartbeatMs)
+	}
+	if o.electionMs > 50000 {
+		return cfg, nil, fmt.Errorf("--election-timeout[%vms] is too long, and should be set less than 50000ms", o.electionMs)
+	}
+	listen, err := parseURLs(o.listenClientURLs)
+	if err != nil {
+		return cfg, nil, fmt.Errorf("--listen-client-urls: %w", err)
+	}
+	for _, u := range listen {
+		if u.Scheme != "http" {
+			return cfg, nil, fmt.Errorf("--listen-client-urls: scheme %q is not supported yet (use http)", u.Scheme)
+		}
+	}
+	peers, err := parseURLs(o.initialAdvertisePeerURLs)
+	if err != nil {
+		return cfg, nil, fmt.Errorf("--initial-advertise-peer-urls: %w", err)
+	}
+	if _, err := parseURLs(o.listenPeerURLs); err != nil {
+		return cfg, nil, fmt.Errorf("--listen-peer-urls: %w", err)
+	}
+	if _, err := parseURLs(o.advertiseClientURLs); err != nil {
+		return cfg, nil, fmt.Errorf("--advertise-client-urls: %w", err)
+	}
+	cfg = server.Config{
+		Name:                o.name,
+		DataDir:             o.dataDir,
+		ClientURLs:          strings.Split(o.advertiseClientURLs, ","),
+		PeerURLs:            urlStrings(peers),
+		InitialCluster:      o.initialCluster,
+		InitialClusterToken: o.clusterTok,
+		SnapshotCount:       o.snapshotCount,
+		HeartbeatInterval:   time.Duration(o.heartbeatMs) * time.Millisecond,
+		ElectionTimeout:     time.Duration(o.electionMs) * time.Millisecond,
+		MaxRequestBytes:     o.maxRequestBytes,
+		MaxTxnOps:           o.maxTxnOps,
+		QuotaBackendBytes:   o.quotaBackendBytes,
+		Logger:              lg,
+	}
+	return cfg, listen, nil
+}
+
+func parseURLs(s string) ([]*url.URL, error) {
+	var out []*url.URL
+	for _, raw := range strings.Split(s, ",") {
+		u, err := url.Parse(strings.TrimSpace(raw))
+		if err != nil {
+			return nil, err
+		}
+		if u.Scheme == "" || u.Host == "" {
+			return nil, fmt.Errorf("URL %q needs a scheme and host (e.g. http://127.0.0.1:2379)", raw)
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+func urlStrings(us []*url.URL) []string {
+	out := make([]string, len(us))
+	for i, u := range us {
+		out[i] = u.String()
+	}
+	return out
+}
+
+func newLogger(level string, w io.Writer) (*zap.Logger, error) {
+	var lvl zapcore.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn, error, panic or fatal", level)
+	}
+	enc := zap.NewProductionEncoderConfig()
+	enc.TimeKey = "ts"
+	enc.EncodeTime = zapcore.RFC3339NanoTimeEncoder
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(w), lvl)
+	return zap.New(core, zap.AddCaller()), nil
+}

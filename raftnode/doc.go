@@ -1,0 +1,26 @@
+// Package raftnode drives one go.etcd.io/raft/v3 RawNode from a single
+// goroutine and owns everything raft needs from the outside: the WAL, the
+// snapshot files and (later) the peer transport.
+//
+// The loop follows raft's Ready contract in order: save a received snapshot,
+// append the hard state and entries to the WAL (fsynced when raft.MustSync
+// says so) and to the in-memory raft log, send messages, hand committed
+// entries to the apply loop over Node.Apply, resolve ReadIndex requests, then
+// Advance. Nothing is handed to apply, and so nothing is acknowledged, before
+// the WAL holds it durably.
+//
+// Callers talk to the loop over channels: Propose, ReadIndex (concurrent
+// calls share one raft ReadIndex round), ApplyConfChange and RequestSnapshot.
+// Every call selects on its context and on the node stopping.
+//
+// Restart: the newest snapshot that the WAL also recorded is loaded, the WAL
+// is replayed from it, and raft re-delivers every committed entry after the
+// snapshot index. The state machine skips entries it already applied (it
+// stores its applied index in the same batch as its state), so the raft
+// snapshot index never has to equal the state machine's applied index; it
+// only must not exceed the state machine's durable applied index, which is
+// why RequestSnapshot is called only after the state machine synced.
+//
+// A failed WAL write stops the node: the error is reported on Done and every
+// pending call fails with ErrStopped.
+package raftnode

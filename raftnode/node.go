@@ -1,0 +1,612 @@
+package raftnode
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cairn-kv/cairn/snap"
+	"github.com/cairn-kv/cairn/wal"
+)
+
+var (
+	// ErrStopped is returned by every call once the node has stopped.
+	ErrStopped = errors.New("raftnode: stopped")
+	// ErrNoLeader is returned when a proposal is dropped because no leader
+	// is known.
+	ErrNoLeader = errors.New("raftnode: no leader")
+	// ErrLeaderChanged is returned to ReadIndex callers whose round was
+	// lost to a leadership change.
+	ErrLeaderChanged = errors.New("raftnode: leader changed")
+)
+
+// Config configures a Node. Zero values take the defaults noted.
+type Config struct {
+	// ID is this member's raft ID; never 0.
+	ID uint64
+	// Peers are the voters of a new cluster, used only when Dir holds no WAL.
+	Peers []uint64
+	// Dir is the member directory; the WAL lives in Dir/wal and snapshots
+	// in Dir/snap.
+	Dir string
+	// FS is the filesystem seam; default vfs.Default.
+	FS vfs.FS
+	// Metadata is stored in a new WAL and returned by Metadata afterwards
+	// (the member and cluster IDs).
+	Metadata []byte
+	// TickInterval is the heartbeat interval; default 100ms.
+	TickInterval time.Duration
+	// ElectionTicks is the election timeout in ticks; default 10.
+	ElectionTicks int
+	// SnapshotCount is how many applied entries trigger a raft snapshot and
+	// log compaction; default 10000.
+	SnapshotCount uint64
+	// SnapshotCatchUpEntries are kept in the raft log after a compaction so
+	// slow followers can catch up without a snapshot; default 5000.
+	SnapshotCatchUpEntries uint64
+	// MaxSnapshots bounds the snapshot files kept; default 5, 0 keeps all.
+	MaxSnapshots int
+	// Logger; default zap.NewNop().
+	Logger *zap.Logger
+}
+
+func (c *Config) ensureDefaults() {
+	if c.FS == nil {
+		c.FS = vfs.Default
+	}
+	if c.TickInterval == 0 {
+		c.TickInterval = 100 * time.Millisecond
+	}
+	if c.ElectionTicks == 0 {
+		c.ElectionTicks = 10
+	}
+	if c.SnapshotCount == 0 {
+		c.SnapshotCount = 10000
+	}
+	if c.SnapshotCatchUpEntries == 0 {
+		c.SnapshotCatchUpEntries = 5000
+	}
+	if c.MaxSnapshots == 0 {
+		c.MaxSnapshots = 5
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+}
+
+// Apply is one hand-off of committed work to the apply loop, in log order.
+type Apply struct {
+	Entries []*raftpb.Entry
+}
+
+// Status is a cheap snapshot of the node's raft state.
+type Status struct {
+	Term, Lead, Commit uint64
+	IsLeader           bool
+}
+
+type proposal struct {
+	data []byte
+	errc chan error
+}
+
+type confChange struct {
+	cc   raftpb.ConfChangeI
+	resp chan *raftpb.ConfState
+}
+
+type snapRequest struct {
+	index uint64
+	cs    *raftpb.ConfState
+}
+
+// Node is a running raft member. Create it with Start.
+type Node struct {
+	cfg  Config
+	lg   *zap.Logger
+	rn   *raft.RawNode
+	ms   *raft.MemoryStorage
+	wal  *wal.WAL
+	snap *snap.Snapshotter
+
+	metadata  []byte
+	confState *raftpb.ConfState // as of the raft snapshot, for restart
+	snapIndex uint64            // raft loop only
+
+	propc  chan proposal
+	readc  chan chan readResult
+	confc  chan confChange
+	snapc  chan snapRequest
+	applyc chan Apply
+	stopc  chan struct{}
+	donec  chan struct{}
+	err    error // set before donec closes
+
+	term, lead, commit atomic.Uint64
+
+	leaderMu      sync.Mutex
+	leaderChanged chan struct{} // closed and replaced on every soft-state change
+
+	// ReadIndex batching, raft loop only.
+	readPending  []chan readResult
+	readInflight map[uint64][]chan readResult
+	readSeq      uint64
+}
+
+type readResult struct {
+	index uint64
+	err   error
+}
+
+// Start opens (or, when Dir holds no WAL, creates) the member's raft state and
+// starts the loop.
+func Start(cfg Config) (*Node, error) {
+	cfg.ensureDefaults()
+	n := &Node{
+		cfg:           cfg,
+		lg:            cfg.Logger,
+		ms:            raft.NewMemoryStorage(),
+		snap:          snap.New(cfg.FS, filepath.Join(cfg.Dir, "snap")),
+		propc:         make(chan proposal, 1024),
+		readc:         make(chan chan readResult, 1024),
+		confc:         make(chan confChange),
+		snapc:         make(chan snapRequest, 1),
+		applyc:        make(chan Apply, 64),
+		stopc:         make(chan struct{}),
+		donec:         make(chan struct{}),
+		leaderChanged: make(chan struct{}),
+		readInflight:  map[uint64][]chan readResult{},
+	}
+	walDir := filepath.Join(cfg.Dir, "wal")
+	var err error
+	if !wal.Exist(cfg.FS, walDir) {
+		err = n.bootstrap(walDir)
+	} else {
+		err = n.restart(walDir)
+	}
+	if err != nil {
+		if n.wal != nil {
+			n.wal.Close()
+		}
+		return nil, err
+	}
+	rc := &raft.Config{
+		ID:                        cfg.ID,
+		ElectionTick:              cfg.ElectionTicks,
+		HeartbeatTick:             1,
+		Storage:                   n.ms,
+		MaxSizePerMsg:             1 << 20,
+		MaxCommittedSizePerReady:  16 << 20,
+		MaxInflightMsgs:           256,
+		MaxUncommittedEntriesSize: 1 << 30,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		Logger:                    zapRaftLogger{cfg.Logger.Sugar()},
+	}
+	n.rn, err = raft.NewRawNode(rc)
+	if err != nil {
+		n.wal.Close()
+		return nil, fmt.Errorf("raftnode: %w", err)
+	}
+	if cs := n.confState; len(cs.GetVoters()) == 1 && cs.GetVoters()[0] == cfg.ID {
+		// A lone voter need not wait an election timeout to lead.
+		if err := n.rn.Campaign(); err != nil {
+			n.wal.Close()
+			return nil, fmt.Errorf("raftnode: campaign: %w", err)
+		}
+	}
+	go n.run()
+	return n, nil
+}
+
+func (n *Node) bootstrap(walDir string) error {
+	if len(n.cfg.Peers) == 0 {
+		return errors.New("raftnode: a new member needs its initial peers")
+	}
+	w, err := wal.Create(n.cfg.FS, walDir, n.cfg.Metadata)
+	if err != nil {
+		return err
+	}
+	n.wal = w
+	// The initial configuration is a snapshot at index 1 instead of
+	// conf-change entries, so every founding member starts from the same
+	// state without applying anything.
+	n.confState = &raftpb.ConfState{Voters: n.cfg.Peers}
+	s := &raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{
+		Index: proto.Uint64(1), Term: proto.Uint64(1), ConfState: n.confState,
+	}}
+	if err := n.snap.SaveSnap(s); err != nil {
+		return err
+	}
+	if err := w.SaveSnapshot(wal.Snapshot{Index: 1, Term: 1}); err != nil {
+		return err
+	}
+	hs := &raftpb.HardState{Term: proto.Uint64(1), Commit: proto.Uint64(1)}
+	if err := w.Save(hs, nil); err != nil {
+		return err
+	}
+	if err := n.ms.ApplySnapshot(s); err != nil {
+		return err
+	}
+	n.snapIndex = 1
+	n.metadata = n.cfg.Metadata
+	return n.ms.SetHardState(hs)
+}
+
+func (n *Node) restart(walDir string) error {
+	markers, err := wal.ValidSnapshotEntries(n.cfg.FS, walDir)
+	if err != nil {
+		return err
+	}
+	s, err := n.snap.LoadNewestAvailable(markers)
+	if err != nil && !errors.Is(err, snap.ErrNoSnapshot) {
+		return err
+	}
+	var at wal.Snapshot
+	if s != nil {
+		at = wal.Snapshot{Index: s.GetMetadata().GetIndex(), Term: s.GetMetadata().GetTerm()}
+	}
+	w, err := wal.Open(n.cfg.FS, walDir, at)
+	if err != nil {
+		return err
+	}
+	n.wal = w
+	md, hs, ents, err := w.ReadAll()
+	if err != nil {
+		return err
+	}
+	n.metadata = md
+	if s != nil {
+		if err := n.ms.ApplySnapshot(s); err != nil {
+			return err
+		}
+		n.confState = s.GetMetadata().GetConfState()
+		n.snapIndex = at.Index
+	}
+	if n.confState == nil {
+		n.confState = &raftpb.ConfState{}
+	}
+	if hs != nil {
+		if err := n.ms.SetHardState(hs); err != nil {
+			return err
+		}
+	}
+	n.lg.Info("restarting raft member",
+		zap.Uint64("snapshot-index", at.Index), zap.Uint64("commit", hs.GetCommit()),
+		zap.Int("wal-entries", len(ents)))
+	return n.ms.Append(ents)
+}
+
+// Metadata returns what the WAL was created with.
+func (n *Node) Metadata() []byte { return n.metadata }
+
+// ConfState returns the configuration as of the newest raft snapshot; the
+// apply loop tracks later changes itself.
+func (n *Node) ConfState() *raftpb.ConfState { return n.confState }
+
+// SnapshotIndex returns the index of the raft snapshot loaded at start.
+func (n *Node) SnapshotIndex() uint64 { return n.snapIndex }
+
+// Apply returns the channel of committed work for the apply loop.
+func (n *Node) Apply() <-chan Apply { return n.applyc }
+
+// Done closes when the loop has stopped; Err then tells why.
+func (n *Node) Done() <-chan struct{} { return n.donec }
+
+// Err is the error that stopped the node, nil after a clean Stop.
+func (n *Node) Err() error {
+	select {
+	case <-n.donec:
+		return n.err
+	default:
+		return nil
+	}
+}
+
+// Status returns the node's current term, leader and commit index.
+func (n *Node) Status() Status {
+	lead := n.lead.Load()
+	return Status{Term: n.term.Load(), Lead: lead, Commit: n.commit.Load(), IsLeader: lead == n.cfg.ID}
+}
+
+// LeaderChanged returns a channel that closes at the next leadership change.
+func (n *Node) LeaderChanged() <-chan struct{} {
+	n.leaderMu.Lock()
+	defer n.leaderMu.Unlock()
+	return n.leaderChanged
+}
+
+// Propose hands data to raft. A nil error means raft accepted the proposal,
+// not that it committed; the caller learns that from the apply loop.
+func (n *Node) Propose(ctx context.Context, data []byte) error {
+	p := proposal{data: data, errc: make(chan error, 1)}
+	select {
+	case n.propc <- p:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.donec:
+		return ErrStopped
+	}
+	select {
+	case err := <-p.errc:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.donec:
+		return ErrStopped
+	}
+}
+
+// ReadIndex returns a commit index that is at least the leader's commit
+// index at some point after the call began: once the state machine has
+// applied it, a local read is linearizable. Concurrent calls share a round.
+func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
+	c := make(chan readResult, 1)
+	select {
+	case n.readc <- c:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-n.donec:
+		return 0, ErrStopped
+	}
+	select {
+	case r := <-c:
+		return r.index, r.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-n.donec:
+		return 0, ErrStopped
+	}
+}
+
+// ApplyConfChange applies a committed configuration change to raft and
+// returns the new configuration. Only the apply loop calls it.
+func (n *Node) ApplyConfChange(ctx context.Context, cc raftpb.ConfChangeI) (*raftpb.ConfState, error) {
+	req := confChange{cc: cc, resp: make(chan *raftpb.ConfState, 1)}
+	select {
+	case n.confc <- req:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-n.donec:
+		return nil, ErrStopped
+	}
+	select {
+	case cs := <-req.resp:
+		return cs, nil
+	case <-n.donec:
+		return nil, ErrStopped
+	}
+}
+
+// RequestSnapshot tells the loop that the state machine has durably applied
+// everything up to index under configuration cs. When SnapshotCount entries
+// have been applied since the last raft snapshot, the loop writes a new one,
+// compacts the in-memory log and releases WAL segments. It never blocks; a
+// request arriving while another is queued is dropped (the next one will do).
+func (n *Node) RequestSnapshot(index uint64, cs *raftpb.ConfState) {
+	select {
+	case n.snapc <- snapRequest{index: index, cs: cs}:
+	default:
+	}
+}
+
+// ShouldSnapshot reports whether a snapshot at applied index would be taken;
+// the apply loop uses it to sync the state machine only when needed.
+func (n *Node) ShouldSnapshot(applied, lastSnap uint64) bool {
+	return applied >= lastSnap+n.cfg.SnapshotCount
+}
+
+// Stop stops the loop and closes the WAL.
+func (n *Node) Stop() {
+	select {
+	case <-n.stopc:
+	default:
+		close(n.stopc)
+	}
+	<-n.donec
+}
+
+func (n *Node) run() {
+	var err error
+	defer func() {
+		if cerr := n.wal.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+		n.err = err
+		n.failReads(ErrStopped)
+		close(n.donec)
+		if err != nil {
+			n.lg.Error("raft loop stopped", zap.Error(err))
+		}
+	}()
+	ticker := time.NewTicker(n.cfg.TickInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ticker.C:
+			n.rn.Tick()
+		case p := <-n.propc:
+			n.propose(p)
+			for drained := 0; drained < 1024; drained++ {
+				select {
+				case p := <-n.propc:
+					n.propose(p)
+					continue
+				default:
+				}
+				break
+			}
+		case c := <-n.readc:
+			n.readPending = append(n.readPending, c)
+		case cc := <-n.confc:
+			cc.resp <- n.rn.ApplyConfChange(cc.cc)
+		case r := <-n.snapc:
+			if err = n.snapshot(r); err != nil {
+				return
+			}
+		case <-n.stopc:
+			return
+		}
+		if len(n.readPending) > 0 && n.lead.Load() != raft.None {
+			n.readSeq++
+			n.readInflight[n.readSeq] = n.readPending
+			n.readPending = nil
+			var ctx [8]byte
+			binary.BigEndian.PutUint64(ctx[:], n.readSeq)
+			n.rn.ReadIndex(ctx[:])
+		}
+		for n.rn.HasReady() {
+			if err = n.handleReady(); err != nil {
+				return
+			}
+		}
+	}
+}
+
+func (n *Node) propose(p proposal) {
+	err := n.rn.Propose(p.data)
+	if errors.Is(err, raft.ErrProposalDropped) {
+		err = ErrNoLeader
+	}
+	p.errc <- err
+}
+
+func (n *Node) handleReady() error {
+	rd := n.rn.Ready()
+	if ss := rd.SoftState; ss != nil {
+		if old := n.lead.Swap(ss.Lead); old != ss.Lead {
+			n.failReads(ErrLeaderChanged)
+			n.lg.Info("raft leader changed", zap.Uint64("leader", ss.Lead), zap.Uint64("term", n.rn.BasicStatus().GetTerm()))
+		}
+		n.leaderMu.Lock()
+		close(n.leaderChanged)
+		n.leaderChanged = make(chan struct{})
+		n.leaderMu.Unlock()
+	}
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		// Receiving snapshots arrives with clustering; a single member
+		// never gets one.
+		return errors.New("raftnode: applying a snapshot from the leader is not supported yet")
+	}
+	hs := rd.HardState
+	if hs != nil && raft.IsEmptyHardState(hs) {
+		hs = nil
+	}
+	if err := n.wal.Save(hs, rd.Entries); err != nil {
+		return fmt.Errorf("raftnode: WAL save: %w", err)
+	}
+	if hs != nil {
+		if err := n.ms.SetHardState(hs); err != nil {
+			return err
+		}
+		n.term.Store(hs.GetTerm())
+		n.commit.Store(hs.GetCommit())
+	}
+	if err := n.ms.Append(rd.Entries); err != nil {
+		return err
+	}
+	// Messages go to peers once the transport exists; a lone member has
+	// none to send.
+	if len(rd.CommittedEntries) > 0 {
+		if err := n.deliver(Apply{Entries: rd.CommittedEntries}); err != nil {
+			return err
+		}
+	}
+	for _, rs := range rd.ReadStates {
+		if len(rs.RequestCtx) != 8 {
+			continue
+		}
+		seq := binary.BigEndian.Uint64(rs.RequestCtx)
+		for _, c := range n.readInflight[seq] {
+			c <- readResult{index: rs.Index}
+		}
+		delete(n.readInflight, seq)
+	}
+	n.rn.Advance(rd)
+	return nil
+}
+
+// deliver hands committed entries to the apply loop. While it waits, it keeps
+// serving the calls the apply loop itself may be blocked on.
+func (n *Node) deliver(a Apply) error {
+	for {
+		select {
+		case n.applyc <- a:
+			return nil
+		case cc := <-n.confc:
+			cc.resp <- n.rn.ApplyConfChange(cc.cc)
+		case r := <-n.snapc:
+			if err := n.snapshot(r); err != nil {
+				return err
+			}
+		case <-n.stopc:
+			return ErrStopped
+		}
+	}
+}
+
+func (n *Node) snapshot(r snapRequest) error {
+	if !n.ShouldSnapshot(r.index, n.snapIndex) {
+		return nil
+	}
+	term, err := n.ms.Term(r.index)
+	if err != nil {
+		return fmt.Errorf("raftnode: snapshot term at %d: %w", r.index, err)
+	}
+	s, err := n.ms.CreateSnapshot(r.index, r.cs, nil)
+	if err != nil {
+		return fmt.Errorf("raftnode: create snapshot at %d: %w", r.index, err)
+	}
+	if err := n.snap.SaveSnap(s); err != nil {
+		return err
+	}
+	if err := n.wal.SaveSnapshot(wal.Snapshot{Index: r.index, Term: term}); err != nil {
+		return err
+	}
+	n.snapIndex = r.index
+	if r.index > n.cfg.SnapshotCatchUpEntries {
+		if err := n.ms.Compact(r.index - n.cfg.SnapshotCatchUpEntries); err != nil && !errors.Is(err, raft.ErrCompacted) {
+			return err
+		}
+	}
+	if err := n.wal.ReleaseTo(r.index); err != nil {
+		return err
+	}
+	if err := n.snap.Purge(n.cfg.MaxSnapshots); err != nil {
+		n.lg.Warn("purging old snapshots failed", zap.Error(err))
+	}
+	n.lg.Info("saved raft snapshot", zap.Uint64("index", r.index), zap.Uint64("term", term))
+	return nil
+}
+
+func (n *Node) failReads(err error) {
+	for seq, cs := range n.readInflight {
+		for _, c := range cs {
+			c <- readResult{err: err}
+		}
+		delete(n.readInflight, seq)
+	}
+	if err == ErrStopped {
+		for _, c := range n.readPending {
+			c <- readResult{err: err}
+		}
+		n.readPending = nil
+	}
+}
+
+// zapRaftLogger adapts zap to raft.Logger.
+type zapRaftLogger struct{ *zap.SugaredLogger }
+
+func (l zapRaftLogger) Warning(v ...interface{})                 { l.Warn(v...) }
+func (l zapRaftLogger) Warningf(format string, v ...interface{}) { l.Warnf(format, v...) }

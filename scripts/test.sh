@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it. Builds the reference etcd v3.7 server
+# and etcdctl from the module proxy (through tools/go.mod) on first use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+go vet ./...
+go test -count=1 -timeout 25m ./...
+# The packages with concurrency on the data path, again under the race detector.
+go test -race -count=1 -timeout 25m ./raftnode/... ./server/... ./wal/... ./mvcc/...

@@ -1,0 +1,112 @@
+package server
+
+import (
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"go.uber.org/zap"
+)
+
+// Config is everything one member needs to start. cmd/cairn fills it from
+// etcd-compatible flags; tests fill it directly. Zero values take the
+// defaults noted, which are etcd's.
+type Config struct {
+	// Name is the human-readable member name; default "default".
+	Name string
+	// DataDir holds the member's WAL, snapshots and engine; default
+	// "${Name}.cairn".
+	DataDir string
+	// ClientURLs are advertised to clients in MemberList;
+	// default http://localhost:2379.
+	ClientURLs []string
+	// PeerURLs are this member's advertised peer URLs;
+	// default http://localhost:2380.
+	PeerURLs []string
+	// InitialCluster is etcd's "name=url,…"; default "${Name}=${PeerURLs[0]}".
+	InitialCluster string
+	// InitialClusterToken seeds member and cluster IDs; default "etcd-cluster".
+	InitialClusterToken string
+	// SnapshotCount is the number of applied entries between raft
+	// snapshots; default 10000.
+	SnapshotCount uint64
+	// HeartbeatInterval is raft's tick; default 100ms.
+	HeartbeatInterval time.Duration
+	// ElectionTimeout; default 1000ms. Must be a multiple of the heartbeat
+	// interval (validated in cmd/cairn).
+	ElectionTimeout time.Duration
+	// MaxRequestBytes bounds one request; default 1.5 MiB.
+	MaxRequestBytes uint
+	// MaxTxnOps bounds operations per txn; default 128.
+	MaxTxnOps uint
+	// QuotaBackendBytes is the storage quota; 0 means the default 2 GiB,
+	// negative disables it.
+	QuotaBackendBytes int64
+	// FS is the filesystem seam for WAL, snapshots and engine; default
+	// vfs.Default.
+	FS vfs.FS
+	// Logger; default zap.NewNop().
+	Logger *zap.Logger
+}
+
+// Defaults used when Config fields are zero.
+const (
+	DefaultName                = "default"
+	DefaultSnapshotCount       = 10000
+	DefaultHeartbeatInterval   = 100 * time.Millisecond
+	DefaultElectionTimeout     = 1000 * time.Millisecond
+	DefaultMaxRequestBytes     = 1536 * 1024
+	DefaultMaxTxnOps           = 128
+	DefaultQuotaBackendBytes   = 2 << 30
+	DefaultInitialClusterToken = "etcd-cluster"
+)
+
+func (c *Config) ensureDefaults() {
+	if c.Name == "" {
+		c.Name = DefaultName
+	}
+	if c.DataDir == "" {
+		c.DataDir = c.Name + ".cairn"
+	}
+	if len(c.ClientURLs) == 0 {
+		c.ClientURLs = []string{"http://localhost:2379"}
+	}
+	if len(c.PeerURLs) == 0 {
+		c.PeerURLs = []string{"http://localhost:2380"}
+	}
+	if c.InitialCluster == "" {
+		c.InitialCluster = c.Name + "=" + c.PeerURLs[0]
+	}
+	if c.InitialClusterToken == "" {
+		c.InitialClusterToken = DefaultInitialClusterToken
+	}
+	if c.SnapshotCount == 0 {
+		c.SnapshotCount = DefaultSnapshotCount
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.ElectionTimeout == 0 {
+		c.ElectionTimeout = DefaultElectionTimeout
+	}
+	if c.MaxRequestBytes == 0 {
+		c.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.MaxTxnOps == 0 {
+		c.MaxTxnOps = DefaultMaxTxnOps
+	}
+	if c.QuotaBackendBytes == 0 {
+		c.QuotaBackendBytes = DefaultQuotaBackendBytes
+	}
+	if c.FS == nil {
+		c.FS = vfs.Default
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+}
+
+// requestTimeout is how long a proposal may take before the client gets
+// "request timed out": etcd's 5s plus two election timeouts.
+func (c *Config) requestTimeout() time.Duration {
+	return 5*time.Second + 2*c.ElectionTimeout
+}

@@ -1,0 +1,412 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cairn-kv/cairn/membership"
+	"github.com/cairn-kv/cairn/mvcc"
+	"github.com/cairn-kv/cairn/raftnode"
+	"github.com/cairn-kv/cairn/storage"
+)
+
+// EtcdAPIVersion is the etcd version Cairn reports in Status and /version
+// so that clients' version checks pass.
+const EtcdAPIVersion = "3.7.0"
+
+// Version is Cairn's own version.
+const Version = "0.1.0"
+
+// Server is one running member.
+type Server struct {
+	cfg     Config
+	lg      *zap.Logger
+	eng     *storage.Engine
+	kv      *mvcc.Store
+	node    *raftnode.Node
+	id      uint64
+	cluster uint64
+	members []membership.Member
+
+	reqID   atomic.Uint64
+	w       waiters
+	applied appliedWait
+	// appliedIndex mirrors the apply loop's position for Status.
+	appliedIndex atomic.Uint64
+
+	readyc   chan struct{}
+	stopc    chan struct{}
+	donec    chan struct{}
+	stopOnce sync.Once
+	errMu    sync.Mutex
+	err      error
+}
+
+// walMetadata is what a member's WAL remembers about who it is.
+type walMetadata struct {
+	MemberID  uint64 `json:"member_id"`
+	ClusterID uint64 `json:"cluster_id"`
+	Name      string `json:"name"`
+}
+
+// New opens or creates the member in cfg.DataDir and starts it. The member
+// serves once ReadyNotify closes.
+func New(cfg Config) (*Server, error) {
+	cfg.ensureDefaults()
+	s := &Server{
+		cfg:    cfg,
+		lg:     cfg.Logger,
+		readyc: make(chan struct{}),
+		stopc:  make(chan struct{}),
+		donec:  make(chan struct{}),
+	}
+	members, err := membership.ParseInitialCluster(cfg.InitialCluster, cfg.InitialClusterToken)
+	if err != nil {
+		return nil, err
+	}
+	var self *membership.Member
+	for i := range members {
+		if members[i].Name == cfg.Name {
+			self = &members[i]
+		}
+	}
+	if self == nil {
+		return nil, fmt.Errorf("couldn't find local name %q in the initial cluster configuration %q", cfg.Name, cfg.InitialCluster)
+	}
+	if len(members) > 1 {
+		return nil, errors.New("multi-member clusters are not supported yet: start a single member")
+	}
+	self.ClientURLs = cfg.ClientURLs
+	memberDir := filepath.Join(cfg.DataDir, "member")
+	if err := cfg.FS.MkdirAll(memberDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data dir %s: %w", memberDir, err)
+	}
+	md, err := json.Marshal(walMetadata{MemberID: self.ID, ClusterID: membership.ClusterID(members), Name: cfg.Name})
+	if err != nil {
+		return nil, err
+	}
+	s.eng, err = storage.Open(filepath.Join(memberDir, "db"), storage.Options{FS: cfg.FS})
+	if err != nil {
+		return nil, err
+	}
+	s.kv, err = mvcc.Open(s.eng, cfg.Logger)
+	if err != nil {
+		s.eng.Close()
+		return nil, err
+	}
+	peers := make([]uint64, len(members))
+	for i, m := range members {
+		peers[i] = m.ID
+	}
+	s.node, err = raftnode.Start(raftnode.Config{
+		ID:            self.ID,
+		Peers:         peers,
+		Dir:           memberDir,
+		FS:            cfg.FS,
+		Metadata:      md,
+		TickInterval:  cfg.HeartbeatInterval,
+		ElectionTicks: int(cfg.ElectionTimeout / cfg.HeartbeatInterval),
+		SnapshotCount: cfg.SnapshotCount,
+		Logger:        cfg.Logger,
+	})
+	if err != nil {
+		s.closeStorage()
+		return nil, err
+	}
+	var meta walMetadata
+	if err := json.Unmarshal(s.node.Metadata(), &meta); err != nil {
+		s.node.Stop()
+		s.closeStorage()
+		return nil, fmt.Errorf("member WAL metadata in %s is unreadable: %w", memberDir, err)
+	}
+	if meta.MemberID != self.ID {
+		s.lg.Warn("member ID in the data dir differs from the configured one; keeping the data dir's",
+			zap.String("data-dir-member-id", fmt.Sprintf("%x", meta.MemberID)))
+		self.ID = meta.MemberID
+	}
+	s.id, s.cluster = meta.MemberID, meta.ClusterID
+	s.members = []membership.Member{*self}
+	s.reqID.Store(s.id<<48 | (uint64(time.Now().UnixMilli())&(1<<40-1))<<8)
+
+	applied := s.kv.Meta().AppliedIndex
+	snapIndex := s.node.SnapshotIndex()
+	if applied < snapIndex && snapIndex > 1 {
+		s.node.Stop()
+		s.closeStorage()
+		return nil, fmt.Errorf("data dir %s is inconsistent: engine applied index %d is behind raft snapshot %d; restore the member from a snapshot", cfg.DataDir, applied, snapIndex)
+	}
+	applied = max(applied, snapIndex)
+	s.applied.advance(applied)
+	s.appliedIndex.Store(applied)
+	s.lg.Info("member started",
+		zap.String("name", cfg.Name), zap.String("data-dir", cfg.DataDir),
+		zap.String("member-id", fmt.Sprintf("%x", s.id)), zap.String("cluster-id", fmt.Sprintf("%x", s.cluster)),
+		zap.Uint64("applied-index", applied), zap.Int64("revision", s.kv.Rev()))
+	go s.applyLoop(applied, snapIndex, s.node.ConfState())
+	go s.waitReady()
+	return s, nil
+}
+
+func (s *Server) closeStorage() {
+	s.kv.Close()
+	s.eng.Close()
+}
+
+// waitReady closes readyc once a leader exists and everything committed
+// before start-up has been applied, so the first reads are not stale.
+func (s *Server) waitReady() {
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.requestTimeout())
+		err := s.LinearizableBarrier(ctx)
+		cancel()
+		if err == nil {
+			close(s.readyc)
+			return
+		}
+		select {
+		case <-s.stopc:
+			return
+		default:
+		}
+	}
+}
+
+// ReadyNotify closes when the member can serve requests.
+func (s *Server) ReadyNotify() <-chan struct{} { return s.readyc }
+
+// StopNotify closes when the member has stopped, by Stop or by a fatal error.
+func (s *Server) StopNotify() <-chan struct{} { return s.donec }
+
+// Err returns the fatal error that stopped the member, if any.
+func (s *Server) Err() error {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return s.err
+}
+
+// Stop stops the member: in-flight requests fail with ErrStopped, the raft
+// loop and apply loop end, the WAL and engine close.
+func (s *Server) Stop() {
+	s.stopOnce.Do(func() { close(s.stopc) })
+	<-s.donec
+}
+
+// ID returns this member's ID.
+func (s *Server) ID() uint64 { return s.id }
+
+// ClusterID returns the cluster's ID.
+func (s *Server) ClusterID() uint64 { return s.cluster }
+
+// Term returns the current raft term.
+func (s *Server) Term() uint64 { return s.node.Status().Term }
+
+// Rev returns the current (committed) revision.
+func (s *Server) Rev() int64 { return s.kv.Rev() }
+
+// Members returns the member list.
+func (s *Server) Members() []membership.Member { return s.members }
+
+// MaxTxnOps returns the configured limit of operations per txn.
+func (s *Server) MaxTxnOps() int { return int(s.cfg.MaxTxnOps) }
+
+// MaxRequestBytes returns the configured request size limit.
+func (s *Server) MaxRequestBytes() int { return int(s.cfg.MaxRequestBytes) }
+
+// Status reports the member's state as Maintenance.Status does.
+func (s *Server) Status() *pb.StatusResponse {
+	st := s.node.Status()
+	size := s.eng.Size()
+	return &pb.StatusResponse{
+		Header:           &pb.ResponseHeader{},
+		Version:          EtcdAPIVersion,
+		DbSize:           size,
+		DbSizeInUse:      size,
+		Leader:           st.Lead,
+		RaftIndex:        st.Commit,
+		RaftTerm:         st.Term,
+		RaftAppliedIndex: s.appliedIndex.Load(),
+		DbSizeQuota:      max(s.cfg.QuotaBackendBytes, 0),
+		StorageVersion:   "3.6.0",
+	}
+}
+
+func (s *Server) nextID() uint64 { return s.reqID.Add(1) }
+
+// propose sends r through raft and waits for its apply result.
+func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (result, error) {
+	r.ID = s.nextID()
+	data, err := proto.Marshal(r)
+	if err != nil {
+		return result{}, err
+	}
+	if len(data) > int(s.cfg.MaxRequestBytes) {
+		return result{}, ErrRequestTooLarge
+	}
+	if s.cfg.QuotaBackendBytes > 0 && needsQuota(r) && s.eng.Size() > s.cfg.QuotaBackendBytes {
+		return result{}, ErrNoSpace
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.requestTimeout())
+	defer cancel()
+	c := s.w.register(r.ID)
+	if err := s.node.Propose(ctx, data); err != nil {
+		s.w.cancel(r.ID)
+		return result{}, s.mapWaitErr(ctx, err)
+	}
+	select {
+	case res := <-c:
+		return res, res.err
+	case <-ctx.Done():
+		s.w.cancel(r.ID)
+		return result{}, s.mapWaitErr(ctx, ctx.Err())
+	case <-s.donec:
+		return result{}, ErrStopped
+	}
+}
+
+// mapWaitErr turns raft and context errors into what etcd clients expect.
+func (s *Server) mapWaitErr(ctx context.Context, err error) error {
+	switch {
+	case errors.Is(err, raftnode.ErrStopped):
+		return ErrStopped
+	case errors.Is(err, raftnode.ErrNoLeader):
+		return ErrNoLeader
+	case errors.Is(err, raftnode.ErrLeaderChanged):
+		return ErrLeaderChanged
+	case errors.Is(err, context.Canceled):
+		return ErrCanceled
+	case errors.Is(err, context.DeadlineExceeded):
+		return ErrTimeout
+	}
+	return err
+}
+
+// LinearizableBarrier returns once this member has applied everything
+// committed when it was called.
+func (s *Server) LinearizableBarrier(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.requestTimeout())
+	defer cancel()
+	idx, err := s.node.ReadIndex(ctx)
+	if err != nil {
+		return s.mapWaitErr(ctx, err)
+	}
+	select {
+	case <-s.applied.wait(idx):
+		return nil
+	case <-ctx.Done():
+		return s.mapWaitErr(ctx, ctx.Err())
+	case <-s.donec:
+		return ErrStopped
+	}
+}
+
+func needsQuota(r *pb.InternalRaftRequest) bool {
+	switch {
+	case r.Put != nil:
+		return true
+	case r.Txn != nil:
+		return txnHasPut(r.Txn)
+	}
+	return false
+}
+
+func txnHasPut(t *pb.TxnRequest) bool {
+	for _, ops := range [][]*pb.RequestOp{t.Success, t.Failure} {
+		for _, op := range ops {
+			if op.GetRequestPut() != nil {
+				return true
+			}
+			if nt := op.GetRequestTxn(); nt != nil && txnHasPut(nt) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// applyLoop applies committed entries in order. It is the only writer of
+// the MVCC store.
+func (s *Server) applyLoop(applied, lastSnap uint64, cs *raftpb.ConfState) {
+	var fatal error
+	defer func() {
+		s.node.Stop()
+		if fatal == nil {
+			fatal = s.node.Err()
+		}
+		if err := s.kv.Close(); fatal == nil && err != nil {
+			fatal = err
+		}
+		if err := s.eng.Close(); fatal == nil && err != nil {
+			fatal = err
+		}
+		s.errMu.Lock()
+		s.err = fatal
+		s.errMu.Unlock()
+		if fatal != nil {
+			s.lg.Error("member stopped on a fatal error", zap.Error(fatal))
+		}
+		s.stopOnce.Do(func() { close(s.stopc) })
+		close(s.donec)
+	}()
+	var appliedTerm uint64
+	for {
+		var a raftnode.Apply
+		select {
+		case a = <-s.node.Apply():
+		case <-s.node.Done():
+			return
+		case <-s.stopc:
+			return
+		}
+		var done []pendingResult
+		for _, e := range a.Entries {
+			if e.GetIndex() <= applied {
+				continue
+			}
+			switch e.GetType() {
+			case raftpb.EntryNormal:
+				if len(e.GetData()) > 0 {
+					var r pb.InternalRaftRequest
+					if err := proto.Unmarshal(e.GetData(), &r); err != nil {
+						fatal = fmt.Errorf("apply: entry %d does not decode: %w", e.GetIndex(), err)
+						return
+					}
+					done = append(done, pendingResult{id: r.ID, res: s.applyRequest(&r)})
+				}
+			case raftpb.EntryConfChange, raftpb.EntryConfChangeV2:
+				fatal = fmt.Errorf("apply: configuration change at entry %d: membership changes are not supported yet", e.GetIndex())
+				return
+			}
+			applied, appliedTerm = e.GetIndex(), e.GetTerm()
+		}
+		snapshot := s.node.ShouldSnapshot(applied, lastSnap)
+		if err := s.kv.Commit(mvcc.Meta{AppliedIndex: applied, AppliedTerm: appliedTerm}, snapshot); err != nil {
+			fatal = fmt.Errorf("apply: commit at index %d: %w", applied, err)
+			return
+		}
+		for _, d := range done {
+			s.w.trigger(d.id, d.res)
+		}
+		s.appliedIndex.Store(applied)
+		s.applied.advance(applied)
+		if snapshot {
+			s.node.RequestSnapshot(applied, cs)
+			lastSnap = applied
+		}
+	}
+}
+
+type pendingResult struct {
+	id  uint64
+	res result
+}

@@ -1,0 +1,51 @@
+package v3rpc
+
+import (
+	"context"
+	"errors"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/cairn-kv/cairn/mvcc"
+	"github.com/cairn-kv/cairn/server"
+)
+
+// errorTable maps internal sentinels to etcd's gRPC errors. Order matters
+// only if one error wraps several sentinels; the first match wins.
+var errorTable = []struct {
+	err  error
+	grpc error
+}{
+	{mvcc.ErrCompacted, rpctypes.ErrGRPCCompacted},
+	{mvcc.ErrFutureRev, rpctypes.ErrGRPCFutureRev},
+	{server.ErrKeyNotFound, rpctypes.ErrGRPCKeyNotFound},
+	{server.ErrLeaseNotFound, rpctypes.ErrGRPCLeaseNotFound},
+	{server.ErrRequestTooLarge, rpctypes.ErrGRPCRequestTooLarge},
+	{server.ErrNoSpace, rpctypes.ErrGRPCNoSpace},
+	{server.ErrStopped, rpctypes.ErrGRPCStopped},
+	{server.ErrTimeout, rpctypes.ErrGRPCTimeout},
+	{server.ErrCanceled, rpctypes.ErrGRPCCanceled},
+	{server.ErrNoLeader, rpctypes.ErrGRPCNoLeader},
+	{server.ErrLeaderChanged, rpctypes.ErrGRPCLeaderChanged},
+}
+
+// toGRPC converts an error from the server into the status a client sees.
+func toGRPC(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return status.FromContextError(err).Err()
+	}
+	for _, e := range errorTable {
+		if errors.Is(err, e.err) {
+			return e.grpc
+		}
+	}
+	return status.Error(codes.Unknown, err.Error())
+}

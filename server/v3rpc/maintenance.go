@@ -1,0 +1,52 @@
+package v3rpc
+
+import (
+	"context"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/cairn-kv/cairn/server"
+)
+
+type maintenanceServer struct {
+	pb.UnimplementedMaintenanceServer
+	s   *server.Server
+	hdr header
+}
+
+func (m *maintenanceServer) Status(ctx context.Context, r *pb.StatusRequest) (*pb.StatusResponse, error) {
+	resp := m.s.Status()
+	m.hdr.fill(resp.Header)
+	return resp, nil
+}
+
+// Alarm answers GET with the active alarms. Alarms (NOSPACE, CORRUPT) are
+// raised through raft with the operations work; until then none is ever
+// active, and activating or deactivating one is not supported.
+func (m *maintenanceServer) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
+	if r.Action != pb.AlarmRequest_GET {
+		return nil, status.Error(codes.Unimplemented, "alarm activation and deactivation are not supported yet")
+	}
+	return &pb.AlarmResponse{Header: m.hdr.new()}, nil
+}
+
+type clusterServer struct {
+	pb.UnimplementedClusterServer
+	s   *server.Server
+	hdr header
+}
+
+func (c *clusterServer) MemberList(ctx context.Context, r *pb.MemberListRequest) (*pb.MemberListResponse, error) {
+	if r.Linearizable {
+		if err := c.s.LinearizableBarrier(ctx); err != nil {
+			return nil, toGRPC(err)
+		}
+	}
+	var ms []*pb.Member
+	for _, m := range c.s.Members() {
+		ms = append(ms, &pb.Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner})
+	}
+	return &pb.MemberListResponse{Header: c.hdr.new(), Members: ms}, nil
+}

@@ -1,0 +1,205 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cairn-kv/cairn/tests/reference"
+)
+
+var (
+	binDir     string
+	cairnBin   string
+	cairnctl   string
+	etcdctlBin string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		dir, err := os.MkdirTemp("", "cairn-e2e-bin")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		binDir = dir
+		cairnBin, cairnctl = filepath.Join(dir, "cairn"), filepath.Join(dir, "cairnctl")
+		root, err := reference.RepoRoot()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		for bin, pkg := range map[string]string{cairnBin: "./cmd/cairn", cairnctl: "./cmd/cairnctl"} {
+			cmd := exec.Command("go", "build", "-o", bin, pkg)
+			cmd.Dir = root
+			if out, err := cmd.CombinedOutput(); err != nil {
+				fmt.Fprintf(os.Stderr, "building %s: %v\n%s", pkg, err, out)
+				return 1
+			}
+		}
+		if _, etcdctlBin, err = reference.Binaries(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return m.Run()
+	}())
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// proc is a running cairn process.
+type proc struct {
+	t        testing.TB
+	cmd      *exec.Cmd
+	Endpoint string
+	DataDir  string
+	args     []string
+	env      []string
+	mu       sync.Mutex
+	log      bytes.Buffer
+	exited   chan struct{}
+}
+
+// startCairn starts cairn with a fresh data dir (or dataDir when non-empty)
+// and waits for its "ready to serve client requests" line.
+func startCairn(t testing.TB, dataDir string, extra ...string) *proc {
+	t.Helper()
+	if dataDir == "" {
+		dataDir = filepath.Join(t.TempDir(), "data")
+	}
+	port := freePort(t)
+	ep := fmt.Sprintf("127.0.0.1:%d", port)
+	args := append([]string{
+		"--name", "e2e", "--data-dir", dataDir,
+		"--listen-client-urls", "http://" + ep, "--advertise-client-urls", "http://" + ep,
+	}, extra...)
+	return startProc(t, ep, dataDir, args, nil)
+}
+
+// startProc starts cairn with exactly args and extra environment env.
+func startProc(t testing.TB, endpoint, dataDir string, args, env []string) *proc {
+	t.Helper()
+	p := &proc{t: t, Endpoint: endpoint, DataDir: dataDir, args: args, env: env}
+	p.start()
+	t.Cleanup(p.Kill)
+	return p
+}
+
+func (p *proc) start() {
+	p.t.Helper()
+	p.cmd = exec.Command(cairnBin, p.args...)
+	p.cmd.Env = append(os.Environ(), p.env...)
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	p.exited = make(chan struct{})
+	ready := make(chan struct{})
+	go func() {
+		var once sync.Once
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.log.WriteString(line + "\n")
+			p.mu.Unlock()
+			if strings.Contains(line, "ready to serve client requests") {
+				once.Do(func() { close(ready) })
+			}
+		}
+		io.Copy(io.Discard, stderr)
+		p.cmd.Wait()
+		close(p.exited)
+	}()
+	select {
+	case <-ready:
+	case <-p.exited:
+		p.t.Fatalf("cairn exited before ready:\n%s", p.Log())
+	case <-time.After(60 * time.Second):
+		p.t.Fatalf("cairn not ready within 60s:\n%s", p.Log())
+	}
+}
+
+// Log returns what the process has written to stderr.
+func (p *proc) Log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
+}
+
+// Kill sends SIGKILL and waits for the process to go.
+func (p *proc) Kill() {
+	if p.cmd.Process == nil {
+		return
+	}
+	p.cmd.Process.Kill()
+	<-p.exited
+}
+
+// Stop sends SIGTERM and waits for a clean exit.
+func (p *proc) Stop() error {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(30 * time.Second):
+		p.Kill()
+		return fmt.Errorf("cairn did not stop on SIGTERM within 30s")
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		return fmt.Errorf("cairn exited %d after SIGTERM:\n%s", code, p.Log())
+	}
+	return nil
+}
+
+// Restart starts the process again on the same data dir and address.
+func (p *proc) Restart() {
+	p.t.Helper()
+	p.mu.Lock()
+	p.log.Reset()
+	p.mu.Unlock()
+	p.start()
+}
+
+// ctl runs a CLI binary against the process and returns stdout, stderr and
+// the exit code.
+func (p *proc) ctl(bin, stdin string, args ...string) (string, string, int) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append([]string{"--endpoints", p.Endpoint}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		p.t.Fatalf("running %s: %v", bin, err)
+	}
+	return out.String(), errb.String(), code
+}

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
@@ -139,6 +140,13 @@ func New(cfg Config) (*Server, error) {
 	s.members = []membership.Member{*self}
 	s.reqID.Store(s.id<<48 | (uint64(time.Now().UnixMilli())&(1<<40-1))<<8)
 
+	// The member's directories must survive power loss before anything in
+	// them is acknowledged: fsync each one's entry in its parent.
+	if err := syncDirs(cfg.FS, filepath.Dir(filepath.Clean(cfg.DataDir)), cfg.DataDir, memberDir); err != nil {
+		s.node.Stop()
+		s.closeStorage()
+		return nil, err
+	}
 	applied := s.kv.Meta().AppliedIndex
 	snapIndex := s.node.SnapshotIndex()
 	if applied < snapIndex && snapIndex > 1 {
@@ -156,6 +164,21 @@ func New(cfg Config) (*Server, error) {
 	go s.applyLoop(applied, snapIndex, s.node.ConfState())
 	go s.waitReady()
 	return s, nil
+}
+
+func syncDirs(fs vfs.FS, dirs ...string) error {
+	for _, d := range dirs {
+		f, err := fs.OpenDir(d)
+		if err != nil {
+			return fmt.Errorf("opening %s to sync it: %w", d, err)
+		}
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("syncing directory %s: %w", d, err)
+		}
+	}
+	return nil
 }
 
 func (s *Server) closeStorage() {

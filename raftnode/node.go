@@ -57,6 +57,9 @@ type Config struct {
 	SnapshotCatchUpEntries uint64
 	// MaxSnapshots bounds the snapshot files kept; default 5, 0 keeps all.
 	MaxSnapshots int
+	// WALSegmentSize is the size of WAL segment files; default
+	// wal.DefaultSegmentSize (64 MiB).
+	WALSegmentSize int64
 	// Logger; default zap.NewNop().
 	Logger *zap.Logger
 }
@@ -79,6 +82,9 @@ func (c *Config) ensureDefaults() {
 	}
 	if c.MaxSnapshots == 0 {
 		c.MaxSnapshots = 5
+	}
+	if c.WALSegmentSize == 0 {
+		c.WALSegmentSize = wal.DefaultSegmentSize
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
@@ -214,7 +220,7 @@ func (n *Node) bootstrap(walDir string) error {
 	if len(n.cfg.Peers) == 0 {
 		return errors.New("raftnode: a new member needs its initial peers")
 	}
-	w, err := wal.Create(n.cfg.FS, walDir, n.cfg.Metadata)
+	w, err := wal.Create(n.cfg.FS, walDir, n.cfg.Metadata, wal.WithSegmentSize(n.cfg.WALSegmentSize))
 	if err != nil {
 		return err
 	}
@@ -257,7 +263,7 @@ func (n *Node) restart(walDir string) error {
 	if s != nil {
 		at = wal.Snapshot{Index: s.GetMetadata().GetIndex(), Term: s.GetMetadata().GetTerm()}
 	}
-	w, err := wal.Open(n.cfg.FS, walDir, at)
+	w, err := wal.Open(n.cfg.FS, walDir, at, wal.WithSegmentSize(n.cfg.WALSegmentSize))
 	if err != nil {
 		return err
 	}

@@ -9,14 +9,21 @@
 # Each server runs as a single member on loopback ports picked at random,
 # with a fresh data directory under $TMPDIR. The first four workloads share
 # one server process; the 1,000,000-key load gets a fresh one so that its RSS
-# reflects just those keys. Every workload is capped at $BENCH_STEP_TIMEOUT
-# seconds (default 180): cairn-bench stops on SIGTERM and reports what it
-# completed, and the table marks it "interrupted".
+# reflects just those keys. The whole sequence runs $BENCH_ROUNDS times
+# (default 2), alternating which server goes first so that slow drift in the
+# machine's load hits both alike; each cell is the median over the rounds,
+# with [min, max] when there is more than one. Besides cairn-bench's own
+# figures the script reads the server's CPU time (utime+stime from
+# /proc/PID/stat) around each workload: CPU per request is far less sensitive
+# than throughput to other work on a shared machine. Every workload is capped
+# at $BENCH_STEP_TIMEOUT seconds (default 180): cairn-bench stops on SIGTERM
+# and reports what it completed, and the table marks it "interrupted".
 #
-# Knobs (environment): PUT1_TOTAL (2000), PUTN_TOTAL (100000), RANGE_TOTAL
-# (100000), LOAD_KEYS (1000000), BENCH_STEP_TIMEOUT (180), BENCH_OUT (a new
-# temp dir; raw JSON results and server logs go there), CAIRN_ETCD_BIN (use
-# this etcd instead of building one). Needs go, jq, and Linux /proc.
+# Knobs (environment): BENCH_ROUNDS (2), PUT1_TOTAL (2000), PUTN_TOTAL
+# (100000), RANGE_TOTAL (100000), LOAD_KEYS (1000000), BENCH_STEP_TIMEOUT
+# (180), BENCH_OUT (a new temp dir; raw JSON results and server logs go
+# there), CAIRN_ETCD_BIN (use this etcd instead of building one). Needs go,
+# jq, and Linux /proc. On 2 cores one round takes about 3 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -27,6 +34,8 @@ RANGE_TOTAL=${RANGE_TOTAL:-100000}
 LOAD_KEYS=${LOAD_KEYS:-1000000}
 LOAD_TXN_OPS=100 # below etcd's default --max-txn-ops of 128
 STEP_TIMEOUT=${BENCH_STEP_TIMEOUT:-180}
+ROUNDS=${BENCH_ROUNDS:-2}
+CLK_TCK=$(getconf CLK_TCK)
 OUT=${BENCH_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/bench-compare.XXXXXX")}
 SERVERS=("$@")
 [ ${#SERVERS[@]} -gt 0 ] || SERVERS=(etcd cairn)
@@ -124,7 +133,7 @@ start_server() {
 			if ! kill -0 "$SERVER_PID" 2>/dev/null; then
 				break
 			fi
-			if grep -q "ready to serve client requests" "$logf"; then
+			if grep -qs "ready to serve client requests" "$logf"; then
 				ENDPOINT=127.0.0.1:$cport
 				log "$kind ready on $ENDPOINT (pid $SERVER_PID)"
 				return 0
@@ -153,21 +162,36 @@ stop_server() {
 # rss_kib FIELD: a field of /proc/PID/status of the running server, in KiB.
 rss_kib() { awk -v f="$1:" '$1 == f { print $2 }' "/proc/$SERVER_PID/status"; }
 
+# cpu_ticks: user+system CPU time of the running server, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"; }
+
 # bench NAME ARGS...: runs cairn-bench against the running server, JSON into
-# $OUT/KIND/NAME.json. A failed or interrupted run still leaves its report.
+# $RES/NAME.json with the server's CPU seconds added as server_cpu_seconds.
+# A failed or interrupted run still leaves its report.
 bench() {
-	local name=$1
+	local name=$1 out=$RES/$1.json before after
 	shift
-	log "$KIND: $name: cairn-bench $*"
+	log "round $ROUND, $KIND: $name: cairn-bench $*"
+	before=$(cpu_ticks)
 	timeout --signal=TERM "$STEP_TIMEOUT" "$BENCH" --endpoints "$ENDPOINT" --json "$@" \
-		>"$OUT/$KIND/$name.json" || log "$KIND: $name: cairn-bench exited with status $?"
+		>"$out" || log "$KIND: $name: cairn-bench exited with status $?"
+	after=$(cpu_ticks) || return 0
+	if jq -e . "$out" >/dev/null 2>&1; then
+		jq --argjson cpu "$(awk -v a="$before" -v b="$after" -v t="$CLK_TCK" 'BEGIN { print (b - a) / t }')" \
+			'. + {server_cpu_seconds: $cpu}' "$out" >"$out.tmp" && mv "$out.tmp" "$out"
+	fi
 }
 
+# run_server KIND: one round of every workload against a server of KIND.
 run_server() {
 	KIND=$1
-	mkdir -p "$OUT/$KIND"
-	start_server "$KIND" main
-	echo "{\"vmrss_kib\": $(rss_kib VmRSS)}" >"$OUT/$KIND/idle.json"
+	RES=$OUT/round$ROUND/$KIND
+	mkdir -p "$RES"
+	if ! start_server "$KIND" "main-$ROUND"; then
+		log "$KIND: cannot start; skipping this round"
+		return 0
+	fi
+	echo "{\"vmrss_kib\": $(rss_kib VmRSS)}" >"$RES/idle.json"
 	bench put1 --clients 1 --conns 1 --total "$PUT1_TOTAL" put
 	bench putN --clients 1000 --conns 100 --total "$PUTN_TOTAL" put --key-space-size 100000 --sequential-keys
 	# Key 00000000 exists: both put workloads wrote it.
@@ -175,39 +199,58 @@ run_server() {
 	bench rangeS --clients 100 --conns 10 --total "$RANGE_TOTAL" range 00000000 --consistency s
 	stop_server
 
-	start_server "$KIND" load
+	if ! start_server "$KIND" "load-$ROUND"; then
+		log "$KIND: cannot start; skipping the load"
+		return 0
+	fi
 	bench load --clients 100 --conns 10 --total $((LOAD_KEYS / LOAD_TXN_OPS)) \
 		txn-put --txn-ops "$LOAD_TXN_OPS" --key-space-size "$LOAD_KEYS" --sequential-keys
 	printf '{"vmrss_kib": %s, "rssanon_kib": %s, "rssfile_kib": %s, "data_kib": %s}\n' \
 		"$(rss_kib VmRSS)" "$(rss_kib RssAnon)" "$(rss_kib RssFile)" "$(du -sk "$SERVER_DIR" | cut -f1)" \
-		>"$OUT/$KIND/rss.json"
+		>"$RES/rss.json"
 	stop_server
 }
 
 log "results in $OUT; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 START=$(date +%s)
-for s in "${SERVERS[@]}"; do
-	if [ -n "${AVAILABLE[$s]:-}" ]; then
-		run_server "$s"
+for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+	order=("${SERVERS[@]}")
+	if ((ROUND % 2 == 0)); then
+		order=()
+		for ((i = ${#SERVERS[@]} - 1; i >= 0; i--)); do order+=("${SERVERS[i]}"); done
 	fi
+	for s in "${order[@]}"; do
+		if [ -n "${AVAILABLE[$s]:-}" ]; then
+			run_server "$s"
+		fi
+	done
 done
 log "done in $(($(date +%s) - START)) s; load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- table -------------------------------------------------------------------
 
-# cell KIND FILE JQ-EXPR: one figure, with a note when the run had errors or
-# was cut short; "n/a" when there is no result.
+# cell KIND NAME JQ-EXPR: the median of one figure over the rounds, with
+# [min, max] when there are several, and a note when a run had errors or was
+# cut short; "n/a" when there is no result.
 cell() {
-	local f=$OUT/$1/$2.json
-	if [ ! -s "$f" ] || ! jq -e . "$f" >/dev/null 2>&1; then
+	local f files=()
+	for f in "$OUT"/round*/"$1/$2.json"; do
+		if [ -s "$f" ] && jq -e . "$f" >/dev/null 2>&1; then files+=("$f"); fi
+	done
+	if [ ${#files[@]} -eq 0 ]; then
 		echo "n/a"
 		return
 	fi
-	jq -r "($3) as \$v
-		| (if (\$v | type) == \"number\" then (\$v * 100 | round / 100 | tostring) else \"n/a\" end)
-		+ (if (.errors // 0) > 0 then \" (\(.errors) errors)\" else \"\" end)
-		+ (if (.interrupted // false) then \" (interrupted at \(.succeeded)/\(.total))\" else \"\" end)
-		+ (if (.aborted // false) then \" (aborted)\" else \"\" end)" "$f"
+	jq -rs "def fmt: . * 100 | round / 100 | tostring;
+		(map($3) | map(select(type == \"number\")) | sort) as \$v
+		| (\$v | length) as \$n
+		| (if \$n == 0 then \"n/a\"
+		   else ((\$v[(\$n - 1) / 2 | floor] + \$v[\$n / 2 | floor]) / 2 | fmt)
+		     + (if \$n > 1 then \" [\" + (\$v[0] | fmt) + \", \" + (\$v[-1] | fmt) + \"]\" else \"\" end)
+		   end)
+		+ ((map(.errors // 0) | add) as \$e | if \$e > 0 then \" (\(\$e) errors)\" else \"\" end)
+		+ (if any(.[]; .interrupted // false) then \" (interrupted)\" else \"\" end)
+		+ (if any(.[]; .aborted // false) then \" (aborted)\" else \"\" end)" "${files[@]}"
 }
 
 ratio() {
@@ -222,6 +265,7 @@ row() {
 	echo "| $label | $metric | $e | $c | $(ratio "$e" "$c") |"
 }
 
+CPU_PER_REQ='.server_cpu_seconds / ((.succeeded + .errors) | if . == 0 then null else . end) * 1e6'
 echo
 echo "| workload | metric | etcd | cairn | cairn/etcd |"
 echo "| --- | --- | ---: | ---: | ---: |"
@@ -230,10 +274,14 @@ row "put, 1 client, 1 conn" "p99 latency ms" put1 .latency_ms.p99
 row "put, 1 client, 1 conn" "requests/s" put1 .requests_per_second
 row "put, 1000 clients, 100 conns, $PUTN_TOTAL req" "requests/s (higher is better)" putN .requests_per_second
 row "put, 1000 clients, 100 conns" "p99 latency ms" putN .latency_ms.p99
+row "put, 1000 clients, 100 conns" "server CPU us/request" putN "$CPU_PER_REQ"
 row "range 1 key linearizable, 100 clients, 10 conns, $RANGE_TOTAL req" "requests/s (higher is better)" rangeL .requests_per_second
+row "range 1 key linearizable" "server CPU us/request" rangeL "$CPU_PER_REQ"
 row "range 1 key serializable, 100 clients, 10 conns, $RANGE_TOTAL req" "requests/s (higher is better)" rangeS .requests_per_second
+row "range 1 key serializable" "server CPU us/request" rangeS "$CPU_PER_REQ"
 row "idle, fresh data dir" "VmRSS MiB" idle '.vmrss_kib / 1024'
 row "load $LOAD_KEYS keys x 256 B (txn-put $LOAD_TXN_OPS ops, 100 clients)" "keys/s" load ".requests_per_second * $LOAD_TXN_OPS"
+row "load" "server CPU us/key" load "$CPU_PER_REQ / $LOAD_TXN_OPS"
 row "after the load" "VmRSS MiB (lower is better)" rss '.vmrss_kib / 1024'
 row "after the load" "RssAnon MiB" rss '.rssanon_kib / 1024'
 row "after the load" "RssFile MiB" rss '.rssfile_kib / 1024'

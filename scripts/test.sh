@@ -5,5 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 go vet ./...
 go test -count=1 -timeout 25m ./...
+# cairnctl's differential test again, with Cairn as the server under test
+# (by default it runs against the reference etcd).
+go build -o bin/cairn ./cmd/cairn
+CAIRNCTL_DIFF_SERVER="$PWD/bin/cairn" go test -count=1 ./cmd/cairnctl/
 # The packages with concurrency on the data path, again under the race detector.
 go test -race -count=1 -timeout 25m ./raftnode/... ./server/... ./wal/... ./mvcc/...

@@ -41,6 +41,8 @@ type Config struct {
 	// QuotaBackendBytes is the storage quota; 0 means the default 2 GiB,
 	// negative disables it.
 	QuotaBackendBytes int64
+	// WALSegmentSize is the size of WAL segment files; default 64 MiB.
+	WALSegmentSize int64
 	// FS is the filesystem seam for WAL, snapshots and engine; default
 	// vfs.Default.
 	FS vfs.FS

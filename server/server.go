@@ -111,15 +111,16 @@ func New(cfg Config) (*Server, error) {
 		peers[i] = m.ID
 	}
 	s.node, err = raftnode.Start(raftnode.Config{
-		ID:            self.ID,
-		Peers:         peers,
-		Dir:           memberDir,
-		FS:            cfg.FS,
-		Metadata:      md,
-		TickInterval:  cfg.HeartbeatInterval,
-		ElectionTicks: int(cfg.ElectionTimeout / cfg.HeartbeatInterval),
-		SnapshotCount: cfg.SnapshotCount,
-		Logger:        cfg.Logger,
+		ID:             self.ID,
+		Peers:          peers,
+		Dir:            memberDir,
+		FS:             cfg.FS,
+		Metadata:       md,
+		TickInterval:   cfg.HeartbeatInterval,
+		ElectionTicks:  int(cfg.ElectionTimeout / cfg.HeartbeatInterval),
+		SnapshotCount:  cfg.SnapshotCount,
+		WALSegmentSize: cfg.WALSegmentSize,
+		Logger:         cfg.Logger,
 	})
 	if err != nil {
 		s.closeStorage()

@@ -38,6 +38,7 @@ func StartMember(t testing.TB, edit ...func(*server.Config)) *Member {
 		DataDir:           t.TempDir(),
 		HeartbeatInterval: 10 * time.Millisecond,
 		ElectionTimeout:   100 * time.Millisecond,
+		WALSegmentSize:    1 << 20, // cuts segments often, and keeps in-memory filesystems small
 		Logger:            zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
 	}
 	for _, e := range edit {

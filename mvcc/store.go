@@ -197,6 +197,11 @@ func (s *Store) Rev() int64 { return s.rev.Load() }
 // when the store was never compacted.
 func (s *Store) CompactRev() int64 { return max(s.compactRev.Load(), 0) }
 
+// FirstRev is etcd's lower bound for reads at an explicit revision: -1
+// before any compaction, the compact revision after. Reads at a revision
+// below it fail with ErrCompacted.
+func (s *Store) FirstRev() int64 { return s.compactRev.Load() }
+
 // Meta returns the applied position of the last committed group.
 func (s *Store) Meta() Meta { return *s.meta.Load() }
 

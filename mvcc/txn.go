@@ -170,3 +170,10 @@ func (s *Store) latest(key []byte) keyState {
 	}
 	return keyState{create: create, version: version, live: true}
 }
+
+// FirstRev is Store.FirstRev as this transaction sees it, including a
+// compaction applied earlier in the open group.
+func (t *TxnWrite) FirstRev() int64 {
+	t.checkActive()
+	return t.s.g.compactRev
+}

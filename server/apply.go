@@ -19,6 +19,7 @@ type kvView interface {
 	Put(key, value []byte, lease int64)
 	DeleteRange(key, end []byte) int64
 	Rev() int64
+	FirstRev() int64
 }
 
 // applyRequest applies one committed request. It runs on the apply loop.
@@ -51,7 +52,7 @@ func (s *Server) applyRequest(r *pb.InternalRaftRequest) result {
 	}
 	// Every member rejects the same unknown request the same way, so
 	// apply stays deterministic.
-	return result{err: fmt.Errorf("server: unsupported request in raft entry %d", r.ID)}
+	return result{err: fmt.Errorf("server: unsupported request %d in raft log", r.GetHeader().GetID())}
 }
 
 // checkPut runs the checks etcd makes before a put writes anything.

@@ -177,7 +177,7 @@ type readTxn struct {
 }
 
 func (t *readTxn) Range(key, end []byte, o mvcc.RangeOptions) (*mvcc.RangeResult, error) {
-	if o.Rev == 0 {
+	if o.Rev <= 0 {
 		o.Rev = t.rev
 	} else if o.Rev > t.rev {
 		return nil, mvcc.ErrFutureRev
@@ -191,6 +191,8 @@ func (t *readTxn) Range(key, end []byte, o mvcc.RangeOptions) (*mvcc.RangeResult
 }
 
 func (t *readTxn) Rev() int64 { return t.rev }
+
+func (t *readTxn) FirstRev() int64 { return t.kv.FirstRev() }
 
 func (t *readTxn) Put([]byte, []byte, int64) {
 	panic(fmt.Sprintf("server: write in a read-only transaction at revision %d", t.rev))

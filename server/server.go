@@ -262,6 +262,7 @@ func (s *Server) Status() *pb.StatusResponse {
 		RaftAppliedIndex: s.appliedIndex.Load(),
 		DbSizeQuota:      max(s.cfg.QuotaBackendBytes, 0),
 		StorageVersion:   "3.6.0",
+		DowngradeInfo:    &pb.DowngradeInfo{},
 	}
 }
 
@@ -269,7 +270,10 @@ func (s *Server) nextID() uint64 { return s.reqID.Add(1) }
 
 // propose sends r through raft and waits for its apply result.
 func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (result, error) {
-	r.ID = s.nextID()
+	// The ID travels in the header, as etcd's does, so a request's encoded
+	// size (and so the --max-request-bytes threshold) is the same as in etcd.
+	id := s.nextID()
+	r.Header = &pb.RequestHeader{ID: id}
 	data, err := proto.Marshal(r)
 	if err != nil {
 		return result{}, err
@@ -282,16 +286,16 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (result
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.requestTimeout())
 	defer cancel()
-	c := s.w.register(r.ID)
+	c := s.w.register(id)
 	if err := s.node.Propose(ctx, data); err != nil {
-		s.w.cancel(r.ID)
+		s.w.cancel(id)
 		return result{}, s.mapWaitErr(ctx, err)
 	}
 	select {
 	case res := <-c:
 		return res, res.err
 	case <-ctx.Done():
-		s.w.cancel(r.ID)
+		s.w.cancel(id)
 		return result{}, s.mapWaitErr(ctx, ctx.Err())
 	case <-s.donec:
 		return result{}, ErrStopped
@@ -405,7 +409,7 @@ func (s *Server) applyLoop(applied, lastSnap uint64, cs *raftpb.ConfState) {
 						fatal = fmt.Errorf("apply: entry %d does not decode: %w", e.GetIndex(), err)
 						return
 					}
-					done = append(done, pendingResult{id: r.ID, res: s.applyRequest(&r)})
+					done = append(done, pendingResult{id: r.GetHeader().GetID(), res: s.applyRequest(&r)})
 				}
 			case raftpb.EntryConfChange, raftpb.EntryConfChangeV2:
 				fatal = fmt.Errorf("apply: configuration change at entry %d: membership changes are not supported yet", e.GetIndex())

@@ -95,9 +95,13 @@ func compareKV(c *pb.Compare, kv *mvccpb.KeyValue) bool {
 	return true
 }
 
-// checkTxn checks the requests on path and returns how many nested txns
-// it consumed.
-func (s *Server) checkTxn(v kvView, t *pb.TxnRequest, path txnPath) (int, error) {
+// checkTxn checks the requests on path, in execution order, and returns how
+// many nested txns it consumed. dels collects the ranges deleted so far on
+// the path: a put that needs its key's previous version (ignore_value,
+// ignore_lease) after a delete of that key fails here with ErrKeyNotFound,
+// before anything is written. (etcd crashes on such a txn: a "\x00" range
+// end slips past its duplicate-key check.)
+func (s *Server) checkTxn(v kvView, t *pb.TxnRequest, path txnPath, dels *[]deletedRange) (int, error) {
 	nested := 0
 	for _, op := range branch(t, path[0]) {
 		var err error
@@ -105,10 +109,21 @@ func (s *Server) checkTxn(v kvView, t *pb.TxnRequest, path txnPath) (int, error)
 		case op.GetRequestRange() != nil:
 			err = checkRangeRev(v, op.GetRequestRange().Revision)
 		case op.GetRequestPut() != nil:
-			err = s.checkPut(v, op.GetRequestPut())
+			p := op.GetRequestPut()
+			if err = s.checkPut(v, p); err == nil && (p.IgnoreValue || p.IgnoreLease) {
+				for _, d := range *dels {
+					if d.holds(p.Key) {
+						err = ErrKeyNotFound
+						break
+					}
+				}
+			}
+		case op.GetRequestDeleteRange() != nil:
+			d := op.GetRequestDeleteRange()
+			*dels = append(*dels, deletedRange{d.Key, d.RangeEnd})
 		case op.GetRequestTxn() != nil:
 			var n int
-			n, err = s.checkTxn(v, op.GetRequestTxn(), path[1+nested:])
+			n, err = s.checkTxn(v, op.GetRequestTxn(), path[1+nested:], dels)
 			nested += n + 1
 		}
 		if err != nil {
@@ -118,20 +133,41 @@ func (s *Server) checkTxn(v kvView, t *pb.TxnRequest, path txnPath) (int, error)
 	return nested, nil
 }
 
-// checkRangeRev fails a range at a revision that is compacted or in the
-// future, before a txn writes anything.
-func checkRangeRev(v kvView, rev int64) error {
-	if rev == 0 {
-		return nil
+// deletedRange is a DeleteRange's [key, end) with etcd's conventions: an
+// empty end is the single key, "\x00" means every key from key on.
+type deletedRange struct{ key, end []byte }
+
+func (d deletedRange) holds(k []byte) bool {
+	switch {
+	case len(d.end) == 0:
+		return bytes.Equal(k, d.key)
+	case len(d.end) == 1 && d.end[0] == 0:
+		return bytes.Compare(k, d.key) >= 0
 	}
-	_, err := v.Range(nil, nil, mvcc.RangeOptions{Rev: rev, Count: true})
-	return err
+	return bytes.Compare(k, d.key) >= 0 && bytes.Compare(k, d.end) < 0
+}
+
+// checkRangeRev fails a range at a revision that is in the future or below
+// the first readable revision, before a txn writes anything. As in etcd,
+// negative revisions read the current revision but are still checked
+// against the compaction (-1 before any).
+func checkRangeRev(v kvView, rev int64) error {
+	switch {
+	case rev == 0:
+		return nil
+	case rev > v.Rev():
+		return mvcc.ErrFutureRev
+	case rev < v.FirstRev():
+		return mvcc.ErrCompacted
+	}
+	return nil
 }
 
 // execTxn evaluates and, when its checks pass, executes t on v.
 func (s *Server) execTxn(v kvView, t *pb.TxnRequest) (*pb.TxnResponse, error) {
 	path := comparePath(v, t)
-	if _, err := s.checkTxn(v, t, path); err != nil {
+	var dels []deletedRange
+	if _, err := s.checkTxn(v, t, path, &dels); err != nil {
 		return nil, err
 	}
 	resp, _, err := runTxn(v, t, path)

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// connect opens o.conns clients (one gRPC connection each) and completes one
+// serializable read on each, so that connection set-up stays out of the
+// measurements and an unreachable endpoint is reported before the run.
+func connect(ctx context.Context, o *options) ([]*clientv3.Client, error) {
+	clients := make([]*clientv3.Client, 0, o.conns)
+	fail := func(err error) ([]*clientv3.Client, error) {
+		closeAll(clients)
+		return nil, err
+	}
+	for i := range o.conns {
+		cli, err := clientv3.New(clientv3.Config{
+			Endpoints:   o.endpoints,
+			DialTimeout: o.dialTimeout,
+			Context:     ctx,
+			// The client logs every retry; failures reach the report instead.
+			Logger: zap.NewNop(),
+		})
+		if err != nil {
+			return fail(fmt.Errorf("connection %d to %v: %w", i, o.endpoints, err))
+		}
+		clients = append(clients, cli)
+		wctx, cancel := context.WithTimeout(ctx, o.dialTimeout)
+		_, err = cli.Get(wctx, "cairn-bench-warmup", clientv3.WithSerializable(), clientv3.WithCountOnly())
+		cancel()
+		if err != nil {
+			return fail(fmt.Errorf("connection %d to %v: first request: %w", i, o.endpoints, err))
+		}
+	}
+	return clients, nil
+}
+
+func closeAll(clients []*clientv3.Client) {
+	for _, c := range clients {
+		c.Close()
+	}
+}
+
+// errorSamples keeps the first few distinct error messages of a run.
+type errorSamples struct {
+	mu struct {
+		sync.Mutex
+		msgs []string
+	}
+}
+
+const maxErrorSamples = 5
+
+func (s *errorSamples) add(err error) {
+	msg := err.Error()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.mu.msgs) >= maxErrorSamples {
+		return
+	}
+	for _, m := range s.mu.msgs {
+		if m == msg {
+			return
+		}
+	}
+	s.mu.msgs = append(s.mu.msgs, msg)
+}
+
+func (s *errorSamples) list() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.mu.msgs...)
+}
+
+// run connects, sends o.total requests of workload w from o.clients workers,
+// and reports. Progress goes to progress once a second. Cancelling ctx, or
+// more than o.maxErrors failures, stops the run early; the report then covers
+// the requests completed so far.
+func run(parent context.Context, o *options, w workload, progress io.Writer) (*result, error) {
+	clients, err := connect(parent, o)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll(clients)
+	ctx, abort := context.WithCancel(parent)
+	defer abort()
+
+	var (
+		h       = newHistogram()
+		next    atomic.Uint64 // next request number to claim
+		failed  atomic.Uint64
+		samples errorSamples
+		workers sync.WaitGroup
+		start   = time.Now()
+	)
+	for i := range o.clients {
+		kv := clients[i%len(clients)].KV
+		r := rand.New(rand.NewPCG(o.seed, uint64(i)+1))
+		workers.Go(func() {
+			for {
+				n := next.Add(1) - 1
+				if n >= o.total || ctx.Err() != nil {
+					return
+				}
+				if o.rate > 0 && !waitUntil(ctx, start.Add(time.Duration(float64(n)/o.rate*float64(time.Second)))) {
+					return
+				}
+				rctx, cancel := ctx, context.CancelFunc(func() {})
+				if o.requestTimeout > 0 {
+					rctx, cancel = context.WithTimeout(ctx, o.requestTimeout)
+				}
+				t0 := time.Now()
+				err := w.do(rctx, kv, r, n)
+				lat := time.Since(t0)
+				cancel()
+				switch {
+				case err == nil:
+					h.record(lat)
+				case ctx.Err() != nil:
+					return // interrupted: neither a success nor the server's failure
+				default:
+					samples.add(err)
+					if failed.Add(1) > o.maxErrors && o.maxErrors > 0 {
+						abort()
+					}
+				}
+			}
+		})
+	}
+	p := startProgress(progress, w.name(), o.total, h, &failed, start)
+	workers.Wait()
+	elapsed := time.Since(start)
+	p.stop()
+
+	res := &result{
+		Workload:     w.name(),
+		Endpoints:    o.endpoints,
+		Clients:      o.clients,
+		Conns:        o.conns,
+		Total:        o.total,
+		Rate:         o.rate,
+		Seed:         o.seed,
+		Succeeded:    h.total(),
+		Errors:       failed.Load(),
+		ErrorSamples: samples.list(),
+		Interrupted:  parent.Err() != nil,
+		Aborted:      parent.Err() == nil && ctx.Err() != nil,
+		Duration:     elapsed,
+		Latency: latencies{
+			Avg: h.mean(),
+			Min: h.minimum(),
+			P50: h.quantile(0.50),
+			P90: h.quantile(0.90),
+			P99: h.quantile(0.99),
+			Max: h.maximum(),
+		},
+	}
+	return res, nil
+}
+
+// waitUntil blocks until t or until ctx is done, reporting whether t came.
+func waitUntil(ctx context.Context, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// progressLine prints one status line a second until stopped. On a terminal
+// it rewrites the line in place; elsewhere (a log file) it appends lines.
+type progressLine struct {
+	done chan struct{}
+	quit chan struct{}
+}
+
+func startProgress(w io.Writer, name string, total uint64, h *histogram, failed *atomic.Uint64, start time.Time) *progressLine {
+	p := &progressLine{done: make(chan struct{}), quit: make(chan struct{})}
+	inPlace := isTerminal(w)
+	go func() {
+		defer close(p.done)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		var last uint64
+		lastAt := start
+		for {
+			select {
+			case <-p.quit:
+				if inPlace {
+					fmt.Fprintln(w)
+				}
+				return
+			case now := <-tick.C:
+				ok, bad := h.total(), failed.Load()
+				rate := float64(ok-last) / now.Sub(lastAt).Seconds()
+				last, lastAt = ok, now
+				line := fmt.Sprintf("%s: %d/%d (%.0f%%) %.0f req/s, %d errors, %s elapsed",
+					name, ok+bad, total, 100*float64(ok+bad)/float64(total), rate, bad, now.Sub(start).Truncate(time.Second))
+				if inPlace {
+					fmt.Fprintf(w, "\r%s\x1b[K", line)
+				} else {
+					fmt.Fprintln(w, line)
+				}
+			}
+		}
+	}()
+	return p
+}
+
+func (p *progressLine) stop() {
+	close(p.quit)
+	<-p.done
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

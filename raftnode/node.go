@@ -129,6 +129,11 @@ type Node struct {
 	metadata  []byte
 	confState *raftpb.ConfState // as of the raft snapshot, for restart
 	snapIndex uint64            // raft loop only
+	// alone is true while this member is the only voter and there are no
+	// learners: no follower will ever need old log entries. Raft loop only.
+	alone bool
+	// applied is the state machine's applied index, reported by SetApplied.
+	applied atomic.Uint64
 
 	propc  chan proposal
 	readc  chan chan readResult
@@ -205,7 +210,8 @@ func Start(cfg Config) (*Node, error) {
 		n.wal.Close()
 		return nil, fmt.Errorf("raftnode: %w", err)
 	}
-	if cs := n.confState; len(cs.GetVoters()) == 1 && cs.GetVoters()[0] == cfg.ID {
+	n.alone = isAlone(n.confState, cfg.ID)
+	if n.alone {
 		// A lone voter need not wait an election timeout to lead.
 		if err := n.rn.Campaign(); err != nil {
 			n.wal.Close()
@@ -456,7 +462,7 @@ func (n *Node) run() {
 		case c := <-n.readc:
 			n.readPending = append(n.readPending, c)
 		case cc := <-n.confc:
-			cc.resp <- n.rn.ApplyConfChange(cc.cc)
+			n.applyConfChange(cc)
 		case r := <-n.snapc:
 			if err = n.snapshot(r); err != nil {
 				return
@@ -477,8 +483,57 @@ func (n *Node) run() {
 				return
 			}
 		}
+		if err = n.trimLog(); err != nil {
+			return
+		}
 	}
 }
+
+func (n *Node) applyConfChange(cc confChange) {
+	cs := n.rn.ApplyConfChange(cc.cc)
+	n.alone = isAlone(cs, n.cfg.ID)
+	cc.resp <- cs
+}
+
+func isAlone(cs *raftpb.ConfState, id uint64) bool {
+	return len(cs.GetVoters()) == 1 && cs.GetVoters()[0] == id &&
+		len(cs.GetLearners()) == 0 && len(cs.GetVotersOutgoing()) == 0
+}
+
+// trimStep is how many applied entries accumulate before trimLog drops them.
+const trimStep = 1024
+
+// trimLog bounds the in-memory raft log, which otherwise grows until the
+// next snapshot (--snapshot-count entries, whatever their size). Entries up
+// to the applied index are never read again except to catch up followers,
+// so it keeps only SnapshotCatchUpEntries of them, or none when this member
+// is alone. The WAL, not this log, is what restarts read.
+func (n *Node) trimLog() error {
+	keep := n.cfg.SnapshotCatchUpEntries
+	if n.alone {
+		keep = 0
+	}
+	applied := n.applied.Load()
+	if applied <= keep {
+		return nil
+	}
+	to := applied - keep
+	first, err := n.ms.FirstIndex()
+	if err != nil {
+		return err
+	}
+	if to < first+trimStep {
+		return nil
+	}
+	if err := n.ms.Compact(to); err != nil && !errors.Is(err, raft.ErrCompacted) {
+		return fmt.Errorf("raftnode: trimming the in-memory log to %d: %w", to, err)
+	}
+	return nil
+}
+
+// SetApplied tells the node how far the state machine has applied, so the
+// in-memory log can drop what no one will read again.
+func (n *Node) SetApplied(index uint64) { n.applied.Store(index) }
 
 func (n *Node) propose(p proposal) {
 	err := n.rn.Propose(p.data)
@@ -551,7 +606,7 @@ func (n *Node) deliver(a Apply) error {
 		case n.applyc <- a:
 			return nil
 		case cc := <-n.confc:
-			cc.resp <- n.rn.ApplyConfChange(cc.cc)
+			n.applyConfChange(cc)
 		case r := <-n.snapc:
 			if err := n.snapshot(r); err != nil {
 				return err

@@ -155,3 +155,24 @@ func TestStoppedNodeRefusesCalls(t *testing.T) {
 		t.Fatalf("read index after stop: %v", err)
 	}
 }
+
+// TestLogTrimmedWhenAlone: a lone member keeps no applied entries in its
+// in-memory log, so memory does not grow with --snapshot-count × entry size.
+func TestLogTrimmedWhenAlone(t *testing.T) {
+	n := startNode(t, vfs.NewMem(), 1_000_000)
+	var last uint64
+	for i := 0; i < 3*trimStep; i++ {
+		if err := n.Propose(ctx(t), []byte("entry")); err != nil {
+			t.Fatal(err)
+		}
+		last = collect(t, n, 1)[0].GetIndex()
+		n.SetApplied(last)
+	}
+	first, err := n.ms.FirstIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last-first > trimStep {
+		t.Fatalf("in-memory log holds %d applied entries (first %d, applied %d), want at most %d", last-first, first, last, trimStep)
+	}
+}

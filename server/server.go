@@ -427,6 +427,7 @@ func (s *Server) applyLoop(applied, lastSnap uint64, cs *raftpb.ConfState) {
 		}
 		s.appliedIndex.Store(applied)
 		s.applied.advance(applied)
+		s.node.SetApplied(applied)
 		if snapshot {
 			s.node.RequestSnapshot(applied, cs)
 			lastSnap = applied

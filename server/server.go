@@ -45,6 +45,8 @@ type Server struct {
 	applied appliedWait
 	// appliedIndex mirrors the apply loop's position for Status.
 	appliedIndex atomic.Uint64
+	// size caches the engine's size on disk, computed at sizeAt (unix ns).
+	size, sizeAt atomic.Int64
 
 	readyc   chan struct{}
 	stopc    chan struct{}
@@ -250,7 +252,7 @@ func (s *Server) MaxRequestBytes() int { return int(s.cfg.MaxRequestBytes) }
 // Status reports the member's state as Maintenance.Status does.
 func (s *Server) Status() *pb.StatusResponse {
 	st := s.node.Status()
-	size := s.eng.Size()
+	size := s.dbSize()
 	return &pb.StatusResponse{
 		Header:           &pb.ResponseHeader{},
 		Version:          EtcdAPIVersion,
@@ -268,6 +270,23 @@ func (s *Server) Status() *pb.StatusResponse {
 
 func (s *Server) nextID() uint64 { return s.reqID.Add(1) }
 
+// dbSizeMaxAge bounds how stale the size used for the quota and Status may
+// be. Computing it walks the engine's metrics, too costly for every write.
+const dbSizeMaxAge = 100 * time.Millisecond
+
+// dbSize returns the engine's size on disk, recomputed at most every
+// dbSizeMaxAge.
+func (s *Server) dbSize() int64 {
+	now := time.Now().UnixNano()
+	if at := s.sizeAt.Load(); at != 0 && now-at < int64(dbSizeMaxAge) {
+		return s.size.Load()
+	}
+	size := s.eng.Size()
+	s.size.Store(size)
+	s.sizeAt.Store(now)
+	return size
+}
+
 // propose sends r through raft and waits for its apply result.
 func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (result, error) {
 	// The ID travels in the header, as etcd's does, so a request's encoded
@@ -281,7 +300,7 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (result
 	if len(data) > int(s.cfg.MaxRequestBytes) {
 		return result{}, ErrRequestTooLarge
 	}
-	if s.cfg.QuotaBackendBytes > 0 && needsQuota(r) && s.eng.Size() > s.cfg.QuotaBackendBytes {
+	if s.cfg.QuotaBackendBytes > 0 && needsQuota(r) && s.dbSize() > s.cfg.QuotaBackendBytes {
 		return result{}, ErrNoSpace
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.requestTimeout())

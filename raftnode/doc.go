@@ -2,12 +2,13 @@
 // goroutine and owns everything raft needs from the outside: the WAL, the
 // snapshot files and (later) the peer transport.
 //
-// The loop follows raft's Ready contract in order: save a received snapshot,
-// append the hard state and entries to the WAL (fsynced when raft.MustSync
-// says so) and to the in-memory raft log, send messages, hand committed
-// entries to the apply loop over Node.Apply, resolve ReadIndex requests, then
-// Advance. Nothing is handed to apply, and so nothing is acknowledged, before
-// the WAL holds it durably.
+// The loop follows raft's Ready contract: hand the committed entries that an
+// earlier Ready made durable to the apply loop over Node.Apply (so applying
+// them overlaps with this Ready's fsync), append the hard state and new
+// entries to the WAL (fsynced when raft.MustSync says so) and to the
+// in-memory raft log, send messages, hand over any remaining committed
+// entries, resolve ReadIndex requests, then Advance. Nothing is handed to
+// apply, and so nothing is acknowledged, before the WAL holds it durably.
 //
 // Callers talk to the loop over channels: Propose, ReadIndex (concurrent
 // calls share one raft ReadIndex round), ApplyConfChange and RequestSnapshot.

@@ -113,8 +113,8 @@ type confChange struct {
 }
 
 type snapRequest struct {
-	index uint64
-	cs    *raftpb.ConfState
+	index, term uint64
+	cs          *raftpb.ConfState
 }
 
 // Node is a running raft member. Create it with Start.
@@ -402,13 +402,14 @@ func (n *Node) ApplyConfChange(ctx context.Context, cc raftpb.ConfChangeI) (*raf
 }
 
 // RequestSnapshot tells the loop that the state machine has durably applied
-// everything up to index under configuration cs. When SnapshotCount entries
+// everything up to index (whose entry has the given term) under
+// configuration cs. When SnapshotCount entries
 // have been applied since the last raft snapshot, the loop writes a new one,
 // compacts the in-memory log and releases WAL segments. It never blocks; a
 // request arriving while another is queued is dropped (the next one will do).
-func (n *Node) RequestSnapshot(index uint64, cs *raftpb.ConfState) {
+func (n *Node) RequestSnapshot(index, term uint64, cs *raftpb.ConfState) {
 	select {
-	case n.snapc <- snapRequest{index: index, cs: cs}:
+	case n.snapc <- snapRequest{index: index, term: term, cs: cs}:
 	default:
 	}
 }
@@ -560,6 +561,17 @@ func (n *Node) handleReady() error {
 		// never gets one.
 		return errors.New("raftnode: applying a snapshot from the leader is not supported yet")
 	}
+	// Committed entries that an earlier Ready already made durable go to
+	// the apply loop before this Ready's fsync, so applying one batch
+	// overlaps with persisting the next. Any committed entry that arrives in
+	// this very Ready (a follower learning entry and commit together) waits
+	// until it is saved.
+	durable, rest := splitPersisted(rd.CommittedEntries, rd.Entries)
+	if len(durable) > 0 {
+		if err := n.deliver(Apply{Entries: durable}); err != nil {
+			return err
+		}
+	}
 	hs := rd.HardState
 	if hs != nil && raft.IsEmptyHardState(hs) {
 		hs = nil
@@ -579,8 +591,8 @@ func (n *Node) handleReady() error {
 	}
 	// Messages go to peers once the transport exists; a lone member has
 	// none to send.
-	if len(rd.CommittedEntries) > 0 {
-		if err := n.deliver(Apply{Entries: rd.CommittedEntries}); err != nil {
+	if len(rest) > 0 {
+		if err := n.deliver(Apply{Entries: rest}); err != nil {
 			return err
 		}
 	}
@@ -596,6 +608,20 @@ func (n *Node) handleReady() error {
 	}
 	n.rn.Advance(rd)
 	return nil
+}
+
+// splitPersisted splits committed entries into those before the first entry
+// this Ready is about to persist, and the rest.
+func splitPersisted(committed, unsaved []*raftpb.Entry) (durable, rest []*raftpb.Entry) {
+	if len(unsaved) == 0 {
+		return committed, nil
+	}
+	first := unsaved[0].GetIndex()
+	i := 0
+	for i < len(committed) && committed[i].GetIndex() < first {
+		i++
+	}
+	return committed[:i], committed[i:]
 }
 
 // deliver hands committed entries to the apply loop. While it waits, it keeps
@@ -621,14 +647,23 @@ func (n *Node) snapshot(r snapRequest) error {
 	if !n.ShouldSnapshot(r.index, n.snapIndex) {
 		return nil
 	}
-	term, err := n.ms.Term(r.index)
-	if err != nil {
-		return fmt.Errorf("raftnode: snapshot term at %d: %w", r.index, err)
+	var s *raftpb.Snapshot
+	if first, err := n.ms.FirstIndex(); err != nil {
+		return err
+	} else if r.index >= first {
+		// Still in the in-memory log: make it raft's snapshot too, so a
+		// lagging follower can be sent it.
+		if s, err = n.ms.CreateSnapshot(r.index, r.cs, nil); err != nil {
+			return fmt.Errorf("raftnode: create snapshot at %d: %w", r.index, err)
+		}
+	} else {
+		// trimLog already dropped it (a lone member keeps no applied
+		// entries); the apply loop told us its term.
+		s = &raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{
+			Index: proto.Uint64(r.index), Term: proto.Uint64(r.term), ConfState: r.cs,
+		}}
 	}
-	s, err := n.ms.CreateSnapshot(r.index, r.cs, nil)
-	if err != nil {
-		return fmt.Errorf("raftnode: create snapshot at %d: %w", r.index, err)
-	}
+	term := s.GetMetadata().GetTerm()
 	if err := n.snap.SaveSnap(s); err != nil {
 		return err
 	}

@@ -448,7 +448,7 @@ func (s *Server) applyLoop(applied, lastSnap uint64, cs *raftpb.ConfState) {
 		s.applied.advance(applied)
 		s.node.SetApplied(applied)
 		if snapshot {
-			s.node.RequestSnapshot(applied, cs)
+			s.node.RequestSnapshot(applied, appliedTerm, cs)
 			lastSnap = applied
 		}
 	}

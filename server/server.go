@@ -10,12 +10,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cairn-kv/cairn/internal/fsutil"
 	"github.com/cairn-kv/cairn/membership"
 	"github.com/cairn-kv/cairn/mvcc"
 	"github.com/cairn-kv/cairn/raftnode"
@@ -145,7 +145,7 @@ func New(cfg Config) (*Server, error) {
 
 	// The member's directories must survive power loss before anything in
 	// them is acknowledged: fsync each one's entry in its parent.
-	if err := syncDirs(cfg.FS, filepath.Dir(filepath.Clean(cfg.DataDir)), cfg.DataDir, memberDir); err != nil {
+	if err := fsutil.SyncDir(cfg.FS, filepath.Dir(filepath.Clean(cfg.DataDir)), cfg.DataDir, memberDir); err != nil {
 		s.node.Stop()
 		s.closeStorage()
 		return nil, err
@@ -167,21 +167,6 @@ func New(cfg Config) (*Server, error) {
 	go s.applyLoop(applied, snapIndex, s.node.ConfState())
 	go s.waitReady()
 	return s, nil
-}
-
-func syncDirs(fs vfs.FS, dirs ...string) error {
-	for _, d := range dirs {
-		f, err := fs.OpenDir(d)
-		if err != nil {
-			return fmt.Errorf("opening %s to sync it: %w", d, err)
-		}
-		err = f.Sync()
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("syncing directory %s: %w", d, err)
-		}
-	}
-	return nil
 }
 
 func (s *Server) closeStorage() {

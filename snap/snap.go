@@ -11,11 +11,13 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/cairn-kv/cairn/wal"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/cairn-kv/cairn/internal/fsutil"
+	"github.com/cairn-kv/cairn/wal"
 )
 
 var (
@@ -78,7 +80,7 @@ func mkdirAllDurable(fs vfs.FS, dir string) error {
 		if err := fs.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
-		return syncDir(fs, parent)
+		return fsutil.SyncDir(fs, parent)
 	}
 	return fs.MkdirAll(dir, 0o755)
 }
@@ -172,7 +174,7 @@ func (s *Snapshotter) SaveSnap(snap *raftpb.Snapshot) error {
 		_ = s.fs.Remove(tmp)
 		return fmt.Errorf("snap: rename %s: %w", tmp, err)
 	}
-	if err := syncDir(s.fs, s.dir); err != nil {
+	if err := fsutil.SyncDir(s.fs, s.dir); err != nil {
 		return fmt.Errorf("snap: sync %s: %w", s.dir, err)
 	}
 	return nil
@@ -194,18 +196,6 @@ func writeFile(fs vfs.FS, path string, data []byte) error {
 		return fmt.Errorf("snap: write %s: %w", path, err)
 	}
 	return nil
-}
-
-func syncDir(fs vfs.FS, dir string) error {
-	d, err := fs.OpenDir(dir)
-	if err != nil {
-		return err
-	}
-	if err := d.Sync(); err != nil {
-		_ = d.Close()
-		return err
-	}
-	return d.Close()
 }
 
 // Load returns the newest valid snapshot. A newest file that is corrupt is
@@ -328,7 +318,7 @@ func (s *Snapshotter) Purge(max int) error {
 			return fmt.Errorf("snap: remove %s: %w", path, err)
 		}
 	}
-	if err := syncDir(s.fs, s.dir); err != nil {
+	if err := fsutil.SyncDir(s.fs, s.dir); err != nil {
 		return fmt.Errorf("snap: sync %s: %w", s.dir, err)
 	}
 	return nil

@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/cairn-kv/cairn/internal/fsutil"
 )
 
 const (
@@ -92,19 +94,6 @@ func startSegment(segs []segment, index uint64) int {
 	return start
 }
 
-// syncDir makes the creation, rename or removal of entries in dir durable.
-func syncDir(fs vfs.FS, dir string) error {
-	d, err := fs.OpenDir(dir)
-	if err != nil {
-		return err
-	}
-	if err := d.Sync(); err != nil {
-		_ = d.Close()
-		return err
-	}
-	return d.Close()
-}
-
 // preallocate writes zeros over the first size bytes of f. Writing them,
 // rather than only reserving space (fallocate), matters: appending into
 // reserved-but-unwritten extents makes every fdatasync also commit extent
@@ -141,7 +130,7 @@ func mkdirAllDurable(fs vfs.FS, dir string) error {
 	if err := fs.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	return syncDir(fs, parent)
+	return fsutil.SyncDir(fs, parent)
 }
 
 func isNotExist(err error) bool {

@@ -12,6 +12,8 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/cairn-kv/cairn/internal/fsutil"
 )
 
 // Snapshot is a raft snapshot marker recorded in the WAL: the index and
@@ -158,7 +160,7 @@ func Create(fs vfs.FS, dir string, metadata []byte, opts ...Option) (*WAL, error
 		_ = fs.RemoveAll(tmp)
 		return nil, err
 	}
-	if err := syncDir(fs, tmp); err != nil {
+	if err := fsutil.SyncDir(fs, tmp); err != nil {
 		return fail(fmt.Errorf("wal: sync %s: %w", tmp, err))
 	}
 	if dirExists {
@@ -169,7 +171,7 @@ func Create(fs vfs.FS, dir string, metadata []byte, opts ...Option) (*WAL, error
 	if err := fs.Rename(tmp, dir); err != nil {
 		return fail(fmt.Errorf("wal: rename %s: %w", tmp, err))
 	}
-	if err := syncDir(fs, parent); err != nil {
+	if err := fsutil.SyncDir(fs, parent); err != nil {
 		_ = f.Close()
 		return nil, fmt.Errorf("wal: sync %s: %w", parent, err)
 	}
@@ -599,7 +601,7 @@ func (w *WAL) cut() error {
 		_ = f.Close()
 		return fmt.Errorf("wal: rename %s: %w", tmp, err)
 	}
-	if err := syncDir(w.fs, w.dir); err != nil {
+	if err := fsutil.SyncDir(w.fs, w.dir); err != nil {
 		_ = f.Close()
 		return fmt.Errorf("wal: sync %s: %w", w.dir, err)
 	}
@@ -655,7 +657,7 @@ func (w *WAL) ReleaseTo(index uint64) error {
 		}
 	}
 	w.markers = kept
-	if err := syncDir(w.fs, w.dir); err != nil {
+	if err := fsutil.SyncDir(w.fs, w.dir); err != nil {
 		return fmt.Errorf("wal: sync %s: %w", w.dir, err)
 	}
 	return nil

@@ -279,6 +279,12 @@ func (n *Node) restart(walDir string) error {
 		return err
 	}
 	n.metadata = md
+	if s == nil && len(ents) == 0 && hs.GetCommit() == 0 {
+		// A crash during the very first start, after the WAL was created
+		// but before the initial configuration was recorded: there is no
+		// configuration to start raft with and nothing was ever written.
+		return fmt.Errorf("raftnode: %s holds a WAL from an unfinished first start and no data; remove %s and start again", walDir, n.cfg.Dir)
+	}
 	if s != nil {
 		if err := n.ms.ApplySnapshot(s); err != nil {
 			return err

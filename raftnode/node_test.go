@@ -3,6 +3,7 @@ package raftnode
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +11,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/cairn-kv/cairn/wal"
 )
 
 func startNode(t *testing.T, fs vfs.FS, snapCount uint64) *Node {
@@ -234,5 +237,24 @@ func TestSnapshotOfTrimmedIndex(t *testing.T) {
 	n2 := startNode(t, fs, 100)
 	if n2.SnapshotIndex() != old.GetIndex() {
 		t.Fatalf("restarted from snapshot %d, want %d", n2.SnapshotIndex(), old.GetIndex())
+	}
+}
+
+// TestUnfinishedBootstrapRefused: a WAL created by a first start that
+// crashed before recording the initial configuration must not start a raft
+// node with no voters (it would never elect a leader).
+func TestUnfinishedBootstrapRefused(t *testing.T) {
+	fs := vfs.NewMem()
+	if err := fs.MkdirAll("/m", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	w, err := wal.Create(fs, "/m/wal", []byte("md"), wal.WithSegmentSize(64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	_, err = Start(Config{ID: 1, Peers: []uint64{1}, Dir: "/m", FS: fs, WALSegmentSize: 64 << 10})
+	if err == nil || !strings.Contains(err.Error(), "unfinished first start") {
+		t.Fatalf("start on an unfinished bootstrap: %v", err)
 	}
 }

@@ -27,7 +27,7 @@ func (s *Server) applyRequest(r *pb.InternalRaftRequest) result {
 	switch {
 	case r.Put != nil:
 		t := s.kv.Write()
-		defer t.End()
+		defer s.endWrite(t)
 		if err := s.checkPut(t, r.Put); err != nil {
 			return result{err: err}
 		}
@@ -35,12 +35,12 @@ func (s *Server) applyRequest(r *pb.InternalRaftRequest) result {
 		return result{resp: resp, err: err}
 	case r.DeleteRange != nil:
 		t := s.kv.Write()
-		defer t.End()
+		defer s.endWrite(t)
 		resp, err := execDeleteRange(t, r.DeleteRange)
 		return result{resp: resp, err: err}
 	case r.Txn != nil:
 		t := s.kv.Write()
-		defer t.End()
+		defer s.endWrite(t)
 		resp, err := s.execTxn(t, r.Txn)
 		return result{resp: resp, err: err}
 	case r.Compaction != nil:
@@ -53,6 +53,19 @@ func (s *Server) applyRequest(r *pb.InternalRaftRequest) result {
 	// Every member rejects the same unknown request the same way, so
 	// apply stays deterministic.
 	return result{err: fmt.Errorf("server: unsupported request %d in raft log", r.GetHeader().GetID())}
+}
+
+// endWrite ends a write transaction and keeps its changes as watch events
+// for the hub, notified once the group commits.
+func (s *Server) endWrite(t *mvcc.TxnWrite) {
+	for _, kv := range t.Changes() {
+		ev := &mvccpb.Event{Type: mvccpb.PUT, Kv: kv}
+		if kv.Version == 0 {
+			ev.Type = mvccpb.DELETE
+		}
+		s.applyEvents = append(s.applyEvents, ev)
+	}
+	t.End()
 }
 
 // checkPut runs the checks etcd makes before a put writes anything.

@@ -41,6 +41,9 @@ type Config struct {
 	// QuotaBackendBytes is the storage quota; 0 means the default 2 GiB,
 	// negative disables it.
 	QuotaBackendBytes int64
+	// WatchProgressNotifyInterval is the period of progress notifications
+	// to watchers that asked for them; default 10 minutes.
+	WatchProgressNotifyInterval time.Duration
 	// WALSegmentSize is the size of WAL segment files; default 64 MiB.
 	WALSegmentSize int64
 	// FS is the filesystem seam for WAL, snapshots and engine; default
@@ -60,6 +63,8 @@ const (
 	DefaultMaxTxnOps           = 128
 	DefaultQuotaBackendBytes   = 2 << 30
 	DefaultInitialClusterToken = "etcd-cluster"
+	// DefaultWatchProgressNotifyInterval is etcd's default.
+	DefaultWatchProgressNotifyInterval = 10 * time.Minute
 )
 
 func (c *Config) ensureDefaults() {
@@ -98,6 +103,9 @@ func (c *Config) ensureDefaults() {
 	}
 	if c.QuotaBackendBytes == 0 {
 		c.QuotaBackendBytes = DefaultQuotaBackendBytes
+	}
+	if c.WatchProgressNotifyInterval == 0 {
+		c.WatchProgressNotifyInterval = DefaultWatchProgressNotifyInterval
 	}
 	if c.FS == nil {
 		c.FS = vfs.Default

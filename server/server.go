@@ -11,6 +11,7 @@ import (
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
@@ -18,6 +19,7 @@ import (
 	"github.com/cairn-kv/cairn/internal/fsutil"
 	"github.com/cairn-kv/cairn/membership"
 	"github.com/cairn-kv/cairn/mvcc"
+	"github.com/cairn-kv/cairn/mvcc/watch"
 	"github.com/cairn-kv/cairn/raftnode"
 	"github.com/cairn-kv/cairn/storage"
 )
@@ -47,6 +49,11 @@ type Server struct {
 	appliedIndex atomic.Uint64
 	// size caches the engine's size on disk, computed at sizeAt (unix ns).
 	size, sizeAt atomic.Int64
+
+	hub *watch.Hub
+	// applyEvents collects the watch events of the group being applied;
+	// apply loop only.
+	applyEvents []*mvccpb.Event
 
 	readyc   chan struct{}
 	stopc    chan struct{}
@@ -108,6 +115,7 @@ func New(cfg Config) (*Server, error) {
 		s.eng.Close()
 		return nil, err
 	}
+	s.hub = watch.NewHub(s.kv, watch.Config{Logger: cfg.Logger})
 	peers := make([]uint64, len(members))
 	for i, m := range members {
 		peers[i] = m.ID
@@ -170,6 +178,7 @@ func New(cfg Config) (*Server, error) {
 }
 
 func (s *Server) closeStorage() {
+	s.hub.Close()
 	s.kv.Close()
 	s.eng.Close()
 }
@@ -227,6 +236,25 @@ func (s *Server) Rev() int64 { return s.kv.Rev() }
 
 // Members returns the member list.
 func (s *Server) Members() []membership.Member { return s.members }
+
+// Watchable returns the member's watch hub.
+func (s *Server) Watchable() *watch.Hub { return s.hub }
+
+// PrevKV returns key's version just before revision rev, or nil: the
+// prev_kv of a watch event at rev.
+func (s *Server) PrevKV(key []byte, rev int64) *mvccpb.KeyValue {
+	rr, err := s.kv.Range(context.Background(), key, nil, mvcc.RangeOptions{Rev: rev - 1})
+	if err != nil || len(rr.KVs) == 0 {
+		return nil
+	}
+	return rr.KVs[0]
+}
+
+// WatchProgressNotifyInterval returns the period of watch progress
+// notifications.
+func (s *Server) WatchProgressNotifyInterval() time.Duration {
+	return s.cfg.WatchProgressNotifyInterval
+}
 
 // MaxTxnOps returns the configured limit of operations per txn.
 func (s *Server) MaxTxnOps() int { return int(s.cfg.MaxTxnOps) }
@@ -375,6 +403,7 @@ func (s *Server) applyLoop(applied, lastSnap uint64, cs *raftpb.ConfState) {
 		if fatal == nil {
 			fatal = s.node.Err()
 		}
+		s.hub.Close()
 		if err := s.kv.Close(); fatal == nil && err != nil {
 			fatal = err
 		}
@@ -425,6 +454,11 @@ func (s *Server) applyLoop(applied, lastSnap uint64, cs *raftpb.ConfState) {
 		if err := s.kv.Commit(mvcc.Meta{AppliedIndex: applied, AppliedTerm: appliedTerm}, snapshot); err != nil {
 			fatal = fmt.Errorf("apply: commit at index %d: %w", applied, err)
 			return
+		}
+		if len(s.applyEvents) > 0 {
+			s.hub.Notify(s.kv.Rev(), s.applyEvents)
+			clear(s.applyEvents)
+			s.applyEvents = s.applyEvents[:0]
 		}
 		for _, d := range done {
 			s.w.trigger(d.id, d.res)

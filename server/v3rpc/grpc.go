@@ -29,7 +29,7 @@ func NewServer(s *server.Server, opts ...grpc.ServerOption) *grpc.Server {
 	pb.RegisterKVServer(g, &kvServer{s: s, hdr: h})
 	pb.RegisterMaintenanceServer(g, &maintenanceServer{s: s, hdr: h})
 	pb.RegisterClusterServer(g, &clusterServer{s: s, hdr: h})
-	pb.RegisterWatchServer(g, pb.UnimplementedWatchServer{})
+	pb.RegisterWatchServer(g, &watchServer{s: s, hdr: h})
 	pb.RegisterLeaseServer(g, pb.UnimplementedLeaseServer{})
 	pb.RegisterAuthServer(g, pb.UnimplementedAuthServer{})
 	hs := health.NewServer()
@@ -48,6 +48,11 @@ func (h header) fill(rh *pb.ResponseHeader) {
 	if rh.Revision == 0 {
 		rh.Revision = h.s.Rev()
 	}
+}
+
+// at returns a header whose revision is exactly rev.
+func (h header) at(rev int64) *pb.ResponseHeader {
+	return &pb.ResponseHeader{ClusterId: h.s.ClusterID(), MemberId: h.s.ID(), RaftTerm: h.s.Term(), Revision: rev}
 }
 
 func (h header) new() *pb.ResponseHeader {

@@ -1,0 +1,186 @@
+package watch
+
+import (
+	"bytes"
+	"sync"
+)
+
+// Stream is one client stream's set of watchers and its bounded queue of
+// responses. Create it with Hub.NewStream; read Out until Close.
+type Stream struct {
+	h         *Hub
+	out       chan Response
+	closedc   chan struct{}
+	closeOnce sync.Once
+
+	// Guarded by h.mu.
+	watchers        map[int64]*watcher
+	nextID          int64
+	progressPending bool
+}
+
+// NewStream registers a new stream.
+func (h *Hub) NewStream() *Stream {
+	s := &Stream{h: h, out: make(chan Response, h.cfg.QueueSize), closedc: make(chan struct{}), watchers: map[int64]*watcher{}}
+	h.mu.Lock()
+	h.mu.streams[s] = struct{}{}
+	h.mu.Unlock()
+	return s
+}
+
+// Out is the stream's queue of responses.
+func (s *Stream) Out() <-chan Response { return s.out }
+
+// Watch adds a watcher on [key, end) (end nil: key alone; end empty: every
+// key ≥ key) from startRev (0: the next revision). id 0 asks for the
+// lowest unused ID, as etcd's AutoWatchID; another ID already in use is
+// ErrDuplicateID. The watcher gets no events until Announce: the caller
+// first tells the client it exists (etcd's created response). gen tells
+// this watcher's responses apart from those of an earlier watcher that had
+// the same ID.
+func (s *Stream) Watch(id int64, key, end []byte, startRev int64, noPut, noDelete bool) (wid int64, gen uint64, err error) {
+	if len(end) != 0 && bytes.Compare(key, end) >= 0 {
+		return -1, 0, ErrEmptyRange
+	}
+	h := s.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s.isClosed() {
+		return -1, 0, ErrStreamClosed
+	}
+	if id == 0 {
+		for s.watchers[s.nextID] != nil {
+			s.nextID++
+		}
+		id = s.nextID
+		s.nextID++
+	} else if s.watchers[id] != nil {
+		return -1, 0, ErrDuplicateID
+	}
+	h.gen++
+	w := &watcher{id: id, gen: h.gen, key: key, end: end, noPut: noPut, noDelete: noDelete, minRev: startRev, stream: s}
+	if startRev == 0 {
+		w.minRev = h.mu.rev + 1
+	}
+	s.watchers[id] = w
+	return id, w.gen, nil
+}
+
+// Announce starts delivering events to watcher (id, gen) once the client
+// knows about it. A watcher canceled meanwhile is ignored.
+func (s *Stream) Announce(id int64, gen uint64) {
+	h := s.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	w := s.watchers[id]
+	if w == nil || w.gen != gen || w.announced {
+		return
+	}
+	w.announced = true
+	if w.minRev > h.mu.rev {
+		h.mu.synced.add(w)
+		return
+	}
+	h.mu.unsynced[w] = struct{}{}
+	h.wake()
+}
+
+// Cancel removes a watcher; ErrNotExist when the stream has no such ID.
+func (s *Stream) Cancel(id int64) error {
+	h := s.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	w := s.watchers[id]
+	if w == nil {
+		return ErrNotExist
+	}
+	s.removeLocked(w)
+	return nil
+}
+
+func (s *Stream) removeLocked(w *watcher) {
+	w.removed = true
+	delete(s.watchers, w.id)
+	s.h.mu.synced.remove(w)
+	delete(s.h.mu.unsynced, w)
+}
+
+// forget drops a watcher the hub canceled (compaction).
+func (s *Stream) forget(w *watcher) {
+	s.h.mu.Lock()
+	defer s.h.mu.Unlock()
+	if !w.removed {
+		s.removeLocked(w)
+	}
+}
+
+// RequestProgress asks for a stream-wide progress response (WatchID -1):
+// sent as soon as every watcher of the stream is synced, so its revision
+// promises that all events up to it were delivered.
+func (s *Stream) RequestProgress() {
+	h := s.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s.allSyncedLocked(h) && s.offer(Response{WatchID: -1, Revision: h.mu.rev}) {
+		return
+	}
+	s.progressPending = true
+	h.wake()
+}
+
+// NotifyProgress sends watcher id an empty response carrying the current
+// revision, if it is synced (the periodic progress_notify).
+func (s *Stream) NotifyProgress(id int64) {
+	h := s.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if w := s.watchers[id]; w != nil && h.mu.synced.has(w) {
+		s.offer(Response{WatchID: id, Gen: w.gen, Revision: h.mu.rev})
+	}
+}
+
+// allSyncedLocked: every watcher has had every notified event it wants
+// queued (a watcher not yet announced counts when it starts later).
+func (s *Stream) allSyncedLocked(h *Hub) bool {
+	for _, w := range s.watchers {
+		if _, behind := h.mu.unsynced[w]; behind || (!w.announced && w.minRev <= h.mu.rev) {
+			return false
+		}
+	}
+	return true
+}
+
+// Close removes every watcher of the stream.
+func (s *Stream) Close() {
+	s.closeOnce.Do(func() { close(s.closedc) })
+	h := s.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, w := range s.watchers {
+		s.removeLocked(w)
+	}
+	delete(h.mu.streams, s)
+}
+
+func (s *Stream) isClosed() bool {
+	select {
+	case <-s.closedc:
+		return true
+	default:
+		return false
+	}
+}
+
+// offer queues r without blocking; false when the queue is full or the
+// stream closed.
+func (s *Stream) offer(r Response) bool {
+	if s.isClosed() {
+		return false
+	}
+	select {
+	case s.out <- r:
+		return true
+	default:
+		return false
+	}
+}

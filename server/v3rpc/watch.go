@@ -1,0 +1,240 @@
+package v3rpc
+
+import (
+	"errors"
+	"io"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cairn-kv/cairn/mvcc/watch"
+	"github.com/cairn-kv/cairn/server"
+)
+
+// watchServer serves etcd's Watch: one gRPC stream carries many watchers.
+// Per stream, the receive loop turns requests into hub calls and control
+// responses (created, canceled); the send loop writes control responses and
+// the hub's event responses to the client. It announces a watcher to the
+// hub only after its created response went out, so no event precedes it,
+// and drops responses of watchers it no longer knows (canceled, or an
+// earlier watcher with a reused ID).
+type watchServer struct {
+	pb.UnimplementedWatchServer
+	s   *server.Server
+	hdr header
+}
+
+// control is a response from the receive loop; opts is set for a watcher
+// just created.
+type control struct {
+	resp *pb.WatchResponse
+	opts *watchOpts
+}
+
+// watchOpts are a watcher's send-side options; send loop only.
+type watchOpts struct {
+	gen                      uint64
+	prevKV, fragment, notify bool
+	// sentEvents elides the next periodic progress notification.
+	sentEvents bool
+}
+
+func (ws *watchServer) Watch(stream pb.Watch_WatchServer) error {
+	hs := ws.s.Watchable().NewStream()
+	defer hs.Close()
+	ctrl := make(chan control, 16)
+	recvErr := make(chan error, 1)
+	go func() { recvErr <- ws.recvLoop(stream, hs, ctrl) }()
+	return ws.sendLoop(stream, hs, ctrl, recvErr)
+}
+
+func (ws *watchServer) recvLoop(stream pb.Watch_WatchServer, hs *watch.Stream, ctrl chan<- control) error {
+	send := func(c control) error {
+		select {
+		case ctrl <- c:
+			return nil
+		case <-stream.Context().Done():
+			return stream.Context().Err()
+		}
+	}
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		switch {
+		case req.GetCreateRequest() != nil:
+			if err := send(ws.create(hs, req.GetCreateRequest())); err != nil {
+				return err
+			}
+		case req.GetCancelRequest() != nil:
+			id := req.GetCancelRequest().WatchId
+			if hs.Cancel(id) == nil {
+				if err := send(control{resp: &pb.WatchResponse{Header: ws.hdr.new(), WatchId: id, Canceled: true}}); err != nil {
+					return err
+				}
+			}
+		case req.GetProgressRequest() != nil:
+			hs.RequestProgress()
+		}
+	}
+}
+
+// create registers a watcher and returns the created response, canceled
+// at once (watch ID -1) when the request cannot be served, as in etcd.
+func (ws *watchServer) create(hs *watch.Stream, cr *pb.WatchCreateRequest) control {
+	refuse := func(reason string) control {
+		return control{resp: &pb.WatchResponse{Header: ws.hdr.new(), WatchId: -1, Created: true, Canceled: true, CancelReason: reason}}
+	}
+	if cr.StartRevision < 0 {
+		return refuse(rpctypes.ErrGRPCCompacted.Error())
+	}
+	key := cr.Key
+	if len(key) == 0 {
+		key = []byte{0} // the smallest key
+	}
+	end := cr.RangeEnd
+	switch {
+	case len(end) == 0:
+		end = nil // one key
+	case len(end) == 1 && end[0] == 0:
+		end = []byte{} // every key from key on
+	}
+	var noPut, noDelete bool
+	for _, f := range cr.Filters {
+		switch f {
+		case pb.WatchCreateRequest_NOPUT:
+			noPut = true
+		case pb.WatchCreateRequest_NODELETE:
+			noDelete = true
+		}
+	}
+	id, gen, err := hs.Watch(cr.WatchId, key, end, cr.StartRevision, noPut, noDelete)
+	if err != nil {
+		return refuse(err.Error())
+	}
+	return control{
+		resp: &pb.WatchResponse{Header: ws.hdr.new(), WatchId: id, Created: true},
+		opts: &watchOpts{gen: gen, prevKV: cr.PrevKv, fragment: cr.Fragment, notify: cr.ProgressNotify},
+	}
+}
+
+func (ws *watchServer) sendLoop(stream pb.Watch_WatchServer, hs *watch.Stream, ctrl <-chan control, recvErr <-chan error) error {
+	active := map[int64]*watchOpts{}
+	progress := time.NewTicker(ws.s.WatchProgressNotifyInterval())
+	defer progress.Stop()
+	for {
+		select {
+		case c := <-ctrl:
+			if err := stream.Send(c.resp); err != nil {
+				return err
+			}
+			switch id := c.resp.WatchId; {
+			case c.opts != nil:
+				active[id] = c.opts
+				hs.Announce(id, c.opts.gen)
+			case c.resp.Canceled && id != -1:
+				delete(active, id)
+			}
+		case r := <-hs.Out():
+			if r.WatchID == -1 {
+				if err := stream.Send(&pb.WatchResponse{Header: ws.hdr.at(r.Revision), WatchId: -1}); err != nil {
+					return err
+				}
+				continue
+			}
+			o := active[r.WatchID]
+			if o == nil || o.gen != r.Gen {
+				continue // canceled, or an earlier watcher with this ID
+			}
+			resp := &pb.WatchResponse{
+				Header:          ws.hdr.at(r.Revision),
+				WatchId:         r.WatchID,
+				Events:          r.Events,
+				CompactRevision: r.CompactRevision,
+				Canceled:        r.CompactRevision != 0,
+			}
+			if o.prevKV {
+				resp.Events = ws.withPrevKV(r.Events)
+			}
+			if resp.Canceled {
+				delete(active, r.WatchID)
+			}
+			if len(r.Events) > 0 {
+				o.sentEvents = true
+			}
+			send := stream.Send
+			if o.fragment {
+				send = func(wr *pb.WatchResponse) error { return sendFragments(wr, ws.s.MaxRequestBytes(), stream.Send) }
+			}
+			if err := send(resp); err != nil {
+				return err
+			}
+		case <-progress.C:
+			for id, o := range active {
+				if o.notify && !o.sentEvents {
+					hs.NotifyProgress(id)
+				}
+				o.sentEvents = false
+			}
+		case err := <-recvErr:
+			if errors.Is(err, io.EOF) {
+				// The client closed its side; keep sending until it
+				// goes away, as etcd does.
+				recvErr = nil
+				continue
+			}
+			return err
+		case <-stream.Context().Done():
+			return stream.Context().Err()
+		}
+	}
+}
+
+// withPrevKV returns evs with each event's previous version attached
+// (none for creations), copying the events, which other watchers share.
+func (ws *watchServer) withPrevKV(evs []*mvccpb.Event) []*mvccpb.Event {
+	out := make([]*mvccpb.Event, len(evs))
+	for i, ev := range evs {
+		cp := &mvccpb.Event{Type: ev.Type, Kv: ev.Kv}
+		if !(ev.Type == mvccpb.PUT && ev.Kv.CreateRevision == ev.Kv.ModRevision) {
+			cp.PrevKv = ws.s.PrevKV(ev.Kv.Key, ev.Kv.ModRevision)
+		}
+		out[i] = cp
+	}
+	return out
+}
+
+// sendFragments splits a response bigger than limit into several, each
+// with as many events as fit (at least one), all but the last marked
+// Fragment, as etcd does for watchers that asked for fragmenting.
+func sendFragments(wr *pb.WatchResponse, limit int, send func(*pb.WatchResponse) error) error {
+	if proto.Size(wr) < limit || len(wr.Events) < 2 {
+		return send(wr)
+	}
+	evs := wr.Events
+	for len(evs) > 0 {
+		cur := &pb.WatchResponse{
+			Header: wr.Header, WatchId: wr.WatchId, Created: wr.Created, Canceled: wr.Canceled,
+			CompactRevision: wr.CompactRevision, CancelReason: wr.CancelReason, Fragment: true,
+		}
+		n := 0
+		for n < len(evs) {
+			cur.Events = evs[:n+1]
+			if n > 0 && proto.Size(cur) >= limit {
+				break
+			}
+			n++
+		}
+		cur.Events = evs[:n]
+		evs = evs[n:]
+		cur.Fragment = len(evs) > 0
+		if err := send(cur); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -236,7 +236,7 @@ func (h *Hub) catchUpRound() bool {
 		if it.from < first {
 			// What it needs is gone: cancel it with the compaction.
 			if w.stream.offer(Response{WatchID: w.id, Gen: w.gen, CompactRevision: first}) {
-				w.stream.forget(w)
+				w.stream.retire(w)
 			}
 			continue
 		}
@@ -255,7 +255,9 @@ func (h *Hub) catchUpRound() bool {
 			next = n
 			mine = w.filter(evs)
 		}
-		if len(mine) > 0 && !w.stream.offer(Response{WatchID: w.id, Gen: w.gen, Events: mine, Revision: next - 1}) {
+		// The header carries the revision notified when the batch was read,
+		// as etcd's does, even when the batch stops short of it.
+		if len(mine) > 0 && !w.stream.offer(Response{WatchID: w.id, Gen: w.gen, Events: mine, Revision: rev}) {
 			continue // still no room; retried on the next tick
 		}
 		h.mu.Lock()
@@ -283,7 +285,7 @@ func (h *Hub) flushProgress() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for s := range h.mu.streams {
-		if s.progressPending && s.allSyncedLocked(h) {
+		if s.progressPending && len(s.watchers) > 0 && s.allSyncedLocked(h) {
 			if s.offer(Response{WatchID: -1, Revision: h.mu.rev}) {
 				s.progressPending = false
 			}
@@ -301,8 +303,9 @@ type watcher struct {
 	minRev   int64
 	stream   *Stream
 	// Under Hub.mu: announced once the client knows the watcher (events
-	// flow only then); removed once canceled.
-	announced, removed bool
+	// flow only then); retired once canceled by compaction; removed once
+	// canceled by the client.
+	announced, retired, removed bool
 }
 
 func (w *watcher) contains(key []byte) bool {

@@ -105,12 +105,16 @@ func (s *Stream) removeLocked(w *watcher) {
 	delete(s.h.mu.unsynced, w)
 }
 
-// forget drops a watcher the hub canceled (compaction).
-func (s *Stream) forget(w *watcher) {
+// retire stops a watcher the hub canceled (compaction). As in etcd it
+// keeps its ID on the stream until the client cancels it: Cancel then
+// answers, the ID stays taken, and stream-wide progress waits for it.
+func (s *Stream) retire(w *watcher) {
 	s.h.mu.Lock()
 	defer s.h.mu.Unlock()
 	if !w.removed {
-		s.removeLocked(w)
+		w.retired = true
+		s.h.mu.synced.remove(w)
+		delete(s.h.mu.unsynced, w)
 	}
 }
 
@@ -121,6 +125,9 @@ func (s *Stream) RequestProgress() {
 	h := s.h
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if len(s.watchers) == 0 {
+		return // etcd answers nothing on a stream without watchers
+	}
 	if s.allSyncedLocked(h) && s.offer(Response{WatchID: -1, Revision: h.mu.rev}) {
 		return
 	}
@@ -143,7 +150,7 @@ func (s *Stream) NotifyProgress(id int64) {
 // queued (a watcher not yet announced counts when it starts later).
 func (s *Stream) allSyncedLocked(h *Hub) bool {
 	for _, w := range s.watchers {
-		if _, behind := h.mu.unsynced[w]; behind || (!w.announced && w.minRev <= h.mu.rev) {
+		if _, behind := h.mu.unsynced[w]; behind || w.retired || (!w.announced && w.minRev <= h.mu.rev) {
 			return false
 		}
 	}

@@ -90,7 +90,7 @@ func (ws *watchServer) create(hs *watch.Stream, cr *pb.WatchCreateRequest) contr
 		return control{resp: &pb.WatchResponse{Header: ws.hdr.new(), WatchId: -1, Created: true, Canceled: true, CancelReason: reason}}
 	}
 	if cr.StartRevision < 0 {
-		return refuse(rpctypes.ErrGRPCCompacted.Error())
+		return refuse(rpctypes.ErrCompacted.Error())
 	}
 	key := cr.Key
 	if len(key) == 0 {
@@ -168,7 +168,9 @@ func (ws *watchServer) sendLoop(stream pb.Watch_WatchServer, hs *watch.Stream, c
 			}
 			send := stream.Send
 			if o.fragment {
-				send = func(wr *pb.WatchResponse) error { return sendFragments(wr, ws.s.MaxRequestBytes(), stream.Send) }
+				// etcd fragments at the request limit plus gRPC's overhead.
+				limit := ws.s.MaxRequestBytes() + grpcOverheadBytes
+				send = func(wr *pb.WatchResponse) error { return sendFragments(wr, limit, stream.Send) }
 			}
 			if err := send(resp); err != nil {
 				return err

@@ -38,6 +38,7 @@ type options struct {
 	heartbeatMs, electionMs                         uint
 	maxRequestBytes, maxTxnOps                      uint
 	quotaBackendBytes                               int64
+	watchProgressNotifyInterval                     time.Duration
 	logLevel                                        string
 	version                                         bool
 }
@@ -60,6 +61,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.UintVar(&o.maxRequestBytes, "max-request-bytes", server.DefaultMaxRequestBytes, "Maximum client request size in bytes the server will accept.")
 	fs.UintVar(&o.maxTxnOps, "max-txn-ops", server.DefaultMaxTxnOps, "Maximum number of operations permitted in a transaction.")
 	fs.Int64Var(&o.quotaBackendBytes, "quota-backend-bytes", 0, "Raise alarms when backend size exceeds the given quota (0 defaults to 2 GiB).")
+	fs.DurationVar(&o.watchProgressNotifyInterval, "watch-progress-notify-interval", server.DefaultWatchProgressNotifyInterval, "Duration of periodic watch progress notifications.")
 	fs.StringVar(&o.logLevel, "log-level", "info", "Configures log level. Only supports debug, info, warn, error, panic, or fatal.")
 	fs.BoolVar(&o.version, "version", false, "Print the version and exit.")
 	return fs
@@ -205,19 +207,20 @@ func (o *options) config(lg *zap.Logger) (server.Config, []*url.URL, error) {
 		return cfg, nil, fmt.Errorf("--advertise-client-urls: %w", err)
 	}
 	cfg = server.Config{
-		Name:                o.name,
-		DataDir:             o.dataDir,
-		ClientURLs:          strings.Split(o.advertiseClientURLs, ","),
-		PeerURLs:            urlStrings(peers),
-		InitialCluster:      o.initialCluster,
-		InitialClusterToken: o.clusterTok,
-		SnapshotCount:       o.snapshotCount,
-		HeartbeatInterval:   time.Duration(o.heartbeatMs) * time.Millisecond,
-		ElectionTimeout:     time.Duration(o.electionMs) * time.Millisecond,
-		MaxRequestBytes:     o.maxRequestBytes,
-		MaxTxnOps:           o.maxTxnOps,
-		QuotaBackendBytes:   o.quotaBackendBytes,
-		Logger:              lg,
+		Name:                        o.name,
+		DataDir:                     o.dataDir,
+		ClientURLs:                  strings.Split(o.advertiseClientURLs, ","),
+		PeerURLs:                    urlStrings(peers),
+		InitialCluster:              o.initialCluster,
+		InitialClusterToken:         o.clusterTok,
+		SnapshotCount:               o.snapshotCount,
+		HeartbeatInterval:           time.Duration(o.heartbeatMs) * time.Millisecond,
+		ElectionTimeout:             time.Duration(o.electionMs) * time.Millisecond,
+		MaxRequestBytes:             o.maxRequestBytes,
+		MaxTxnOps:                   o.maxTxnOps,
+		QuotaBackendBytes:           o.quotaBackendBytes,
+		WatchProgressNotifyInterval: o.watchProgressNotifyInterval,
+		Logger:                      lg,
 	}
 	return cfg, listen, nil
 }

@@ -332,6 +332,7 @@ func TestDifferential(t *testing.T) {
 			checkSame(t, c, want, got, epsA, epsB)
 		})
 	}
+	testWatch(t, ctlBin, a, b)
 }
 
 // settleBackend makes the server's reported database sizes stable before a

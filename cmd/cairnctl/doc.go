@@ -8,6 +8,6 @@
 //	cairnctl endpoint status --cluster -w table
 //
 // The implementation lives in internal/ctl; this package only wires it to the
-// process. Commands in this version: get, put, del, txn, compaction,
+// process. Commands in this version: get, put, del, txn, watch, compaction,
 // endpoint health|status, member list, version, options.
 package main

@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -20,8 +21,17 @@ const (
 	exitPanic        = 2 // what a Go panic exits with
 	exitInvalidInput = 3 // malformed txn input
 	exitBadFeature   = 4 // a valid flag with a value the command cannot honour
+	exitInterrupted  = 5 // the server ended a watch
 	exitBadArgs      = 128
+	// exitSignaled is what a shell reports for a process ended by SIGINT.
+	// Only an in-process run stopped through Invocation.Context returns it;
+	// the cairnctl binary, like etcdctl, simply dies from the signal.
+	exitSignaled = 130
 )
+
+// errSignaled ends a long-running command whose invocation was stopped; it
+// prints nothing, as a killed process would not.
+var errSignaled = &exitError{code: exitSignaled}
 
 // Invocation is everything one run of the CLI sees of its process.
 type Invocation struct {
@@ -37,6 +47,10 @@ type Invocation struct {
 	// Process is true when Run owns the whole process (the cairnctl binary):
 	// only then may it change process-wide state such as the gRPC logger.
 	Process bool
+	// Context, when done, stops a command that otherwise runs until killed
+	// (watch) as a signal would stop the process: at once, printing nothing
+	// more. Nil means context.Background().
+	Context context.Context
 }
 
 // exitError ends a command with a code; a nil err prints nothing.
@@ -75,7 +89,9 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 
 // app is the state of one invocation.
 type app struct {
+	ctx    context.Context
 	name   string
+	args   []string // the full command line, Invocation.Args
 	env    []string
 	stdin  io.Reader
 	stdout io.Writer
@@ -92,12 +108,17 @@ type app struct {
 // Run executes one invocation and returns its exit code.
 func Run(inv Invocation) int {
 	a := &app{
+		ctx:    inv.Context,
+		args:   inv.Args,
 		name:   "cairnctl",
 		env:    inv.Env,
 		stdin:  inv.Stdin,
 		stdout: &syncWriter{w: inv.Stdout},
 		stderr: &syncWriter{w: inv.Stderr},
 		proc:   inv.Process,
+	}
+	if a.ctx == nil {
+		a.ctx = context.Background()
 	}
 	if a.stdin == nil {
 		a.stdin = strings.NewReader("")
@@ -191,6 +212,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.putCommand(),
 		a.delCommand(),
 		a.txnCommand(),
+		a.watchCommand(),
 		a.compactionCommand(),
 		a.endpointCommand(),
 		a.memberCommand(),

@@ -83,6 +83,13 @@ func (g *globalFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&g.discoverySRVName, "discovery-srv-name", "", "service name for SRV discovery")
 }
 
+// ignoredValue is the value of a flag that exists only to name a variable.
+type ignoredValue struct{}
+
+func (ignoredValue) String() string   { return "" }
+func (ignoredValue) Set(string) error { return nil }
+func (ignoredValue) Type() string     { return "" }
+
 func envKey(flag string) string {
 	return envPrefix + "_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
@@ -161,6 +168,16 @@ func (a *app) applyEnv(lg *zap.Logger, fs *pflag.FlagSet) error {
 func (a *app) clientConfig(cmd *cobra.Command) (*clientv3.ConfigSpec, error) {
 	lg := a.newLogger(zapcore.InfoLevel)
 	fs := cmd.InheritedFlags()
+	if cmd.Name() == "watch" {
+		// watch reads ETCDCTL_WATCH_KEY and ETCDCTL_WATCH_RANGE_END itself;
+		// as in etcdctl they pass for flags that take no value: no warning,
+		// and --debug lists them, empty.
+		for _, name := range []string{"watch-key", "watch-range-end"} {
+			if fs.Lookup(name) == nil {
+				fs.AddFlag(&pflag.Flag{Name: name, Value: ignoredValue{}})
+			}
+		}
+	}
 	if err := a.applyEnv(lg, fs); err != nil {
 		return nil, err
 	}

@@ -20,6 +20,7 @@ type printer interface {
 	Put(*clientv3.PutResponse) error
 	Del(*clientv3.DeleteResponse) error
 	Txn(*clientv3.TxnResponse) error
+	Watch(*clientv3.WatchResponse) error
 	MemberList(*clientv3.MemberListResponse) error
 	EndpointHealth([]epHealth) error
 	EndpointStatus([]epStatus) error
@@ -76,6 +77,7 @@ func (u unsupported) Get(*clientv3.GetResponse) error               { return u.f
 func (u unsupported) Put(*clientv3.PutResponse) error               { return u.fail() }
 func (u unsupported) Del(*clientv3.DeleteResponse) error            { return u.fail() }
 func (u unsupported) Txn(*clientv3.TxnResponse) error               { return u.fail() }
+func (u unsupported) Watch(*clientv3.WatchResponse) error           { return u.fail() }
 func (u unsupported) MemberList(*clientv3.MemberListResponse) error { return u.fail() }
 func (u unsupported) EndpointHealth([]epHealth) error               { return u.fail() }
 func (u unsupported) EndpointStatus([]epStatus) error               { return u.fail() }

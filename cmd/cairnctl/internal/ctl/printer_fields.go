@@ -100,6 +100,18 @@ func (p *fieldsPrinter) Txn(r *clientv3.TxnResponse) error {
 	return nil
 }
 
+func (p *fieldsPrinter) Watch(r *clientv3.WatchResponse) error {
+	p.header(r.Header)
+	for _, ev := range r.Events {
+		p.line("Type", ev.GetType())
+		if ev.GetPrevKv() != nil {
+			p.kv("Prev", ev.GetPrevKv())
+		}
+		p.kv("", ev.GetKv())
+	}
+	return nil
+}
+
 func (p *fieldsPrinter) MemberList(r *clientv3.MemberListResponse) error {
 	p.header(r.Header)
 	for _, m := range r.Members {

@@ -36,6 +36,11 @@ func (p *jsonPrinter) Put(r *clientv3.PutResponse) error { return p.print((*pb.P
 func (p *jsonPrinter) Del(r *clientv3.DeleteResponse) error {
 	return p.print((*pb.DeleteRangeResponse)(r))
 }
+
+// Watch marshals the client's response struct itself, not the wire message:
+// capitalized field names, as etcdctl prints; --hex changes nothing.
+func (p *jsonPrinter) Watch(r *clientv3.WatchResponse) error { return p.print(r) }
+
 func (p *jsonPrinter) EndpointHealth(hs []epHealth) error { return p.print(hs) }
 func (p *jsonPrinter) EndpointStatus(l []epStatus) error  { return p.print(l) }
 func (p *jsonPrinter) EndpointHashKV(l []epHashKV) error  { return p.print(l) }
@@ -153,6 +158,19 @@ func (p *pbPrinter) Put(r *clientv3.PutResponse) error { return p.print((*pb.Put
 func (p *pbPrinter) Del(r *clientv3.DeleteResponse) error {
 	return p.print((*pb.DeleteRangeResponse)(r))
 }
+
+// Watch rebuilds the wire message from the fields etcdctl keeps: no watch ID,
+// cancel reason or fragment count.
+func (p *pbPrinter) Watch(r *clientv3.WatchResponse) error {
+	return p.print(&pb.WatchResponse{
+		Header:          r.Header,
+		Events:          r.Events,
+		CompactRevision: r.CompactRevision,
+		Canceled:        r.Canceled,
+		Created:         r.Created,
+	})
+}
+
 func (p *pbPrinter) Txn(r *clientv3.TxnResponse) error { return p.print((*pb.TxnResponse)(r)) }
 func (p *pbPrinter) MemberList(r *clientv3.MemberListResponse) error {
 	return p.print((*pb.MemberListResponse)(r))

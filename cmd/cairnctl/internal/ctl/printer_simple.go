@@ -71,6 +71,19 @@ func (p *simplePrinter) Txn(r *clientv3.TxnResponse) error {
 	return nil
 }
 
+// Watch writes each event as its type, then the previous pair if the
+// watch asked for it, then the pair after the event.
+func (p *simplePrinter) Watch(r *clientv3.WatchResponse) error {
+	for _, ev := range r.Events {
+		fmt.Fprintln(p.w, ev.GetType())
+		if ev.GetPrevKv() != nil {
+			p.kv(ev.GetPrevKv())
+		}
+		p.kv(ev.GetKv())
+	}
+	return nil
+}
+
 func (p *simplePrinter) MemberList(r *clientv3.MemberListResponse) error {
 	for _, row := range memberRows(r) {
 		fmt.Fprintln(p.w, strings.Join(row, ", "))

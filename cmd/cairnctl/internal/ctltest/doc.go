@@ -10,4 +10,11 @@
 // URLs and cluster tokens so that their cluster and member IDs, revisions and
 // raft terms evolve identically; a server under test must derive its IDs
 // deterministically from those flags, as etcd does.
+//
+// Commands that run until stopped (watch) go through [Live] and [Proxy]: the
+// CLI dials a gRPC proxy that reports when the server has created its watch
+// and which events it has forwarded, so the test writes only after the watch
+// exists and one write at a time; it waits on stdout's content, then ends the
+// run as Ctrl-C would (or by closing stdin in interactive mode). No wait in
+// this package depends on elapsed time.
 package ctltest

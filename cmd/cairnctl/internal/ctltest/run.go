@@ -15,6 +15,9 @@ import (
 type Result struct {
 	Stdout, Stderr string
 	Code           int
+	// Stopped is set when the run was ended by the test (Live.Stop), not
+	// by itself: Code is then meaningless.
+	Stopped bool
 }
 
 // Invocation is one command line as a script would run it.

@@ -9,7 +9,8 @@
 # Each server runs as a single member on loopback ports picked at random,
 # with a fresh data directory under $TMPDIR. The first four workloads share
 # one server process; the 1,000,000-key load gets a fresh one so that its RSS
-# reflects just those keys. The whole sequence runs $BENCH_ROUNDS times
+# reflects just those keys; the watch workloads get a third (see "watch"
+# below). The whole sequence runs $BENCH_ROUNDS times
 # (default 2), alternating which server goes first so that slow drift in the
 # machine's load hits both alike; each cell is the median over the rounds,
 # with [min, max] when there is more than one. Besides cairn-bench's own
@@ -19,12 +20,22 @@
 # at $BENCH_STEP_TIMEOUT seconds (default 180): cairn-bench stops on SIGTERM
 # and reports what it completed, and the table marks it "interrupted".
 #
-# Knobs (environment): BENCH_ROUNDS (2), PUT1_TOTAL (2000), PUTN_TOTAL
+# Watch: 1000 watchers over 10 streams on 100 keys (10 per key) receive the
+# events of WATCH_PUTS puts from 10 clients; then, as a baseline, STALL_PUTS
+# puts of 4 KiB from 10 clients with nobody watching; then the same puts
+# again while 1000 more watchers on 10 streams that are never read watch the
+# same keys. During that last run a sampler reads the server's VmRSS every
+# 0.2 s; the table gives the peak.
+#
+# Knobs (environment): BENCH_ROUNDS (2), BENCH_SECTIONS ("main load watch":
+# which server processes to run), PUT1_TOTAL (2000), PUTN_TOTAL
 # (100000), RANGE_TOTAL (100000), LOAD_KEYS (1000000), LOAD_TXN_OPS (10,
 # at most etcd's --max-txn-ops of 128), BENCH_STEP_TIMEOUT
-# (180), BENCH_OUT (a new temp dir; raw JSON results and server logs go
-# there), CAIRN_ETCD_BIN (use this etcd instead of building one). Needs go,
-# jq, and Linux /proc. On 2 cores one round takes about 3 minutes.
+# (180), WATCH_PUTS (20000), STALL_PUTS (20000), BENCH_OUT (a new temp dir;
+# raw JSON results and server logs go there), CAIRN_ETCD_BIN (use this etcd
+# instead of building one). Needs go, jq, and Linux /proc. On 2 cores one
+# round takes about 3 minutes, plus about 1 minute per server for the watch
+# section.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -38,6 +49,9 @@ LOAD_KEYS=${LOAD_KEYS:-1000000}
 # the RSS reading: 100 ops (27 KB entries) add ~270 MB to either server. 10
 # keeps that share near 27 MB while loading 1M keys in well under a minute.
 LOAD_TXN_OPS=${LOAD_TXN_OPS:-10}
+WATCH_PUTS=${WATCH_PUTS:-20000}
+STALL_PUTS=${STALL_PUTS:-20000}
+SECTIONS=" ${BENCH_SECTIONS:-main load watch} "
 STEP_TIMEOUT=${BENCH_STEP_TIMEOUT:-180}
 ROUNDS=${BENCH_ROUNDS:-2}
 CLK_TCK=$(getconf CLK_TCK)
@@ -93,6 +107,7 @@ ENDPOINT=""
 DATA_DIRS=()
 
 cleanup() {
+	stop_sampler
 	stop_server
 	for d in "${DATA_DIRS[@]}"; do rm -rf "$d"; done
 }
@@ -167,6 +182,25 @@ stop_server() {
 # rss_kib FIELD: a field of /proc/PID/status of the running server, in KiB.
 rss_kib() { awk -v f="$1:" '$1 == f { print $2 }' "/proc/$SERVER_PID/status"; }
 
+# sample_rss FILE: appends the server's VmRSS in KiB to FILE every 0.2 s
+# until stopped with stop_sampler; sets SAMPLER_PID.
+SAMPLER_PID=""
+sample_rss() {
+	local pid=$SERVER_PID
+	( while [ -r "/proc/$pid/status" ]; do
+		awk '$1 == "VmRSS:" { print $2 }' "/proc/$pid/status" 2>/dev/null || true
+		sleep 0.2
+	done ) >>"$1" &
+	SAMPLER_PID=$!
+}
+
+stop_sampler() {
+	[ -n "$SAMPLER_PID" ] || return 0
+	kill "$SAMPLER_PID" 2>/dev/null || true
+	wait "$SAMPLER_PID" 2>/dev/null || true
+	SAMPLER_PID=""
+}
+
 # cpu_ticks: user+system CPU time of the running server, in clock ticks.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"; }
 
@@ -192,28 +226,53 @@ run_server() {
 	KIND=$1
 	RES=$OUT/round$ROUND/$KIND
 	mkdir -p "$RES"
-	if ! start_server "$KIND" "main-$ROUND"; then
-		log "$KIND: cannot start; skipping this round"
-		return 0
+	if [[ $SECTIONS == *" main "* ]]; then
+		if ! start_server "$KIND" "main-$ROUND"; then
+			log "$KIND: cannot start; skipping this round"
+			return 0
+		fi
+		echo "{\"vmrss_kib\": $(rss_kib VmRSS)}" >"$RES/idle.json"
+		bench put1 --clients 1 --conns 1 --total "$PUT1_TOTAL" put
+		bench putN --clients 1000 --conns 100 --total "$PUTN_TOTAL" put --key-space-size 100000 --sequential-keys
+		# Key 00000000 exists: both put workloads wrote it.
+		bench rangeL --clients 100 --conns 10 --total "$RANGE_TOTAL" range 00000000 --consistency l
+		bench rangeS --clients 100 --conns 10 --total "$RANGE_TOTAL" range 00000000 --consistency s
+		stop_server
 	fi
-	echo "{\"vmrss_kib\": $(rss_kib VmRSS)}" >"$RES/idle.json"
-	bench put1 --clients 1 --conns 1 --total "$PUT1_TOTAL" put
-	bench putN --clients 1000 --conns 100 --total "$PUTN_TOTAL" put --key-space-size 100000 --sequential-keys
-	# Key 00000000 exists: both put workloads wrote it.
-	bench rangeL --clients 100 --conns 10 --total "$RANGE_TOTAL" range 00000000 --consistency l
-	bench rangeS --clients 100 --conns 10 --total "$RANGE_TOTAL" range 00000000 --consistency s
-	stop_server
 
-	if ! start_server "$KIND" "load-$ROUND"; then
-		log "$KIND: cannot start; skipping the load"
-		return 0
+	if [[ $SECTIONS == *" load "* ]]; then
+		if ! start_server "$KIND" "load-$ROUND"; then
+			log "$KIND: cannot start; skipping the load"
+			return 0
+		fi
+		bench load --clients 100 --conns 10 --total $((LOAD_KEYS / LOAD_TXN_OPS)) \
+			txn-put --txn-ops "$LOAD_TXN_OPS" --key-space-size "$LOAD_KEYS" --sequential-keys
+		printf '{"vmrss_kib": %s, "rssanon_kib": %s, "rssfile_kib": %s, "data_kib": %s}\n' \
+			"$(rss_kib VmRSS)" "$(rss_kib RssAnon)" "$(rss_kib RssFile)" "$(du -sk "$SERVER_DIR" | cut -f1)" \
+			>"$RES/rss.json"
+		stop_server
 	fi
-	bench load --clients 100 --conns 10 --total $((LOAD_KEYS / LOAD_TXN_OPS)) \
-		txn-put --txn-ops "$LOAD_TXN_OPS" --key-space-size "$LOAD_KEYS" --sequential-keys
-	printf '{"vmrss_kib": %s, "rssanon_kib": %s, "rssfile_kib": %s, "data_kib": %s}\n' \
-		"$(rss_kib VmRSS)" "$(rss_kib RssAnon)" "$(rss_kib RssFile)" "$(du -sk "$SERVER_DIR" | cut -f1)" \
-		>"$RES/rss.json"
-	stop_server
+
+	if [[ $SECTIONS == *" watch "* ]]; then
+		if ! start_server "$KIND" "watch-$ROUND"; then
+			log "$KIND: cannot start; skipping the watch workloads"
+			return 0
+		fi
+		bench watch watch --watchers 1000 --streams 10 --watch-key-space 100 --puts "$WATCH_PUTS" --put-clients 10
+		# The stalled watchers watch the keys the puts write (10 per key), so
+		# a server that buffered their events would hold 10 x 4 KiB per put.
+		# Same key length (14 B) and value size as the stalled run, other keys.
+		bench stallbase --clients 10 --conns 10 --total "$STALL_PUTS" put --val-size 4096 --key-space-size 100 --key-size 14
+		local before samples=$RES/stall-rss.samples
+		before=$(rss_kib VmRSS)
+		sample_rss "$samples"
+		bench stall watch --watchers 0 --stall-watchers 1000 --stall-streams 10 --watch-key-space 100 \
+			--puts "$STALL_PUTS" --put-clients 10 --val-size 4096
+		stop_sampler
+		printf '{"before_kib": %s, "peak_kib": %s, "after_kib": %s}\n' "$before" \
+			"$(sort -n "$samples" | tail -n 1)" "$(rss_kib VmRSS)" >"$RES/stall-rss.json"
+		stop_server
+	fi
 }
 
 log "results in $OUT; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -274,20 +333,39 @@ CPU_PER_REQ='.server_cpu_seconds / ((.succeeded + .errors) | if . == 0 then null
 echo
 echo "| workload | metric | etcd | cairn | cairn/etcd |"
 echo "| --- | --- | ---: | ---: | ---: |"
-row "put, 1 client, 1 conn, $PUT1_TOTAL req" "p50 latency ms (lower is better)" put1 .latency_ms.p50
-row "put, 1 client, 1 conn" "p99 latency ms" put1 .latency_ms.p99
-row "put, 1 client, 1 conn" "requests/s" put1 .requests_per_second
-row "put, 1000 clients, 100 conns, $PUTN_TOTAL req" "requests/s (higher is better)" putN .requests_per_second
-row "put, 1000 clients, 100 conns" "p99 latency ms" putN .latency_ms.p99
-row "put, 1000 clients, 100 conns" "server CPU us/request" putN "$CPU_PER_REQ"
-row "range 1 key linearizable, 100 clients, 10 conns, $RANGE_TOTAL req" "requests/s (higher is better)" rangeL .requests_per_second
-row "range 1 key linearizable" "server CPU us/request" rangeL "$CPU_PER_REQ"
-row "range 1 key serializable, 100 clients, 10 conns, $RANGE_TOTAL req" "requests/s (higher is better)" rangeS .requests_per_second
-row "range 1 key serializable" "server CPU us/request" rangeS "$CPU_PER_REQ"
-row "idle, fresh data dir" "VmRSS MiB" idle '.vmrss_kib / 1024'
-row "load $LOAD_KEYS keys x 256 B (txn-put $LOAD_TXN_OPS ops, 100 clients)" "keys/s" load ".requests_per_second * $LOAD_TXN_OPS"
-row "load" "server CPU us/key" load "$CPU_PER_REQ / $LOAD_TXN_OPS"
-row "after the load" "VmRSS MiB (lower is better)" rss '.vmrss_kib / 1024'
-row "after the load" "RssAnon MiB" rss '.rssanon_kib / 1024'
-row "after the load" "RssFile MiB" rss '.rssfile_kib / 1024'
-row "after the load" "data dir MiB" rss '.data_kib / 1024'
+if [[ $SECTIONS == *" main "* ]]; then
+	row "put, 1 client, 1 conn, $PUT1_TOTAL req" "p50 latency ms (lower is better)" put1 .latency_ms.p50
+	row "put, 1 client, 1 conn" "p99 latency ms" put1 .latency_ms.p99
+	row "put, 1 client, 1 conn" "requests/s" put1 .requests_per_second
+	row "put, 1000 clients, 100 conns, $PUTN_TOTAL req" "requests/s (higher is better)" putN .requests_per_second
+	row "put, 1000 clients, 100 conns" "p99 latency ms" putN .latency_ms.p99
+	row "put, 1000 clients, 100 conns" "server CPU us/request" putN "$CPU_PER_REQ"
+	row "range 1 key linearizable, 100 clients, 10 conns, $RANGE_TOTAL req" "requests/s (higher is better)" rangeL .requests_per_second
+	row "range 1 key linearizable" "server CPU us/request" rangeL "$CPU_PER_REQ"
+	row "range 1 key serializable, 100 clients, 10 conns, $RANGE_TOTAL req" "requests/s (higher is better)" rangeS .requests_per_second
+	row "range 1 key serializable" "server CPU us/request" rangeS "$CPU_PER_REQ"
+	row "idle, fresh data dir" "VmRSS MiB" idle '.vmrss_kib / 1024'
+fi
+if [[ $SECTIONS == *" load "* ]]; then
+	row "load $LOAD_KEYS keys x 256 B (txn-put $LOAD_TXN_OPS ops, 100 clients)" "keys/s" load ".requests_per_second * $LOAD_TXN_OPS"
+	row "load" "server CPU us/key" load "$CPU_PER_REQ / $LOAD_TXN_OPS"
+	row "after the load" "VmRSS MiB (lower is better)" rss '.vmrss_kib / 1024'
+	row "after the load" "RssAnon MiB" rss '.rssanon_kib / 1024'
+	row "after the load" "RssFile MiB" rss '.rssfile_kib / 1024'
+	row "after the load" "data dir MiB" rss '.data_kib / 1024'
+fi
+if [[ $SECTIONS == *" watch "* ]]; then
+	row "watch, 1000 watchers, 10 streams, 100 keys, $WATCH_PUTS puts x 256 B from 10 clients" "events/s (higher is better)" watch .events_per_second
+	row "watch" "p50 put-to-event ms" watch .event_latency_ms.p50
+	row "watch" "p99 put-to-event ms (lower is better)" watch .event_latency_ms.p99
+	row "watch" "puts/s" watch .puts_per_second
+	row "watch" "events missing + duplicate" watch '.events_missing + .events_duplicate'
+	row "watch" "server CPU us/event" watch '.server_cpu_seconds / (.events_received | if . == 0 then null else . end) * 1e6'
+	row "baseline: $STALL_PUTS puts x 4 KiB, 10 clients, no watchers" "puts/s" stallbase .requests_per_second
+	row "baseline" "server CPU us/put" stallbase "$CPU_PER_REQ"
+	row "the same puts, 1000 stalled watchers on 10 streams" "puts/s (higher is better)" stall .puts_per_second
+	row "stalled" "p99 put latency ms" stall .put_latency_ms.p99
+	row "stalled" "server CPU us/put" stall "$CPU_PER_REQ"
+	row "stalled" "VmRSS MiB before" stall-rss '.before_kib / 1024'
+	row "stalled" "peak VmRSS MiB during the puts (lower is better)" stall-rss '.peak_kib / 1024'
+fi

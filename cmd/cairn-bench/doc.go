@@ -32,6 +32,34 @@
 // (scripts/bench-compare.sh). Latency quantiles come from a log-linear
 // histogram accurate to 0.4%.
 //
+// The watch workload measures Watch instead, with flags of its own
+// (--clients, --conns, --total and --rate do not apply):
+//
+//	watch    --watchers W watchers share --streams S connections round-robin
+//	         (one clientv3.Client each, so one gRPC watch stream each);
+//	         watcher i watches key watch/NNNNNNNN number i mod
+//	         --watch-key-space K, or the prefix watch/ with --prefix. Then
+//	         --put-clients writers (one connection each) send --puts puts,
+//	         put n to key n mod K, optionally at --put-rate.
+//
+// Every watcher starts at the revision after the current one and is created
+// before the first put, so it must receive every acknowledged put to its
+// key: the report counts events expected, received, missing, duplicate (a
+// revision not above the last one the watcher saw) and extra, and any
+// missing or duplicate event, failed put or failed watcher makes the exit
+// status 1. The first 8 bytes of each value hold the send time in unix
+// nanoseconds; the watcher subtracts it from the receipt time, giving the
+// put-to-event latency (client and watchers share one clock). Event
+// throughput is the events received over the time from the first put to the
+// last event. After the last put the run waits up to --drain-timeout for
+// missing events.
+//
+// --stall-watchers N adds N watchers on --stall-streams raw gRPC watch
+// streams (etcdserverpb.Watch on their own connections) that read their N
+// creation responses and then never read again, so the server must cope
+// with clients that stop reading while the puts go on. The tool cannot see
+// the server's memory; scripts/bench-compare.sh reads /proc/PID/status.
+//
 // More than --max-errors failed requests (default 100) abort the run, so that
 // a dead server does not cost --total request timeouts. The exit status is 1
 // when any request failed or the run was interrupted or aborted.

@@ -121,7 +121,7 @@ func newRootCommand() *cobra.Command {
 	f.BoolVar(&o.json, "json", false, "print the report as one JSON object")
 	f.Uint64Var(&o.seed, "seed", 0, "seed for random keys and values (0 = from the clock)")
 
-	root.AddCommand(newPutCommand(o), newRangeCommand(o), newTxnPutCommand(o))
+	root.AddCommand(newPutCommand(o), newRangeCommand(o), newTxnPutCommand(o), newWatchCommand(o))
 	return root
 }
 

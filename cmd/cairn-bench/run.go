@@ -192,14 +192,26 @@ type progressLine struct {
 }
 
 func startProgress(w io.Writer, name string, total uint64, h *histogram, failed *atomic.Uint64, start time.Time) *progressLine {
+	var last uint64
+	lastAt := start
+	return startProgressFunc(w, func(now time.Time) string {
+		ok, bad := h.total(), failed.Load()
+		rate := float64(ok-last) / now.Sub(lastAt).Seconds()
+		last, lastAt = ok, now
+		return fmt.Sprintf("%s: %d/%d (%.0f%%) %.0f req/s, %d errors, %s elapsed",
+			name, ok+bad, total, 100*float64(ok+bad)/float64(total), rate, bad, now.Sub(start).Truncate(time.Second))
+	})
+}
+
+// startProgressFunc prints line(now) once a second until stopped; line is
+// only ever called from the progress goroutine.
+func startProgressFunc(w io.Writer, line func(now time.Time) string) *progressLine {
 	p := &progressLine{done: make(chan struct{}), quit: make(chan struct{})}
 	inPlace := isTerminal(w)
 	go func() {
 		defer close(p.done)
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
-		var last uint64
-		lastAt := start
 		for {
 			select {
 			case <-p.quit:
@@ -208,15 +220,10 @@ func startProgress(w io.Writer, name string, total uint64, h *histogram, failed 
 				}
 				return
 			case now := <-tick.C:
-				ok, bad := h.total(), failed.Load()
-				rate := float64(ok-last) / now.Sub(lastAt).Seconds()
-				last, lastAt = ok, now
-				line := fmt.Sprintf("%s: %d/%d (%.0f%%) %.0f req/s, %d errors, %s elapsed",
-					name, ok+bad, total, 100*float64(ok+bad)/float64(total), rate, bad, now.Sub(start).Truncate(time.Second))
 				if inPlace {
-					fmt.Fprintf(w, "\r%s\x1b[K", line)
+					fmt.Fprintf(w, "\r%s\x1b[K", line(now))
 				} else {
-					fmt.Fprintln(w, line)
+					fmt.Fprintln(w, line(now))
 				}
 			}
 		}

@@ -240,6 +240,12 @@ func (h *Hub) catchUpRound() bool {
 			}
 			continue
 		}
+		if w.stream.full() {
+			// Its client is not reading: reading history for it now
+			// would be thrown away. It is retried when a later round
+			// finds room.
+			continue
+		}
 		to := min(rev, it.from+int64(h.cfg.CatchUpRevs)-1)
 		next := it.from
 		var mine []*mvccpb.Event

@@ -178,6 +178,9 @@ func (s *Stream) isClosed() bool {
 	}
 }
 
+// full reports whether the queue has no room left.
+func (s *Stream) full() bool { return len(s.out) == cap(s.out) }
+
 // offer queues r without blocking; false when the queue is full or the
 // stream closed.
 func (s *Stream) offer(r Response) bool {

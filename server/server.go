@@ -56,6 +56,8 @@ type Server struct {
 	applyEvents []*mvccpb.Event
 
 	readyc   chan struct{}
+	drainc   chan struct{}
+	drain    sync.Once
 	stopc    chan struct{}
 	donec    chan struct{}
 	stopOnce sync.Once
@@ -78,6 +80,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:    cfg,
 		lg:     cfg.Logger,
 		readyc: make(chan struct{}),
+		drainc: make(chan struct{}),
 		stopc:  make(chan struct{}),
 		donec:  make(chan struct{}),
 	}
@@ -205,6 +208,14 @@ func (s *Server) waitReady() {
 // ReadyNotify closes when the member can serve requests.
 func (s *Server) ReadyNotify() <-chan struct{} { return s.readyc }
 
+// Drain announces a shutdown: long-lived streams (watches) end so that a
+// graceful stop of the gRPC server need not wait for them. Unary requests
+// keep working until Stop.
+func (s *Server) Drain() { s.drain.Do(func() { close(s.drainc) }) }
+
+// DrainNotify closes when Drain or Stop was called.
+func (s *Server) DrainNotify() <-chan struct{} { return s.drainc }
+
 // StopNotify closes when the member has stopped, by Stop or by a fatal error.
 func (s *Server) StopNotify() <-chan struct{} { return s.donec }
 
@@ -218,6 +229,7 @@ func (s *Server) Err() error {
 // Stop stops the member: in-flight requests fail with ErrStopped, the raft
 // loop and apply loop end, the WAL and engine close.
 func (s *Server) Stop() {
+	s.Drain()
 	s.stopOnce.Do(func() { close(s.stopc) })
 	<-s.donec
 }
@@ -416,6 +428,7 @@ func (s *Server) applyLoop(applied, lastSnap uint64, cs *raftpb.ConfState) {
 		if fatal != nil {
 			s.lg.Error("member stopped on a fatal error", zap.Error(fatal))
 		}
+		s.Drain()
 		s.stopOnce.Do(func() { close(s.stopc) })
 		close(s.donec)
 	}()

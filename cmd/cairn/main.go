@@ -161,17 +161,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		lg.Error("serving clients failed", zap.Error(err))
 		code = 1
 	}
-	gracefulStop(g, 5*time.Second)
+	srv.Drain() // ends watch streams, so the graceful stop does not wait for them
+	gracefulStop(lg, g, 5*time.Second)
 	srv.Stop()
 	return code
 }
 
-func gracefulStop(g *grpc.Server, timeout time.Duration) {
+func gracefulStop(lg *zap.Logger, g *grpc.Server, timeout time.Duration) {
 	done := make(chan struct{})
 	go func() { g.GracefulStop(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(timeout):
+		lg.Warn("in-flight requests did not finish in time; closing their connections", zap.Duration("waited", timeout))
 		g.Stop()
 	}
 }

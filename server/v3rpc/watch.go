@@ -192,6 +192,10 @@ func (ws *watchServer) sendLoop(stream pb.Watch_WatchServer, hs *watch.Stream, c
 			return err
 		case <-stream.Context().Done():
 			return stream.Context().Err()
+		case <-ws.s.DrainNotify():
+			// Shutting down: the client reconnects (to another member,
+			// once there are others) on this Unavailable error.
+			return rpctypes.ErrGRPCStopped
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -8,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // TestEtcdctlSession drives cairn with the real etcdctl v3.7 through every
@@ -124,5 +127,26 @@ func TestServerFlags(t *testing.T) {
 	}
 	if err := p.Stop(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestShutdownWithOpenWatch: SIGTERM ends open watch streams (clients get
+// "server stopped" and reconnect) instead of waiting out the graceful-stop
+// timeout, and the member exits cleanly.
+func TestShutdownWithOpenWatch(t *testing.T) {
+	p := startCairn(t, "")
+	c := newClient(t, p.Endpoint)
+	defer c.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wc := c.Watch(ctx, "k", clientv3.WithCreatedNotify())
+	if r := <-wc; !r.Created {
+		t.Fatalf("watch not created: %+v", r)
+	}
+	if err := p.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(p.Log(), "did not finish in time") {
+		t.Fatalf("shutdown waited for the open watch:\n%s", p.Log())
 	}
 }

@@ -215,6 +215,9 @@ func (h *Hub) catchUpLoop() {
 	}
 }
 
+// sharedReadBytes bounds the catch-up reads one round keeps for reuse.
+const sharedReadBytes = 16 << 20
+
 // catchUpRound gives every unsynced watcher one batch; it reports whether
 // some watcher made progress and is still behind (worth another round now).
 func (h *Hub) catchUpRound() bool {
@@ -231,6 +234,15 @@ func (h *Hub) catchUpRound() bool {
 	h.mu.Unlock()
 	again := false
 	first := h.src.FirstRev()
+	// Watchers behind by the same amount (many created at one past
+	// revision, or fallen behind together) share one storage read per
+	// round, up to sharedReadBytes of cached reads.
+	type read struct {
+		evs  []*mvccpb.Event
+		next int64
+	}
+	reads := map[int64]read{}
+	cached := 0
 	for _, it := range behind {
 		w := it.w
 		if it.from < first {
@@ -250,16 +262,26 @@ func (h *Hub) catchUpRound() bool {
 		next := it.from
 		var mine []*mvccpb.Event
 		if it.from <= to {
-			evs, n, err := h.src.Events(context.Background(), it.from, to, 0, h.cfg.CatchUpBytes)
-			if errors.Is(err, mvcc.ErrCompacted) {
-				continue // the next round cancels it
+			r, ok := reads[it.from]
+			if !ok {
+				evs, n, err := h.src.Events(context.Background(), it.from, to, 0, h.cfg.CatchUpBytes)
+				if errors.Is(err, mvcc.ErrCompacted) {
+					continue // the next round cancels it
+				}
+				if err != nil {
+					h.lg.Error("watch catch-up read failed", zap.Int64("from", it.from), zap.Int64("to", to), zap.Error(err))
+					continue
+				}
+				r = read{evs, n}
+				if cached < sharedReadBytes {
+					reads[it.from] = r
+					for _, ev := range evs {
+						cached += len(ev.Kv.Key) + len(ev.Kv.Value)
+					}
+				}
 			}
-			if err != nil {
-				h.lg.Error("watch catch-up read failed", zap.Int64("from", it.from), zap.Int64("to", to), zap.Error(err))
-				continue
-			}
-			next = n
-			mine = w.filter(evs)
+			next = r.next
+			mine = w.filter(r.evs)
 		}
 		// The header carries the revision notified when the batch was read,
 		// as etcd's does, even when the batch stops short of it.

@@ -1,8 +1,10 @@
 package watch
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -143,5 +145,46 @@ func TestCanceledWatcherGetsNothing(t *testing.T) {
 	}
 	if err := s.Cancel(id); !errors.Is(err, ErrNotExist) {
 		t.Fatalf("second cancel: %v", err)
+	}
+}
+
+// countingSource is the real store, counting history reads.
+type countingSource struct {
+	*mvcc.Store
+	reads atomic.Int64
+}
+
+func (c *countingSource) Events(ctx context.Context, from, to int64, maxEvents, maxBytes int) ([]*mvccpb.Event, int64, error) {
+	c.reads.Add(1)
+	return c.Store.Events(ctx, from, to, maxEvents, maxBytes)
+}
+
+// TestCatchUpSharesReads: 100 watchers starting at the same past revision
+// are served from shared storage reads, not one read each.
+func TestCatchUpSharesReads(t *testing.T) {
+	e := newEnv(t, Config{})
+	for i := 0; i < 50; i++ {
+		e.put(fmt.Sprintf("k%02d", i), "v")
+	}
+	src := &countingSource{Store: e.store}
+	h := NewHub(src, Config{RetryInterval: time.Hour})
+	defer h.Close()
+	s := h.NewStream()
+	for i := 1; i <= 100; i++ {
+		id, gen, err := s.Watch(int64(i), []byte("k"), []byte{}, 2, false, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Announce(id, gen)
+	}
+	for got := 0; got < 100; {
+		r := recv(t, s)
+		if len(r.Events) != 50 {
+			t.Fatalf("watcher %d got %d events, want 50", r.WatchID, len(r.Events))
+		}
+		got++
+	}
+	if n := src.reads.Load(); n >= 10 {
+		t.Fatalf("%d storage reads for 100 watchers at the same revision", n)
 	}
 }

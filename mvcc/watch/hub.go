@@ -57,8 +57,9 @@ type Config struct {
 	// response (a revision is never split, so one may exceed it); default
 	// 1 MiB. It keeps catch-up memory and message sizes bounded.
 	CatchUpBytes int
-	// RetryInterval is how often the catch-up loop retries watchers whose
-	// queue was full; default 100ms.
+	// RetryInterval is how often the catch-up loop runs without being woken
+	// (by Notify, a new watcher behind, or a reader making room); a safety
+	// net, default 100ms.
 	RetryInterval time.Duration
 	Logger        *zap.Logger
 }
@@ -175,6 +176,7 @@ func (h *Hub) deliverLocked(rev int64, evs []*mvccpb.Event) {
 		}
 		if !w.stream.offer(Response{WatchID: w.id, Gen: w.gen, Events: mine, Revision: rev}) {
 			// Queue full: fall behind and read this revision from storage.
+			w.stream.wantRoom.Store(true)
 			h.mu.synced.remove(w)
 			h.mu.unsynced[w] = struct{}{}
 			h.metrics.Victims++
@@ -254,8 +256,9 @@ func (h *Hub) catchUpRound() bool {
 		}
 		if w.stream.full() {
 			// Its client is not reading: reading history for it now
-			// would be thrown away. It is retried when a later round
-			// finds room.
+			// would be thrown away. Stream.Took wakes the loop once the
+			// client reads again.
+			w.stream.wantRoom.Store(true)
 			continue
 		}
 		to := min(rev, it.from+int64(h.cfg.CatchUpRevs)-1)
@@ -286,7 +289,8 @@ func (h *Hub) catchUpRound() bool {
 		// The header carries the revision notified when the batch was read,
 		// as etcd's does, even when the batch stops short of it.
 		if len(mine) > 0 && !w.stream.offer(Response{WatchID: w.id, Gen: w.gen, Events: mine, Revision: rev}) {
-			continue // still no room; retried on the next tick
+			w.stream.wantRoom.Store(true) // still no room: retried when the reader takes one
+			continue
 		}
 		h.mu.Lock()
 		if !w.removed {

@@ -188,3 +188,28 @@ func TestCatchUpSharesReads(t *testing.T) {
 		t.Fatalf("%d storage reads for 100 watchers at the same revision", n)
 	}
 }
+
+// TestReaderMakingRoomWakesCatchUp: with no retry tick to fall back on, a
+// watcher that fell behind catches up as soon as its reader takes
+// responses (Stream.Took), as the gRPC send loop does.
+func TestReaderMakingRoomWakesCatchUp(t *testing.T) {
+	e := newEnv(t, Config{QueueSize: 2, CatchUpRevs: 3, RetryInterval: time.Hour})
+	s := e.hub.NewStream()
+	id, gen, _ := s.Watch(0, []byte("k"), []byte{}, 0, false, false)
+	s.Announce(id, gen)
+	const n = 30
+	for i := 0; i < n; i++ {
+		e.put(fmt.Sprintf("k%02d", i), "v")
+	}
+	next := int64(2)
+	for next <= n+1 {
+		r := recv(t, s)
+		s.Took()
+		for _, ev := range r.Events {
+			if ev.Kv.ModRevision != next {
+				t.Fatalf("revision %d, want %d", ev.Kv.ModRevision, next)
+			}
+			next++
+		}
+	}
+}

@@ -3,6 +3,7 @@ package watch
 import (
 	"bytes"
 	"sync"
+	"sync/atomic"
 )
 
 // Stream is one client stream's set of watchers and its bounded queue of
@@ -12,6 +13,9 @@ type Stream struct {
 	out       chan Response
 	closedc   chan struct{}
 	closeOnce sync.Once
+	// wantRoom is set when a watcher of this stream waits for room in its
+	// queue; Took wakes the catch-up loop as soon as the reader makes some.
+	wantRoom atomic.Bool
 
 	// Guarded by h.mu.
 	watchers        map[int64]*watcher
@@ -180,6 +184,15 @@ func (s *Stream) isClosed() bool {
 
 // full reports whether the queue has no room left.
 func (s *Stream) full() bool { return len(s.out) == cap(s.out) }
+
+// Took tells the hub the reader took a response from Out: a watcher that
+// fell behind for lack of room can catch up now rather than at the next
+// retry tick.
+func (s *Stream) Took() {
+	if s.wantRoom.Load() && s.wantRoom.CompareAndSwap(true, false) {
+		s.h.wake()
+	}
+}
 
 // offer queues r without blocking; false when the queue is full or the
 // stream closed.

@@ -140,6 +140,7 @@ func (ws *watchServer) sendLoop(stream pb.Watch_WatchServer, hs *watch.Stream, c
 				delete(active, id)
 			}
 		case r := <-hs.Out():
+			hs.Took()
 			if r.WatchID == -1 {
 				if err := stream.Send(&pb.WatchResponse{Header: ws.hdr.at(r.Revision), WatchId: -1}); err != nil {
 					return err

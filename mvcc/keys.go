@@ -107,9 +107,6 @@ func encodePutRecord(dst []byte, create, version, lease int64, value []byte) {
 	copy(dst[n:], value)
 }
 
-// tombstoneRecord is the whole record of a delete.
-var tombstoneRecord = []byte{recTombstone}
-
 func isTombstone(rec []byte) bool { return len(rec) > 0 && rec[0] == recTombstone }
 
 // decodePutRecord decodes a put record. value aliases rec.

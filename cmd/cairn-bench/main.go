@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -210,15 +211,28 @@ func execute(ctx context.Context, o *options, w workload) error {
 	if err != nil {
 		return err
 	}
+	return emit(o, res)
+}
+
+// report is what every workload's result can do.
+type report interface {
+	writeJSON(io.Writer) error
+	writeText(io.Writer) error
+	// failed reports requests that failed, or a run cut short.
+	failed() bool
+}
+
+// emit prints rep in the chosen format and turns a failed run into
+// errFailedRequests.
+func emit(o *options, rep report) error {
+	write := rep.writeText
 	if o.json {
-		err = res.writeJSON(os.Stdout)
-	} else {
-		err = res.writeText(os.Stdout)
+		write = rep.writeJSON
 	}
-	if err != nil {
+	if err := write(os.Stdout); err != nil {
 		return err
 	}
-	if res.Errors > 0 || res.Interrupted || res.Aborted {
+	if rep.failed() {
 		return errFailedRequests
 	}
 	return nil

@@ -70,6 +70,8 @@ type jsonLatency struct {
 
 func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
+func (r *result) failed() bool { return r.Errors > 0 || r.Interrupted || r.Aborted }
+
 func (r *result) writeJSON(w io.Writer) error {
 	samples := r.ErrorSamples
 	if samples == nil {

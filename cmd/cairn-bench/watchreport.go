@@ -180,16 +180,7 @@ func executeWatch(ctx context.Context, o *options, w *watchOptions) error {
 	if err != nil {
 		return err
 	}
-	if o.json {
-		err = res.writeJSON(os.Stdout)
-	} else {
-		err = res.writeText(os.Stdout)
-	}
-	if err != nil {
-		return err
-	}
-	if res.errors() > 0 || res.Interrupted || res.Aborted {
-		return errFailedRequests
-	}
-	return nil
+	return emit(o, res)
 }
+
+func (r *watchResult) failed() bool { return r.errors() > 0 || r.Interrupted || r.Aborted }

@@ -126,13 +126,6 @@ func (h *Hub) Close() {
 	<-h.donec
 }
 
-// Rev returns the last notified revision.
-func (h *Hub) Rev() int64 {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.mu.rev
-}
-
 // Stats returns the current metrics.
 func (h *Hub) Stats() Metrics {
 	h.mu.Lock()

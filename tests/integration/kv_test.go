@@ -73,8 +73,8 @@ func TestPutGetDeleteRevisions(t *testing.T) {
 		t.Fatalf("deleting nothing must not bump the revision: %+v", d)
 	}
 	p, err = c.Put(ctx, "a", "3")
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || p.Header.Revision != 5 {
+		t.Fatalf("re-create: revision %d, err %v; want 5", p.Header.Revision, err)
 	}
 	g, _ = c.Get(ctx, "a")
 	if kv := g.Kvs[0]; kv.CreateRevision != 5 || kv.Version != 1 {

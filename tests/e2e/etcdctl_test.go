@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -148,5 +149,27 @@ func TestShutdownWithOpenWatch(t *testing.T) {
 	}
 	if strings.Contains(p.Log(), "did not finish in time") {
 		t.Fatalf("shutdown waited for the open watch:\n%s", p.Log())
+	}
+}
+
+// TestWatchProgressNotifyIntervalFlag: --watch-progress-notify-interval
+// reaches the server: a quiet watcher with progress_notify gets a
+// notification well before etcd's 10-minute default.
+func TestWatchProgressNotifyIntervalFlag(t *testing.T) {
+	p := startCairn(t, "", "--watch-progress-notify-interval", "100ms")
+	c := newClient(t, p.Endpoint)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	wc := c.Watch(ctx, "quiet", clientv3.WithProgressNotify())
+	for {
+		select {
+		case r := <-wc:
+			if r.IsProgressNotify() {
+				return
+			}
+		case <-ctx.Done():
+			t.Fatal("no progress notification within 30s with a 100ms interval")
+		}
 	}
 }

@@ -251,3 +251,23 @@ func TestRestartKeepsData(t *testing.T) {
 		}
 	}
 }
+
+func TestMemberListAndStatus(t *testing.T) {
+	m := framework.StartMember(t)
+	c := m.Client()
+	ctx := framework.Context(t, 30*time.Second)
+	ml, err := c.MemberList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ml.Members) != 1 || ml.Members[0].Name != "m0" || ml.Members[0].ClientURLs[0] != "http://"+m.Endpoint || ml.Members[0].ID != ml.Header.MemberId {
+		t.Fatalf("member list: %+v", ml.Members)
+	}
+	st, err := c.Status(ctx, m.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Leader != ml.Header.MemberId || st.RaftAppliedIndex == 0 || st.Version != server.EtcdAPIVersion || st.DbSizeQuota != server.DefaultQuotaBackendBytes {
+		t.Fatalf("status: %+v", st)
+	}
+}

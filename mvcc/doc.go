@@ -41,6 +41,7 @@
 //
 //	key index     'k' escaped(key) ^main(8 B BE) ^sub(8 B BE) → version record
 //	revision log  'r' main(8 B BE) sub(8 B BE)                → user key
+//	lease index   'i' lease(8 B BE) user key                  → empty
 //	meta          'm' "i/state"             → applied index, applied term, revision (3×8 B BE)
 //	              'm' "i/scheduled_compact" → compact revision (8 B BE)
 //	              'm' "i/finished_compact"  → physically finished compact revision
@@ -54,6 +55,15 @@
 // A version record is one flag byte, 0 for a put and 1 for a tombstone;
 // a put continues with uvarint create_revision, uvarint version, zigzag
 // varint lease and the raw value. mod_revision is the key's main revision.
+//
+// The lease index lists, per lease, the keys whose newest version is
+// attached to it; Put and delete keep it in step in the same group, so a
+// revoke finds its keys without scanning the key space and no lease
+// attachment lives in memory.
+//
+// PutRaw and DeleteRaw let other packages (lease, later membership and auth)
+// write their own key spaces in the open group, so their state commits
+// atomically with the applied position too.
 //
 // The revision log lets a compaction visit only the keys changed since the
 // previous one and lets watch catch-up scan events by revision; each entry

@@ -222,6 +222,26 @@ func verify(t *testing.T, e *env, m *model, rng *rand.Rand) {
 	if _, err := e.rangeAll(m.rev() + 1); !errors.Is(err, ErrFutureRev) {
 		t.Fatalf("range at future %d: %v", m.rev()+1, err)
 	}
+	// The lease index holds exactly the live keys attached to each lease.
+	for lease := int64(1); lease <= 2; lease++ {
+		var want []string
+		for _, kv := range rangeOf(m.states[m.rev()], []byte{0}, []byte{0}) {
+			if kv.Lease == lease {
+				want = append(want, string(kv.Key))
+			}
+		}
+		keys, err := e.s.LeaseKeys(lease)
+		if err != nil {
+			t.Fatalf("LeaseKeys(%d): %v", lease, err)
+		}
+		got := make([]string, len(keys))
+		for i, k := range keys {
+			got[i] = string(k)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("LeaseKeys(%d) = %q, want %q", lease, got, want)
+		}
+	}
 }
 
 // wantPhysical is the number of versions a finished compaction at m.compact

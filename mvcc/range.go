@@ -264,40 +264,44 @@ func (t *TxnWrite) Range(key, end []byte, o RangeOptions) (*RangeResult, error) 
 }
 
 // liveKeys returns copies of the keys of [key, end) that are live in the
-// newest state of r.
-func liveKeys(r reader, key, end []byte) ([][]byte, error) {
+// newest state of r, and the lease each is attached to.
+func liveKeys(r reader, key, end []byte) (keys [][]byte, leases []int64, err error) {
 	scr := getScratch()
 	defer putScratch(scr)
 	var ok bool
 	scr.lower, scr.upper, ok = appendBounds(scr.lower[:0], scr.upper[:0], key, end)
 	if !ok {
-		return nil, nil
+		return nil, nil, nil
 	}
 	scr.opts.LowerBound, scr.opts.UpperBound = scr.lower, scr.upper
 	it, err := r.NewIter(&scr.opts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer it.Close()
 	sc := &scr.sc
 	sc.it, sc.rev = it, int64(^uint64(0)>>1)
-	var keys [][]byte
 	for valid := sc.settle(it.SeekGE(scr.lower)); valid; valid = sc.nextKey() {
 		rec, err := it.ValueAndErr()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if isTombstone(rec) {
 			continue
 		}
 		k, err := indexUserKey(it.Key())
 		if err != nil {
-			return nil, err
+			return nil, nil, err
+		}
+		_, _, lease, _, err := decodePutRecord(rec)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w of %q", err, k)
 		}
 		keys = append(keys, bytes.Clone(k))
+		leases = append(leases, lease)
 	}
 	if sc.err != nil {
-		return nil, sc.err
+		return nil, nil, sc.err
 	}
-	return keys, it.Error()
+	return keys, leases, it.Error()
 }

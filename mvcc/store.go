@@ -98,8 +98,8 @@ type group struct {
 
 // keyState is what Put needs of a key's newest version.
 type keyState struct {
-	create, version int64
-	live            bool
+	create, version, lease int64
+	live                   bool
 }
 
 // Open loads the store kept in eng. A compaction that was scheduled but not

@@ -76,7 +76,11 @@ func (t *TxnWrite) Put(key, value []byte, lease int64) {
 	t.writeVersion(key, rev, sub, putRecordLen(create, version, lease, len(value)), func(rec []byte) {
 		encodePutRecord(rec, create, version, lease, value)
 	})
-	s.g.latest[string(key)] = keyState{create: create, version: version, live: true}
+	if prev.lease != lease {
+		t.detach(prev.lease, key)
+		t.attach(lease, key)
+	}
+	s.g.latest[string(key)] = keyState{create: create, version: version, lease: lease, live: true}
 	t.changes = append(t.changes, &mvccpb.KeyValue{
 		Key:            key,
 		Value:          value,
@@ -93,26 +97,29 @@ func (t *TxnWrite) DeleteRange(key, end []byte) (deleted int64) {
 	t.checkActive()
 	s := t.s
 	if len(end) == 0 {
-		if !s.latest(key).live {
+		prev := s.latest(key)
+		if !prev.live {
 			return 0
 		}
-		t.delete(key)
+		t.delete(key, prev.lease)
 		return 1
 	}
-	keys, err := liveKeys(s.g.batch, key, end)
+	keys, leases, err := liveKeys(s.g.batch, key, end)
 	if err != nil {
 		s.groupErr(fmt.Errorf("mvcc: delete range: %w", err))
 		return 0
 	}
-	for _, k := range keys {
-		t.delete(k)
+	for i, k := range keys {
+		t.delete(k, leases[i])
 	}
 	return int64(len(keys))
 }
 
-func (t *TxnWrite) delete(key []byte) {
+// delete tombstones key, whose newest version is attached to lease.
+func (t *TxnWrite) delete(key []byte, lease int64) {
 	rev, sub := t.beginRev+1, int64(len(t.changes))
 	t.writeVersion(key, rev, sub, 1, func(rec []byte) { rec[0] = recTombstone })
+	t.detach(lease, key)
 	t.s.g.latest[string(key)] = keyState{}
 	t.changes = append(t.changes, &mvccpb.KeyValue{Key: key, ModRevision: rev})
 }
@@ -163,12 +170,12 @@ func (s *Store) latest(key []byte) keyState {
 	if isTombstone(rec) {
 		return keyState{}
 	}
-	create, version, _, _, err := decodePutRecord(rec)
+	create, version, lease, _, err := decodePutRecord(rec)
 	if err != nil {
 		s.groupErr(fmt.Errorf("mvcc: record of %q: %w", key, err))
 		return keyState{}
 	}
-	return keyState{create: create, version: version, live: true}
+	return keyState{create: create, version: version, lease: lease, live: true}
 }
 
 // FirstRev is Store.FirstRev as this transaction sees it, including a

@@ -49,6 +49,8 @@ func (s *Server) applyRequest(r *pb.InternalRaftRequest) result {
 			return result{err: err}
 		}
 		return result{resp: &pb.CompactionResponse{Header: &pb.ResponseHeader{Revision: s.kv.Rev()}}, done: done}
+	case r.LeaseGrant != nil, r.LeaseRevoke != nil, r.LeaseCheckpoint != nil:
+		return s.applyLease(r)
 	}
 	// Every member rejects the same unknown request the same way, so
 	// apply stays deterministic.
@@ -70,8 +72,7 @@ func (s *Server) endWrite(t *mvcc.TxnWrite) {
 
 // checkPut runs the checks etcd makes before a put writes anything.
 func (s *Server) checkPut(v kvView, p *pb.PutRequest) error {
-	if p.Lease != 0 {
-		// Leases arrive with the lease service; until then no lease exists.
+	if p.Lease != 0 && !s.lessor.Exists(p.Lease) {
 		return ErrLeaseNotFound
 	}
 	if p.IgnoreValue || p.IgnoreLease {

@@ -1,10 +1,13 @@
 package server
 
 import (
+	"math"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.uber.org/zap"
+
+	"github.com/cairn-kv/cairn/lease"
 )
 
 // Config is everything one member needs to start. cmd/cairn fills it from
@@ -46,6 +49,16 @@ type Config struct {
 	WatchProgressNotifyInterval time.Duration
 	// WALSegmentSize is the size of WAL segment files; default 64 MiB.
 	WALSegmentSize int64
+	// LeaseCheckpointInterval is how often the leader records leases'
+	// remaining TTLs through raft, so that they survive leader changes and
+	// restarts; default 5 minutes, negative disables.
+	LeaseCheckpointInterval time.Duration
+	// LeaseClock is the lessor's time source; default the system clock.
+	// Tests drive lease expiry with it.
+	LeaseClock lease.Clock
+	// LeaseTickInterval is how often the leader looks for expired leases;
+	// default 500ms.
+	LeaseTickInterval time.Duration
 	// FS is the filesystem seam for WAL, snapshots and engine; default
 	// vfs.Default.
 	FS vfs.FS
@@ -119,4 +132,11 @@ func (c *Config) ensureDefaults() {
 // "request timed out": etcd's 5s plus two election timeouts.
 func (c *Config) requestTimeout() time.Duration {
 	return 5*time.Second + 2*c.ElectionTimeout
+}
+
+// minLeaseTTL is the shortest TTL a lease is granted, in seconds: one and a
+// half election timeouts, rounded up (etcd's rule), so a lease outlives a
+// leader election.
+func (c *Config) minLeaseTTL() int64 {
+	return int64(math.Ceil((3 * c.ElectionTimeout / 2).Seconds()))
 }

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-kv/cairn/internal/fsutil"
+	"github.com/cairn-kv/cairn/lease"
 	"github.com/cairn-kv/cairn/membership"
 	"github.com/cairn-kv/cairn/mvcc"
 	"github.com/cairn-kv/cairn/mvcc/watch"
@@ -50,7 +51,8 @@ type Server struct {
 	// size caches the engine's size on disk, computed at sizeAt (unix ns).
 	size, sizeAt atomic.Int64
 
-	hub *watch.Hub
+	hub    *watch.Hub
+	lessor *lease.Lessor
 	// applyEvents collects the watch events of the group being applied;
 	// apply loop only.
 	applyEvents []*mvccpb.Event
@@ -119,6 +121,16 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.hub = watch.NewHub(s.kv, watch.Config{Logger: cfg.Logger})
+	s.lessor, err = lease.Open(lease.Config{
+		CheckpointInterval: cfg.LeaseCheckpointInterval,
+		TickInterval:       cfg.LeaseTickInterval,
+		Clock:              cfg.LeaseClock,
+		Logger:             cfg.Logger,
+	}, s.eng, s.kv)
+	if err != nil {
+		s.closeStorage()
+		return nil, err
+	}
 	peers := make([]uint64, len(members))
 	for i, m := range members {
 		peers[i] = m.ID
@@ -175,8 +187,10 @@ func New(cfg Config) (*Server, error) {
 		zap.String("name", cfg.Name), zap.String("data-dir", cfg.DataDir),
 		zap.String("member-id", fmt.Sprintf("%x", s.id)), zap.String("cluster-id", fmt.Sprintf("%x", s.cluster)),
 		zap.Uint64("applied-index", applied), zap.Int64("revision", s.kv.Rev()))
+	s.lessor.Start(leaseProposer{s})
 	go s.applyLoop(applied, snapIndex, s.node.ConfState())
 	go s.waitReady()
+	go s.followLeadership()
 	return s, nil
 }
 
@@ -230,6 +244,7 @@ func (s *Server) Err() error {
 // loop and apply loop end, the WAL and engine close.
 func (s *Server) Stop() {
 	s.Drain()
+	s.checkpointLeases()
 	s.stopOnce.Do(func() { close(s.stopc) })
 	<-s.donec
 }
@@ -384,7 +399,7 @@ func (s *Server) LinearizableBarrier(ctx context.Context) error {
 
 func needsQuota(r *pb.InternalRaftRequest) bool {
 	switch {
-	case r.Put != nil:
+	case r.Put != nil, r.LeaseGrant != nil:
 		return true
 	case r.Txn != nil:
 		return txnHasPut(r.Txn)
@@ -411,6 +426,7 @@ func txnHasPut(t *pb.TxnRequest) bool {
 func (s *Server) applyLoop(applied, lastSnap uint64, cs *raftpb.ConfState) {
 	var fatal error
 	defer func() {
+		s.lessor.Stop()
 		s.node.Stop()
 		if fatal == nil {
 			fatal = s.node.Err()

@@ -25,6 +25,7 @@
 //	'k'  mvcc key index      (package mvcc)
 //	'r'  mvcc revision log   (package mvcc)
 //	'm'  metadata            MetaKey(name); package mvcc owns the layout
+//	'i'  keys by lease       (package mvcc)
 //	'l'  leases              reserved for package lease
 //	'a'  auth                reserved for package auth
 //	'c'  cluster membership  reserved for package membership

@@ -11,6 +11,7 @@ const (
 	PrefixKeyIndex   byte = 'k'
 	PrefixRevLog     byte = 'r'
 	PrefixMeta       byte = 'm'
+	PrefixLeaseIndex byte = 'i'
 	PrefixLease      byte = 'l'
 	PrefixAuth       byte = 'a'
 	PrefixMembership byte = 'c'

@@ -39,6 +39,8 @@ type options struct {
 	maxRequestBytes, maxTxnOps                      uint
 	quotaBackendBytes                               int64
 	watchProgressNotifyInterval                     time.Duration
+	leaseCheckpointInterval                         time.Duration
+	leaseCheckpointPersist                          bool
 	logLevel                                        string
 	version                                         bool
 }
@@ -62,6 +64,10 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.UintVar(&o.maxTxnOps, "max-txn-ops", server.DefaultMaxTxnOps, "Maximum number of operations permitted in a transaction.")
 	fs.Int64Var(&o.quotaBackendBytes, "quota-backend-bytes", 0, "Raise alarms when backend size exceeds the given quota (0 defaults to 2 GiB).")
 	fs.DurationVar(&o.watchProgressNotifyInterval, "watch-progress-notify-interval", server.DefaultWatchProgressNotifyInterval, "Duration of periodic watch progress notifications.")
+	fs.DurationVar(&o.leaseCheckpointInterval, "lease-checkpoint-interval", 5*time.Minute, "How often the leader records leases' remaining TTLs through raft, so they survive leader changes and restarts (always on in Cairn; negative disables).")
+	fs.DurationVar(&o.leaseCheckpointInterval, "experimental-lease-checkpoint-interval", 5*time.Minute, "Deprecated alias of --lease-checkpoint-interval.")
+	fs.BoolVar(&o.leaseCheckpointPersist, "lease-checkpoint-persist", true, "Accepted for etcd compatibility: Cairn always persists lease checkpoints.")
+	fs.BoolVar(&o.leaseCheckpointPersist, "experimental-enable-lease-checkpoint-persist", true, "Accepted for etcd compatibility: Cairn always persists lease checkpoints.")
 	fs.StringVar(&o.logLevel, "log-level", "info", "Configures log level. Only supports debug, info, warn, error, panic, or fatal.")
 	fs.BoolVar(&o.version, "version", false, "Print the version and exit.")
 	return fs
@@ -222,6 +228,7 @@ func (o *options) config(lg *zap.Logger) (server.Config, []*url.URL, error) {
 		MaxTxnOps:                   o.maxTxnOps,
 		QuotaBackendBytes:           o.quotaBackendBytes,
 		WatchProgressNotifyInterval: o.watchProgressNotifyInterval,
+		LeaseCheckpointInterval:     o.leaseCheckpointInterval,
 		Logger:                      lg,
 	}
 	return cfg, listen, nil

@@ -22,6 +22,8 @@ var errorTable = []struct {
 	{mvcc.ErrFutureRev, rpctypes.ErrGRPCFutureRev},
 	{server.ErrKeyNotFound, rpctypes.ErrGRPCKeyNotFound},
 	{server.ErrLeaseNotFound, rpctypes.ErrGRPCLeaseNotFound},
+	{server.ErrLeaseExists, rpctypes.ErrGRPCLeaseExist},
+	{server.ErrLeaseTTLTooLarge, rpctypes.ErrGRPCLeaseTTLTooLarge},
 	{server.ErrRequestTooLarge, rpctypes.ErrGRPCRequestTooLarge},
 	{server.ErrNoSpace, rpctypes.ErrGRPCNoSpace},
 	{server.ErrStopped, rpctypes.ErrGRPCStopped},

@@ -30,7 +30,7 @@ func NewServer(s *server.Server, opts ...grpc.ServerOption) *grpc.Server {
 	pb.RegisterMaintenanceServer(g, &maintenanceServer{s: s, hdr: h})
 	pb.RegisterClusterServer(g, &clusterServer{s: s, hdr: h})
 	pb.RegisterWatchServer(g, &watchServer{s: s, hdr: h})
-	pb.RegisterLeaseServer(g, pb.UnimplementedLeaseServer{})
+	pb.RegisterLeaseServer(g, &leaseServer{s: s, hdr: h})
 	pb.RegisterAuthServer(g, pb.UnimplementedAuthServer{})
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)

@@ -81,3 +81,109 @@ func TestLeasedKeys(t *testing.T) {
 	revoke("revoke a lease that never existed", 0x9999)
 	p.rng("after revokes", pre(&pb.RangeRequest{}))
 }
+
+// TestLeaseAPI compares the Lease service's answers: grants at the TTL
+// limits, duplicate and server-chosen IDs, TimeToLive with and without
+// keys, the lease list, keep-alives of live and unknown leases, and
+// revokes. Remaining TTLs tick on each side's own clock, so TimeToLive's
+// TTL is compared only as "within a second of the granted TTL".
+func TestLeaseAPI(t *testing.T) {
+	p := newPair(t, options{})
+	lc := func(s *side) pb.LeaseClient { return pb.NewLeaseClient(s.c.ActiveConnection()) }
+	grant := func(name string, r *pb.LeaseGrantRequest) {
+		p.t.Helper()
+		p.step(name, r, func(ctx context.Context, s *side) (proto.Message, error) { return lc(s).LeaseGrant(ctx, r) })
+	}
+	grant("grant with TTL 0 gets the minimum TTL", &pb.LeaseGrantRequest{ID: 0x10, TTL: 0})
+	grant("grant with a negative TTL gets the minimum TTL", &pb.LeaseGrantRequest{ID: 0x11, TTL: -5})
+	grant("grant with the largest TTL", &pb.LeaseGrantRequest{ID: 0x12, TTL: 9_000_000_000})
+	grant("grant with a TTL above the largest", &pb.LeaseGrantRequest{ID: 0x13, TTL: 9_000_000_001})
+	grant("grant with a negative ID", &pb.LeaseGrantRequest{ID: -7, TTL: 500})
+	grant("grant a duplicate ID", &pb.LeaseGrantRequest{ID: 0x12, TTL: 30})
+	grant("grant 0x20", &pb.LeaseGrantRequest{ID: 0x20, TTL: 300})
+
+	// A server-chosen ID differs between the sides; both must be positive.
+	chosen := map[string]int64{}
+	r := &pb.LeaseGrantRequest{TTL: 400}
+	p.step("grant with a server-chosen ID", r, func(ctx context.Context, s *side) (proto.Message, error) {
+		resp, err := lc(s).LeaseGrant(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		if resp.ID <= 0 {
+			p.t.Errorf("%s chose lease ID %d, want a positive one", s.name, resp.ID)
+		}
+		chosen[s.name] = resp.ID
+		resp.ID = 1
+		return resp, nil
+	})
+
+	p.put("attach two keys to 0x20", &pb.PutRequest{Key: b("t/b"), Value: b("1"), Lease: 0x20})
+	p.put("attach another", &pb.PutRequest{Key: b("t/a"), Value: b("2"), Lease: 0x20})
+	ttl := func(name string, r *pb.LeaseTimeToLiveRequest) {
+		p.t.Helper()
+		p.step(name, r, func(ctx context.Context, s *side) (proto.Message, error) {
+			resp, err := lc(s).LeaseTimeToLive(ctx, r)
+			if err == nil && resp.GrantedTTL > 0 {
+				if resp.TTL < resp.GrantedTTL-1 || resp.TTL > resp.GrantedTTL {
+					p.t.Errorf("%s: TimeToLive of a fresh lease: TTL %d of %d", s.name, resp.TTL, resp.GrantedTTL)
+				}
+				resp.TTL = resp.GrantedTTL
+			}
+			return resp, err
+		})
+	}
+	ttl("timetolive with keys", &pb.LeaseTimeToLiveRequest{ID: 0x20, Keys: true})
+	ttl("timetolive without keys", &pb.LeaseTimeToLiveRequest{ID: 0x20})
+	ttl("timetolive of a lease without keys", &pb.LeaseTimeToLiveRequest{ID: 0x12, Keys: true})
+	ttl("timetolive of the minimum-TTL lease", &pb.LeaseTimeToLiveRequest{ID: 0x10})
+	ttl("timetolive of an unknown lease", &pb.LeaseTimeToLiveRequest{ID: 0x99, Keys: true})
+
+	lr := &pb.LeaseLeasesRequest{}
+	p.step("list leases", lr, func(ctx context.Context, s *side) (proto.Message, error) {
+		resp, err := lc(s).LeaseLeases(ctx, lr)
+		if err == nil {
+			for _, l := range resp.Leases {
+				if l.ID == chosen[s.name] {
+					l.ID = 1
+				}
+			}
+		}
+		return resp, err
+	})
+
+	keepAlive := func(name string, ids ...int64) {
+		p.t.Helper()
+		req := &pb.LeaseKeepAliveRequest{ID: ids[0]}
+		p.step(name, req, func(ctx context.Context, s *side) (proto.Message, error) {
+			st, err := lc(s).LeaseKeepAlive(ctx)
+			if err != nil {
+				return nil, err
+			}
+			// One response per request, in order, on one stream.
+			all := &pb.LeaseLeasesResponse{}
+			var last *pb.LeaseKeepAliveResponse
+			for _, id := range ids {
+				if err := st.Send(&pb.LeaseKeepAliveRequest{ID: id}); err != nil {
+					return nil, err
+				}
+				if last, err = st.Recv(); err != nil {
+					return nil, err
+				}
+				all.Leases = append(all.Leases, &pb.LeaseStatus{ID: last.ID*1000 + last.TTL})
+			}
+			all.Header = last.Header
+			return all, st.CloseSend()
+		})
+	}
+	keepAlive("keep-alive of live and unknown leases on one stream", 0x20, 0x99, 0x10, -7, 0)
+
+	p.rng("keys before revoke", &pb.RangeRequest{Key: b("t/"), RangeEnd: prefixEnd("t/")})
+	rv := &pb.LeaseRevokeRequest{ID: 0x20}
+	p.step("revoke a lease with two keys", rv, func(ctx context.Context, s *side) (proto.Message, error) { return lc(s).LeaseRevoke(ctx, rv) })
+	p.rng("keys after revoke", &pb.RangeRequest{Key: b("t/"), RangeEnd: prefixEnd("t/")})
+	keepAlive("keep-alive of the revoked lease", 0x20)
+	ttl("timetolive of the revoked lease", &pb.LeaseTimeToLiveRequest{ID: 0x20, Keys: true})
+	rv0 := &pb.LeaseRevokeRequest{ID: 0}
+	p.step("revoke lease 0", rv0, func(ctx context.Context, s *side) (proto.Message, error) { return lc(s).LeaseRevoke(ctx, rv0) })
+}

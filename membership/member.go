@@ -15,11 +15,11 @@ var ErrBadInitialCluster = errors.New("membership: invalid initial cluster")
 
 // Member is one member of the cluster as clients see it in MemberList.
 type Member struct {
-	ID         uint64
-	Name       string
-	PeerURLs   []string
-	ClientURLs []string
-	IsLearner  bool
+	ID         uint64   `json:"id"`
+	Name       string   `json:"name,omitempty"`
+	PeerURLs   []string `json:"peerURLs"`
+	ClientURLs []string `json:"clientURLs,omitempty"`
+	IsLearner  bool     `json:"isLearner,omitempty"`
 }
 
 // NewMember returns a member whose ID is derived from its peer URLs and the

@@ -9,5 +9,6 @@
 //
 // The implementation lives in internal/ctl; this package only wires it to the
 // process. Commands in this version: get, put, del, txn, watch, compaction,
-// endpoint health|status, member list, version, options.
+// lease grant|revoke|timetolive|list|keep-alive, endpoint health|status,
+// member list, version, options.
 package main

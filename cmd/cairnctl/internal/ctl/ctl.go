@@ -213,6 +213,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.delCommand(),
 		a.txnCommand(),
 		a.watchCommand(),
+		a.leaseCommand(),
 		a.compactionCommand(),
 		a.endpointCommand(),
 		a.memberCommand(),

@@ -21,6 +21,14 @@ type printer interface {
 	Del(*clientv3.DeleteResponse) error
 	Txn(*clientv3.TxnResponse) error
 	Watch(*clientv3.WatchResponse) error
+	Grant(*clientv3.LeaseGrantResponse) error
+	// Revoke gets the revoked ID: the response does not carry it.
+	Revoke(clientv3.LeaseID, *clientv3.LeaseRevokeResponse) error
+	KeepAlive(*clientv3.LeaseKeepAliveResponse) error
+	// TimeToLive gets whether the attached keys were asked for: the
+	// simple format then lists them, even when there are none.
+	TimeToLive(r *clientv3.LeaseTimeToLiveResponse, keys bool) error
+	Leases(*clientv3.LeaseLeasesResponse) error
 	MemberList(*clientv3.MemberListResponse) error
 	EndpointHealth([]epHealth) error
 	EndpointStatus([]epStatus) error
@@ -79,9 +87,16 @@ func (u unsupported) Del(*clientv3.DeleteResponse) error            { return u.f
 func (u unsupported) Txn(*clientv3.TxnResponse) error               { return u.fail() }
 func (u unsupported) Watch(*clientv3.WatchResponse) error           { return u.fail() }
 func (u unsupported) MemberList(*clientv3.MemberListResponse) error { return u.fail() }
-func (u unsupported) EndpointHealth([]epHealth) error               { return u.fail() }
-func (u unsupported) EndpointStatus([]epStatus) error               { return u.fail() }
-func (u unsupported) EndpointHashKV([]epHashKV) error               { return u.fail() }
+func (u unsupported) Grant(*clientv3.LeaseGrantResponse) error      { return u.fail() }
+func (u unsupported) Revoke(clientv3.LeaseID, *clientv3.LeaseRevokeResponse) error {
+	return u.fail()
+}
+func (u unsupported) KeepAlive(*clientv3.LeaseKeepAliveResponse) error         { return u.fail() }
+func (u unsupported) TimeToLive(*clientv3.LeaseTimeToLiveResponse, bool) error { return u.fail() }
+func (u unsupported) Leases(*clientv3.LeaseLeasesResponse) error               { return u.fail() }
+func (u unsupported) EndpointHealth([]epHealth) error                          { return u.fail() }
+func (u unsupported) EndpointStatus([]epStatus) error                          { return u.fail() }
+func (u unsupported) EndpointHashKV([]epHashKV) error                          { return u.fail() }
 
 // hexEscape renders every byte as \xNN, the --hex form of keys and values.
 func hexEscape(b []byte) string {

@@ -173,3 +173,52 @@ func (p *fieldsPrinter) EndpointHashKV(list []epHashKV) error {
 	}
 	return nil
 }
+
+// leaseID writes a lease ID, in decimal or with --hex as 16 hex digits.
+func (p *fieldsPrinter) leaseID(id clientv3.LeaseID) {
+	if p.hex {
+		fmt.Fprintf(p.w, "\"ID\" : %016x\n", id)
+	} else {
+		p.line("ID", id)
+	}
+}
+
+func (p *fieldsPrinter) Grant(r *clientv3.LeaseGrantResponse) error {
+	p.header(r.ResponseHeader)
+	p.leaseID(r.ID)
+	p.line("TTL", r.TTL)
+	return nil
+}
+
+func (p *fieldsPrinter) Revoke(_ clientv3.LeaseID, r *clientv3.LeaseRevokeResponse) error {
+	p.header((*pb.LeaseRevokeResponse)(r).GetHeader())
+	return nil
+}
+
+func (p *fieldsPrinter) KeepAlive(r *clientv3.LeaseKeepAliveResponse) error {
+	p.header(r.ResponseHeader)
+	p.leaseID(r.ID)
+	p.line("TTL", r.TTL)
+	return nil
+}
+
+// TimeToLive lists the keys the server returned, which it does only when
+// they were asked for.
+func (p *fieldsPrinter) TimeToLive(r *clientv3.LeaseTimeToLiveResponse, _ bool) error {
+	p.header(r.ResponseHeader)
+	p.leaseID(r.ID)
+	p.line("TTL", r.TTL)
+	p.line("GrantedTTL", r.GrantedTTL)
+	for _, k := range r.Keys {
+		p.quoted("Key", string(k))
+	}
+	return nil
+}
+
+func (p *fieldsPrinter) Leases(r *clientv3.LeaseLeasesResponse) error {
+	p.header(r.ResponseHeader)
+	for _, l := range r.Leases {
+		p.leaseID(l.ID)
+	}
+	return nil
+}

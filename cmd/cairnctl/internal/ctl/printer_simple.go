@@ -115,3 +115,46 @@ func (p *simplePrinter) EndpointHashKV(list []epHashKV) error {
 	}
 	return nil
 }
+
+func (p *simplePrinter) Grant(r *clientv3.LeaseGrantResponse) error {
+	fmt.Fprintf(p.w, "lease %016x granted with TTL(%ds)\n", r.ID, r.TTL)
+	return nil
+}
+
+func (p *simplePrinter) Revoke(id clientv3.LeaseID, _ *clientv3.LeaseRevokeResponse) error {
+	fmt.Fprintf(p.w, "lease %016x revoked\n", id)
+	return nil
+}
+
+func (p *simplePrinter) KeepAlive(r *clientv3.LeaseKeepAliveResponse) error {
+	fmt.Fprintf(p.w, "lease %016x keepalived with TTL(%d)\n", r.ID, r.TTL)
+	return nil
+}
+
+// TimeToLive reports a lease the server does not know (granted TTL 0,
+// remaining -1) as expired. The attached keys are printed raw, space
+// separated, whatever --hex says.
+func (p *simplePrinter) TimeToLive(r *clientv3.LeaseTimeToLiveResponse, keys bool) error {
+	if r.GrantedTTL == 0 && r.TTL == -1 {
+		fmt.Fprintf(p.w, "lease %016x already expired\n", r.ID)
+		return nil
+	}
+	fmt.Fprintf(p.w, "lease %016x granted with TTL(%ds), remaining(%ds)", r.ID, r.GrantedTTL, r.TTL)
+	if keys {
+		ks := make([]string, len(r.Keys))
+		for i, k := range r.Keys {
+			ks[i] = string(k)
+		}
+		fmt.Fprintf(p.w, ", attached keys(%v)", ks)
+	}
+	fmt.Fprintln(p.w)
+	return nil
+}
+
+func (p *simplePrinter) Leases(r *clientv3.LeaseLeasesResponse) error {
+	fmt.Fprintf(p.w, "found %d leases\n", len(r.Leases))
+	for _, l := range r.Leases {
+		fmt.Fprintf(p.w, "%016x\n", l.ID)
+	}
+	return nil
+}

@@ -15,6 +15,14 @@
 // CLI dials a gRPC proxy that reports when the server has created its watch
 // and which events it has forwarded, so the test writes only after the watch
 // exists and one write at a time; it waits on stdout's content, then ends the
-// run as Ctrl-C would (or by closing stdin in interactive mode). No wait in
-// this package depends on elapsed time.
+// run as Ctrl-C would (or by closing stdin in interactive mode). The same
+// proxy runs "lease keep-alive": it lets a fixed number of renewals through
+// and holds the next ones, so the number printed does not depend on the
+// client's renewal timer. No wait in this package depends on elapsed time.
+//
+// Leases add three normalizations, each applied only where a case asks for
+// it: twin servers grant different lease IDs, which [LeaseIDs] turns into
+// placeholders in the order they appear; a remaining TTL may be one second
+// apart ([AlignRemaining]); and etcd returns a lease's keys in random order
+// ([SortLeaseKeys]).
 package ctltest

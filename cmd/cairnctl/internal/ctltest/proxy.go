@@ -22,6 +22,11 @@ import (
 // the watch responses go by. It tells a test when the server has created a
 // CLI's watch, which the CLI itself never prints: only then can the test
 // write the events the watch must see.
+//
+// It also counts lease keep-alive responses and can hold keep-alive
+// requests back (HoldKeepAlives), so that a test knows exactly how many
+// renewals a "lease keep-alive" printed before the lease goes away, however
+// fast the client renews.
 type Proxy struct {
 	// Endpoint is the address the CLI dials, host:port.
 	Endpoint string
@@ -31,11 +36,21 @@ type Proxy struct {
 		sync.Mutex
 		created int           // watch responses with Created set
 		lastRev int64         // highest mod revision of a forwarded event
-		changed chan struct{} // closed and replaced when either grows
+		changed chan struct{} // closed and replaced when a count grows
+
+		renewed int // keep-alive responses forwarded to the CLI
+		// Keep-alive requests past the first holdAfter wait until
+		// release is closed; holdAfter < 0 lets all through.
+		sent      int // keep-alive requests forwarded to the server
+		holdAfter int
+		release   chan struct{}
 	}
 }
 
-const watchMethod = "/etcdserverpb.Watch/Watch"
+const (
+	watchMethod     = "/etcdserverpb.Watch/Watch"
+	keepAliveMethod = "/etcdserverpb.Lease/LeaseKeepAlive"
+)
 
 // StartProxy listens on a free port and forwards to backend (host:port)
 // until the test ends.
@@ -53,6 +68,8 @@ func StartProxy(t testing.TB, backend string) *Proxy {
 	}
 	p := &Proxy{Endpoint: lis.Addr().String(), conn: conn}
 	p.mu.changed = make(chan struct{})
+	p.mu.holdAfter = -1
+	p.mu.release = make(chan struct{})
 	srv := grpc.NewServer(
 		grpc.UnknownServiceHandler(p.forward),
 		grpc.ForceServerCodec(rawCodec{}),
@@ -81,6 +98,64 @@ func (p *Proxy) WaitCreated(ctx context.Context, n int) error {
 // same bytes on every run.
 func (p *Proxy) WaitEvent(ctx context.Context, rev int64) error {
 	return p.wait(ctx, func() bool { return p.mu.lastRev >= rev })
+}
+
+// HoldKeepAlives forwards the next n lease keep-alive requests and holds
+// back the ones after them until ReleaseKeepAlives. Call it before the CLI
+// starts.
+func (p *Proxy) HoldKeepAlives(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mu.holdAfter < 0 {
+		p.mu.release = make(chan struct{})
+	}
+	p.mu.holdAfter = p.mu.sent + n
+}
+
+// ReleaseKeepAlives forwards the held keep-alive requests and all later ones.
+func (p *Proxy) ReleaseKeepAlives() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mu.holdAfter >= 0 {
+		p.mu.holdAfter = -1
+		close(p.mu.release)
+	}
+}
+
+// WaitKeepAlives blocks until n lease keep-alive responses have been
+// forwarded to the CLI.
+func (p *Proxy) WaitKeepAlives(ctx context.Context, n int) error {
+	return p.wait(ctx, func() bool { return p.mu.renewed >= n })
+}
+
+// admitKeepAlive returns once a keep-alive request may be forwarded, or
+// with ctx's error.
+func (p *Proxy) admitKeepAlive(ctx context.Context) error {
+	p.mu.Lock()
+	if p.mu.holdAfter < 0 || p.mu.sent < p.mu.holdAfter {
+		p.mu.sent++
+		p.mu.Unlock()
+		return nil
+	}
+	release := p.mu.release
+	p.mu.Unlock()
+	select {
+	case <-release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	p.mu.Lock()
+	p.mu.sent++
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *Proxy) observeKeepAlive() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.mu.renewed++
+	close(p.mu.changed)
+	p.mu.changed = make(chan struct{})
 }
 
 func (p *Proxy) wait(ctx context.Context, done func() bool) error {
@@ -149,6 +224,9 @@ func (p *Proxy) forward(_ any, in grpc.ServerStream) error {
 				}
 				return
 			}
+			if method == keepAliveMethod && p.admitKeepAlive(ctx) != nil {
+				return
+			}
 			if out.SendMsg(&m) != nil {
 				return
 			}
@@ -170,8 +248,11 @@ func (p *Proxy) forward(_ any, in grpc.ServerStream) error {
 				_ = in.SendHeader(h)
 			}
 		}
-		if method == watchMethod {
+		switch method {
+		case watchMethod:
 			p.observe(m)
+		case keepAliveMethod:
+			p.observeKeepAlive()
 		}
 		if err := in.SendMsg(&m); err != nil {
 			return err

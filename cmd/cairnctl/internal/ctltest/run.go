@@ -64,15 +64,22 @@ func RunBinary(bin string, inv Invocation) Result {
 //   - JSON log lines lose the fields that depend on time, source location,
 //     pointers and local ports (ts, caller, stacktrace, target, peer);
 //   - each side's own endpoints become "<ep0>", "<ep1>"...;
-//   - with durations, Go durations (endpoint health's "took") become "<dur>".
+//   - with durations, Go durations (endpoint health's "took") become "<dur>";
+//   - the "marshal unsupported" error, which shows a response with %v, loses
+//     its pointers and the width of the gaps of protobuf's text format (the
+//     protobuf library varies them from one binary to another on purpose).
 func Normalize(s string, endpoints []string, durations bool) string {
 	for i, ep := range endpoints {
 		s = strings.ReplaceAll(s, ep, "<ep"+string(rune('0'+i))+">")
 	}
 	lines := strings.SplitAfter(s, "\n")
 	for i, l := range lines {
-		if strings.HasPrefix(l, `{"level":`) {
+		switch {
+		case strings.HasPrefix(l, `{"level":`):
 			lines[i] = normalizeLog(l)
+		case strings.HasPrefix(l, marshalUnsupported):
+			l = pointerRE.ReplaceAllString(l, "0x<ptr>")
+			lines[i] = spacesRE.ReplaceAllString(l, " ")
 		}
 	}
 	s = strings.Join(lines, "")
@@ -83,6 +90,13 @@ func Normalize(s string, endpoints []string, durations bool) string {
 }
 
 var durationRE = regexp.MustCompile(`\b\d+(\.\d+)?(ns|µs|us|ms|s)\b`)
+
+const marshalUnsupported = "Error: marshal unsupported for type "
+
+var (
+	pointerRE = regexp.MustCompile(`\b0x[0-9a-f]+\b`)
+	spacesRE  = regexp.MustCompile(` {2,}`)
+)
 
 func normalizeLog(line string) string {
 	trimmed := strings.TrimRight(line, "\n")

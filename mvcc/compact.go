@@ -43,19 +43,25 @@ func (s *Store) Compact(rev int64) (done <-chan struct{}, err error) {
 	return ch, nil
 }
 
-func (c *compactor) init(s *Store, finished int64) {
+func (c *compactor) init(s *Store, finished, scheduled int64) {
 	c.s = s
 	c.kick = make(chan struct{}, 1)
 	c.stop = make(chan struct{})
 	c.mu.target, c.mu.finished = finished, finished
+	c.mu.lastLogical = scheduled
 	c.wg.Add(1)
 	go c.run(finished)
 }
 
 // schedule raises the target to rev; done (optional) closes once the
-// physical compaction reached rev.
-func (c *compactor) schedule(rev int64, done chan struct{}) {
+// physical compaction reached rev. logical is set for a compaction applied
+// from the log (not one resumed at Open): its hash is recorded first.
+func (c *compactor) schedule(rev int64, done chan struct{}, logical bool) {
 	c.mu.Lock()
+	if logical {
+		c.mu.toHash = append(c.mu.toHash, compactHash{rev: rev, compactRev: c.mu.lastLogical})
+		c.mu.lastLogical = rev
+	}
 	if c.mu.stopped {
 		c.mu.Unlock()
 		if done != nil {
@@ -114,6 +120,13 @@ func (c *compactor) run(finished int64) {
 		c.mu.Unlock()
 		if target <= finished {
 			continue
+		}
+		c.mu.Lock()
+		toHash := c.mu.toHash
+		c.mu.toHash = nil
+		c.mu.Unlock()
+		for _, h := range toHash {
+			c.recordHash(h.compactRev, h.rev)
 		}
 		if err := c.s.compactHistory(finished, target, c.stop); err != nil {
 			if !errors.Is(err, errStopped) {

@@ -2,49 +2,70 @@ package mvcc
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"hash/crc32"
 
 	"github.com/cockroachdb/pebble/v2"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cairn-kv/cairn/storage"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// HashKV returns a CRC-32C over the history visible at rev (0: current):
-// every version with compactRev < mod_revision ≤ rev, plus each key's
-// newest version ≤ compactRev unless it is a tombstone — the versions a
-// finished compaction keeps. It depends only on the applied log, not on how
-// far physical compaction has progressed, so members applying the same log
-// agree. compactRev is -1 when the store was never compacted, as in etcd's
-// HashKV response.
+// HashKV returns etcd's HashKV over the history visible at rev (0:
+// current), with etcd's rules: a CRC-32C over every version with
+// compactRev < mod_revision ≤ rev, plus, of the versions at or below
+// compactRev, those that are some key's newest version ≤ rev and not a
+// tombstone (when no key is live at rev, each key's newest version ≤
+// compactRev unless it is a tombstone: what a finished compaction leaves),
+// hashed exactly as etcd hashes
+// its bbolt "key" bucket: in revision order, each version as its etcd
+// revision key (main, '_', sub, and 't' for a tombstone) followed by its
+// protobuf-encoded KeyValue. So the hash equals etcd's for the same
+// history. It depends only on the applied log, not on how far physical
+// compaction has progressed, so members applying the same log agree.
+// compactRev is -1 when the store was never compacted, as in etcd's
+// response. Memory stays bounded: it walks the revision log and looks each
+// version up in the key index.
+//
+// As in etcd, each compaction hashes the history at its revision just
+// before it removes anything, with the previous compaction's revision, and
+// HashKV at that revision answers with that hash while it is among the
+// last maxCompactHashes compactions: members compare these to detect
+// corruption (etcd's compact hash check).
 func (s *Store) HashKV(rev int64) (hash uint32, hashRev, compactRev int64, err error) {
 	if err := s.checkOpen(); err != nil {
 		return 0, 0, 0, err
 	}
-	opts := &pebble.IterOptions{LowerBound: []byte{'k'}, UpperBound: keyIndexUpper}
+	if ch, ok := s.comp.hashAt(rev); ok && rev > 0 {
+		return ch.hash, ch.rev, ch.compactRev, nil
+	}
 	for {
 		cur := s.rev.Load()
 		if rev > cur {
 			return 0, 0, 0, ErrFutureRev
 		}
-		it, err := s.db.NewIter(opts)
-		if err != nil {
-			return 0, 0, 0, err
-		}
+		// One snapshot serves both iterators, so they agree with each
+		// other and with the compact revision loaded after it.
+		snap := s.db.NewSnapshot()
 		compact := s.compactRev.Load()
 		at := rev
 		if at <= 0 {
 			at = cur
 		}
 		if at < compact {
-			it.Close()
+			snap.Close()
 			if rev <= 0 {
 				continue // see Range
 			}
 			return 0, 0, 0, ErrCompacted
 		}
-		h, err := hashIter(it, at, compact)
-		if cerr := it.Close(); err == nil {
+		h, err := hashHistory(snap, at, compact)
+		if cerr := snap.Close(); err == nil {
 			err = cerr
 		}
 		if err != nil {
@@ -54,38 +75,157 @@ func (s *Store) HashKV(rev int64) (hash uint32, hashRev, compactRev int64, err e
 	}
 }
 
-func hashIter(it *pebble.Iterator, rev, compact int64) (uint32, error) {
-	h := crc32.New(castagnoli)
-	var prefix []byte
-	keptSeen := false
-	for valid := it.First(); valid; valid = it.Next() {
-		k := it.Key()
-		if len(k) < minIndexKeyLen {
-			return 0, fmt.Errorf("short key-index key %q: %w", k, errCorrupt)
-		}
-		if p := k[:len(k)-suffixLen]; !bytes.Equal(p, prefix) {
-			prefix = append(prefix[:0], p...)
-			keptSeen = false
-		}
-		main := indexMain(k)
-		if main > rev {
-			continue
-		}
-		v, err := it.ValueAndErr()
+func hashHistory(snap *pebble.Snapshot, rev, compact int64) (uint32, error) {
+	logIt, err := snap.NewIter(&pebble.IterOptions{
+		LowerBound: []byte{storage.PrefixRevLog},
+		UpperBound: appendRevLogKey(nil, rev+1, 0),
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer logIt.Close()
+	idxIt, err := snap.NewIter(&pebble.IterOptions{LowerBound: []byte{storage.PrefixKeyIndex}, UpperBound: keyIndexUpper})
+	if err != nil {
+		return 0, err
+	}
+	defer idxIt.Close()
+	// etcd keeps a version at or below the compact revision in the hash
+	// when it is in the set a compaction at rev would keep; when that set
+	// is empty, it keeps whatever compaction left on disk.
+	keepBound := compact
+	if compact > 0 {
+		live, err := anyLive(snap, rev)
 		if err != nil {
 			return 0, err
 		}
+		if live {
+			keepBound = rev
+		}
+	}
+	h := crc32.New(castagnoli)
+	h.Write([]byte("key")) // etcd hashes its bucket's name first
+	var seek, ek, kvb []byte
+	var kv mvccpb.KeyValue
+	for valid := logIt.First(); valid; valid = logIt.Next() {
+		main, sub := revLogRev(logIt.Key())
+		key, err := logIt.ValueAndErr()
+		if err != nil {
+			return 0, err
+		}
+		prefix := appendIndexPrefix(seek[:0], key)
+		plen := len(prefix)
 		if main <= compact {
-			if keptSeen {
+			seek = storage.AppendUint64(storage.AppendUint64(prefix, storage.Invert(keepBound)), 0)
+			if !idxIt.SeekGE(seek) || !bytes.HasPrefix(idxIt.Key(), seek[:plen]) {
+				return 0, fmt.Errorf("revision %d_%d of %q is missing from the key index: %w", main, sub, key, errCorrupt)
+			}
+			if m, sb := indexRev(idxIt.Key()); m != main || sb != sub {
 				continue
 			}
-			keptSeen = true
-			if isTombstone(v) {
-				continue
+		} else {
+			seek = appendRevSuffix(prefix, main, sub)
+			if !idxIt.SeekGE(seek) || !bytes.Equal(idxIt.Key(), seek) {
+				return 0, fmt.Errorf("revision %d_%d of %q is missing from the key index: %w", main, sub, key, errCorrupt)
 			}
 		}
-		h.Write(k)
-		h.Write(v)
+		rec, err := idxIt.ValueAndErr()
+		if err != nil {
+			return 0, err
+		}
+		ek = binary.BigEndian.AppendUint64(ek[:0], uint64(main))
+		ek = append(ek, '_')
+		ek = binary.BigEndian.AppendUint64(ek, uint64(sub))
+		kv.Reset()
+		kv.Key = key
+		if isTombstone(rec) {
+			if main <= compact {
+				continue
+			}
+			ek = append(ek, 't')
+		} else {
+			create, version, lease, value, err := decodePutRecord(rec)
+			if err != nil {
+				return 0, fmt.Errorf("mvcc: record of %q: %w", key, err)
+			}
+			kv.CreateRevision, kv.ModRevision, kv.Version, kv.Value, kv.Lease = create, main, version, value, lease
+		}
+		if kvb, err = (proto.MarshalOptions{Deterministic: true}).MarshalAppend(kvb[:0], &kv); err != nil {
+			return 0, err
+		}
+		h.Write(ek)
+		h.Write(kvb)
 	}
-	return h.Sum32(), it.Error()
+	if err := logIt.Error(); err != nil {
+		return 0, err
+	}
+	return h.Sum32(), idxIt.Error()
+}
+
+// anyLive reports whether some key is live at rev.
+func anyLive(r reader, rev int64) (bool, error) {
+	scr := getScratch()
+	defer putScratch(scr)
+	scr.opts.LowerBound, scr.opts.UpperBound = []byte{storage.PrefixKeyIndex}, keyIndexUpper
+	it, err := r.NewIter(&scr.opts)
+	if err != nil {
+		return false, err
+	}
+	defer it.Close()
+	sc := &scr.sc
+	sc.it, sc.rev = it, rev
+	for valid := sc.settle(it.First()); valid; valid = sc.nextKey() {
+		rec, err := it.ValueAndErr()
+		if err != nil {
+			return false, err
+		}
+		if !isTombstone(rec) {
+			return true, nil
+		}
+	}
+	if sc.err != nil {
+		return false, sc.err
+	}
+	return false, it.Error()
+}
+
+// maxCompactHashes is how many compactions' hashes are remembered (etcd's
+// hashStorage keeps 10).
+const maxCompactHashes = 10
+
+// compactHash is the hash of the history at a compaction's revision taken
+// just before that compaction, with the previous compact revision.
+type compactHash struct {
+	hash            uint32
+	rev, compactRev int64
+}
+
+// recordHash hashes the history at c as it stands before compaction at c
+// removes anything (prev is the previous compact revision, -1 if none) and
+// remembers it. Compactor goroutine only.
+func (c *compactor) recordHash(prev, target int64) {
+	snap := c.s.db.NewSnapshot()
+	h, err := hashHistory(snap, target, prev)
+	snap.Close()
+	if err != nil {
+		c.s.lg.Warn("could not hash the history before compaction", zap.Int64("compact-revision", target), zap.Error(err))
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.hashes = append(c.mu.hashes, compactHash{hash: h, rev: target, compactRev: prev})
+	if len(c.mu.hashes) > maxCompactHashes {
+		c.mu.hashes = c.mu.hashes[1:]
+	}
+}
+
+// hashAt returns the remembered compaction hash at rev, if any.
+func (c *compactor) hashAt(rev int64) (compactHash, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, h := range c.mu.hashes {
+		if h.rev == rev {
+			return h, true
+		}
+	}
+	return compactHash{}, false
 }

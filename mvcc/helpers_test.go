@@ -87,7 +87,7 @@ func (e *env) compact(rev int64) error {
 // waitCompaction waits until the background compactor finished rev.
 func (s *Store) waitCompaction(rev int64) {
 	ch := make(chan struct{})
-	s.comp.schedule(rev, ch)
+	s.comp.schedule(rev, ch, false)
 	<-ch
 }
 

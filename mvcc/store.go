@@ -127,12 +127,12 @@ func Open(eng *storage.Engine, lg *zap.Logger) (*Store, error) {
 	s.meta.Store(&m)
 	s.g.compactRev = scheduled
 	s.g.latest = make(map[string]keyState)
-	s.comp.init(s, finished)
+	s.comp.init(s, finished, scheduled)
 	if scheduled > finished {
 		lg.Info("resuming unfinished compaction",
 			zap.Int64("scheduled-compact-revision", scheduled),
 			zap.Int64("finished-compact-revision", finished))
-		s.comp.schedule(scheduled, nil)
+		s.comp.schedule(scheduled, nil, false)
 	}
 	return s, nil
 }
@@ -319,7 +319,7 @@ func (s *Store) Commit(m Meta, sync bool) error {
 	if len(g.waiters) > 0 {
 		s.compactRev.Store(g.compactRev)
 		for _, w := range g.waiters {
-			s.comp.schedule(w.rev, w.done)
+			s.comp.schedule(w.rev, w.done, true)
 		}
 		g.waiters = nil
 	}
@@ -339,6 +339,11 @@ type compactor struct {
 		finished int64 // highest revision physically compacted
 		waiters  []waiter
 		stopped  bool
+		hashes   []compactHash // the last compactions', oldest first
+		// toHash are logical compactions whose hash is still to take;
+		// lastLogical is the newest logical compact revision (-1: none).
+		toHash      []compactHash
+		lastLogical int64
 	}
 }
 

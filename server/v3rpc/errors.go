@@ -31,6 +31,8 @@ var errorTable = []struct {
 	{server.ErrCanceled, rpctypes.ErrGRPCCanceled},
 	{server.ErrNoLeader, rpctypes.ErrGRPCNoLeader},
 	{server.ErrLeaderChanged, rpctypes.ErrGRPCLeaderChanged},
+	{server.ErrWrongDowngradeVersionFormat, rpctypes.ErrGRPCWrongDowngradeVersionFormat},
+	{server.ErrInvalidDowngradeTargetVersion, rpctypes.ErrGRPCInvalidDowngradeTargetVersion},
 }
 
 // toGRPC converts an error from the server into the status a client sees.

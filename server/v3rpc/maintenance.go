@@ -22,6 +22,39 @@ func (m *maintenanceServer) Status(ctx context.Context, r *pb.StatusRequest) (*p
 	return resp, nil
 }
 
+func (m *maintenanceServer) Hash(ctx context.Context, r *pb.HashRequest) (*pb.HashResponse, error) {
+	resp, err := m.s.Hash(ctx)
+	if err != nil {
+		return nil, toGRPC(err)
+	}
+	m.hdr.fill(resp.Header)
+	return resp, nil
+}
+
+func (m *maintenanceServer) HashKV(ctx context.Context, r *pb.HashKVRequest) (*pb.HashKVResponse, error) {
+	resp, err := m.s.HashKV(ctx, r.Revision)
+	if err != nil {
+		return nil, toGRPC(err)
+	}
+	m.hdr.fill(resp.Header)
+	return resp, nil
+}
+
+func (m *maintenanceServer) Defragment(ctx context.Context, r *pb.DefragmentRequest) (*pb.DefragmentResponse, error) {
+	// etcd's answer carries no header.
+	resp, err := m.s.Defragment(ctx)
+	return resp, toGRPC(err)
+}
+
+func (m *maintenanceServer) Downgrade(ctx context.Context, r *pb.DowngradeRequest) (*pb.DowngradeResponse, error) {
+	resp, err := m.s.Downgrade(ctx, r)
+	if err != nil {
+		return nil, toGRPC(err)
+	}
+	m.hdr.fill(resp.Header)
+	return resp, nil
+}
+
 // Alarm answers GET with the active alarms. Alarms (NOSPACE, CORRUPT) are
 // raised through raft with the operations work; until then none is ever
 // active, and activating or deactivating one is not supported.

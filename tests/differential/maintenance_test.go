@@ -134,3 +134,39 @@ func TestHashKV(t *testing.T) {
 	p.step("hash at the compact revision", &pb.HashKVRequest{Revision: 4}, hashKV(4))
 	p.step("hash below the compact revision", &pb.HashKVRequest{Revision: 3}, hashKV(3))
 }
+
+// TestMaintenanceMisc compares Defragment and Downgrade. A Cairn cluster
+// has no older version to go back to, so every downgrade answers as etcd
+// does for a target it cannot downgrade to.
+func TestMaintenanceMisc(t *testing.T) {
+	p := newPair(t, options{})
+	for i := 0; i < 20; i++ {
+		p.put("write", put(fmt.Sprintf("d%d", i%5), fmt.Sprint(i)))
+	}
+	p.compact("compact", &pb.CompactionRequest{Revision: 15, Physical: true})
+	df := &pb.DefragmentRequest{}
+	p.step("defragment", df, func(ctx context.Context, s *side) (proto.Message, error) { return s.maint.Defragment(ctx, df) })
+	p.rng("data intact after defragment", all())
+	// Deliberate difference (docs/compatibility.md): etcd 3.7 can go back
+	// to 3.6, Cairn refuses every target.
+	for _, v := range []string{"3.6", "3.6.0"} {
+		r := &pb.DowngradeRequest{Action: pb.DowngradeRequest_VALIDATE, Version: v}
+		if _, err := p.other.maint.Downgrade(context.Background(), r); status.Convert(err).Message() != "etcdserver: invalid downgrade target version" {
+			t.Errorf("%s: downgrade to %s: %v, want etcdserver: invalid downgrade target version", p.other.name, v, err)
+		}
+	}
+	for _, r := range []*pb.DowngradeRequest{
+		{Action: pb.DowngradeRequest_VALIDATE, Version: "3.7"},
+		{Action: pb.DowngradeRequest_VALIDATE, Version: "3.5"},
+		{Action: pb.DowngradeRequest_VALIDATE, Version: "4.0"},
+		{Action: pb.DowngradeRequest_VALIDATE, Version: "not-a-version"},
+		{Action: pb.DowngradeRequest_VALIDATE, Version: ""},
+		{Action: pb.DowngradeRequest_ENABLE, Version: "3.5"},
+		{Action: pb.DowngradeRequest_ENABLE, Version: "x"},
+		{Action: pb.DowngradeRequest_CANCEL},
+	} {
+		p.step("downgrade "+r.Action.String()+" "+r.Version, r, func(ctx context.Context, s *side) (proto.Message, error) {
+			return s.maint.Downgrade(ctx, r)
+		})
+	}
+}

@@ -60,6 +60,9 @@ type Config struct {
 	// WALSegmentSize is the size of WAL segment files; default
 	// wal.DefaultSegmentSize (64 MiB).
 	WALSegmentSize int64
+	// WALSyncObserver, when set, is told the duration of every fsync of
+	// the WAL tail (see wal.WithSyncObserver). It runs on the raft loop.
+	WALSyncObserver func(time.Duration)
 	// Logger; default zap.NewNop().
 	Logger *zap.Logger
 }
@@ -100,6 +103,9 @@ type Apply struct {
 type Status struct {
 	Term, Lead, Commit uint64
 	IsLeader           bool
+	// LeaderChanges counts the times this node learned of a new leader
+	// since it started (etcd_server_leader_changes_seen_total).
+	LeaderChanges uint64
 }
 
 type proposal struct {
@@ -145,6 +151,7 @@ type Node struct {
 	err    error // set before donec closes
 
 	term, lead, commit atomic.Uint64
+	leaderChanges      atomic.Uint64
 
 	leaderMu      sync.Mutex
 	leaderChanged chan struct{} // closed and replaced on every soft-state change
@@ -222,11 +229,15 @@ func Start(cfg Config) (*Node, error) {
 	return n, nil
 }
 
+func (n *Node) walOptions() []wal.Option {
+	return []wal.Option{wal.WithSegmentSize(n.cfg.WALSegmentSize), wal.WithSyncObserver(n.cfg.WALSyncObserver)}
+}
+
 func (n *Node) bootstrap(walDir string) error {
 	if len(n.cfg.Peers) == 0 {
 		return errors.New("raftnode: a new member needs its initial peers")
 	}
-	w, err := wal.Create(n.cfg.FS, walDir, n.cfg.Metadata, wal.WithSegmentSize(n.cfg.WALSegmentSize))
+	w, err := wal.Create(n.cfg.FS, walDir, n.cfg.Metadata, n.walOptions()...)
 	if err != nil {
 		return err
 	}
@@ -269,7 +280,7 @@ func (n *Node) restart(walDir string) error {
 	if s != nil {
 		at = wal.Snapshot{Index: s.GetMetadata().GetIndex(), Term: s.GetMetadata().GetTerm()}
 	}
-	w, err := wal.Open(n.cfg.FS, walDir, at, wal.WithSegmentSize(n.cfg.WALSegmentSize))
+	w, err := wal.Open(n.cfg.FS, walDir, at, n.walOptions()...)
 	if err != nil {
 		return err
 	}
@@ -335,7 +346,7 @@ func (n *Node) Err() error {
 // Status returns the node's current term, leader and commit index.
 func (n *Node) Status() Status {
 	lead := n.lead.Load()
-	return Status{Term: n.term.Load(), Lead: lead, Commit: n.commit.Load(), IsLeader: lead == n.cfg.ID}
+	return Status{Term: n.term.Load(), Lead: lead, Commit: n.commit.Load(), IsLeader: lead == n.cfg.ID, LeaderChanges: n.leaderChanges.Load()}
 }
 
 // LeaderChanged returns a channel that closes at the next leadership change.
@@ -554,6 +565,9 @@ func (n *Node) handleReady() error {
 	rd := n.rn.Ready()
 	if ss := rd.SoftState; ss != nil {
 		if old := n.lead.Swap(ss.Lead); old != ss.Lead {
+			if ss.Lead != raft.None {
+				n.leaderChanges.Add(1)
+			}
 			n.failReads(ErrLeaderChanged)
 			n.lg.Info("raft leader changed", zap.Uint64("leader", ss.Lead), zap.Uint64("term", n.rn.BasicStatus().GetTerm()))
 		}

@@ -56,6 +56,8 @@ type Server struct {
 	// applyEvents collects the watch events of the group being applied;
 	// apply loop only.
 	applyEvents []*mvccpb.Event
+	// metrics are the write path's counters for /metrics (metrics.go).
+	metrics serverMetrics
 
 	readyc   chan struct{}
 	drainc   chan struct{}
@@ -146,6 +148,8 @@ func New(cfg Config) (*Server, error) {
 		SnapshotCount:  cfg.SnapshotCount,
 		WALSegmentSize: cfg.WALSegmentSize,
 		Logger:         cfg.Logger,
+		// Times the WAL fsyncs for /metrics.
+		WALSyncObserver: s.metrics.walFsync.observe,
 	})
 	if err != nil {
 		s.closeStorage()
@@ -348,6 +352,7 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (result
 	c := s.w.register(id)
 	if err := s.node.Propose(ctx, data); err != nil {
 		s.w.cancel(id)
+		s.metrics.proposalsFailed.Add(1)
 		return result{}, s.mapWaitErr(ctx, err)
 	}
 	select {
@@ -355,6 +360,7 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (result
 		return res, res.err
 	case <-ctx.Done():
 		s.w.cancel(id)
+		s.metrics.proposalsFailed.Add(1)
 		return result{}, s.mapWaitErr(ctx, ctx.Err())
 	case <-s.donec:
 		return result{}, ErrStopped
@@ -480,10 +486,12 @@ func (s *Server) applyLoop(applied, lastSnap uint64, cs *raftpb.ConfState) {
 			applied, appliedTerm = e.GetIndex(), e.GetTerm()
 		}
 		snapshot := s.node.ShouldSnapshot(applied, lastSnap)
+		commitStart := time.Now()
 		if err := s.kv.Commit(mvcc.Meta{AppliedIndex: applied, AppliedTerm: appliedTerm}, snapshot); err != nil {
 			fatal = fmt.Errorf("apply: commit at index %d: %w", applied, err)
 			return
 		}
+		s.metrics.backendCommit.observeSince(commitStart)
 		if len(s.applyEvents) > 0 {
 			s.hub.Notify(s.kv.Rev(), s.applyEvents)
 			clear(s.applyEvents)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -84,6 +85,11 @@ type Engine struct {
 	db  *pebble.DB
 	dir string
 	fs  vfs.FS
+	// mu orders Size, which monitoring calls from any goroutine at any
+	// time, against Close.
+	mu       sync.RWMutex
+	closed   bool
+	lastSize int64
 }
 
 // Open opens (creating if needed) the database in dir.
@@ -124,18 +130,28 @@ func (e *Engine) Dir() string { return e.dir }
 func (e *Engine) FS() vfs.FS { return e.fs }
 
 // Size returns the bytes the database occupies on disk (sstables, WAL,
-// manifest, including files awaiting deletion).
-func (e *Engine) Size() int64 { return int64(e.db.Metrics().DiskSpaceUsage()) }
+// manifest, including files awaiting deletion); after Close, the last size
+// it saw.
+func (e *Engine) Size() int64 {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed {
+		return e.lastSize
+	}
+	return int64(e.db.Metrics().DiskSpaceUsage())
+}
 
 // Close closes the database. Every iterator, snapshot and batch on it must
 // be closed first.
 func (e *Engine) Close() error {
-	if e.db == nil {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
 		return errors.New("storage: engine already closed")
 	}
-	err := e.db.Close()
-	e.db = nil
-	return err
+	e.lastSize = int64(e.db.Metrics().DiskSpaceUsage())
+	e.closed = true
+	return e.db.Close()
 }
 
 // zapLogger adapts zap to pebble.Logger.

@@ -46,6 +46,9 @@
 //     latest marker at or below i starts, so Open at that marker keeps
 //     working. Each segment repeats the metadata and the current hard state
 //     so that no released segment is ever needed for them.
+//   - WithSyncObserver reports the duration of every fsync of the tail
+//     (Save, SaveSnapshot, cut, Close), on the owning goroutine; the member
+//     exports them as etcd_disk_wal_fsync_duration_seconds.
 //   - ValidSnapshotEntries lists the markers at or below the last saved
 //     commit index without changing any file; snap.LoadNewestAvailable uses
 //     it to pick a snapshot the WAL can continue from.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.etcd.io/raft/v3"
@@ -44,12 +45,25 @@ type Option func(*options)
 
 type options struct {
 	segmentSize int64
+	// observeSync, when set, is told how long each fsync of the tail took.
+	observeSync func(time.Duration)
 }
 
 // WithSegmentSize sets the segment size in bytes (default
 // DefaultSegmentSize). Values below 4 KiB are raised to 4 KiB.
 func WithSegmentSize(bytes int64) Option {
 	return func(o *options) { o.segmentSize = max(bytes, 4<<10) }
+}
+
+// WithSyncObserver has observe called with the duration of every fsync of
+// the tail segment, failed ones included: those of Save, SaveSnapshot,
+// Close and of a segment cut, the fsyncs that writes wait for (etcd reports
+// them as etcd_disk_wal_fsync_duration_seconds); the background
+// preparation of the next segment is not counted. observe runs
+// on the goroutine that owns the WAL, inside the write path: it must be
+// cheap and must not block. A nil observe is ignored.
+func WithSyncObserver(observe func(time.Duration)) Option {
+	return func(o *options) { o.observeSync = observe }
 }
 
 func makeOptions(opts []Option) options {
@@ -508,7 +522,7 @@ func (w *WAL) Save(st *raftpb.HardState, ents []*raftpb.Entry) error {
 		w.state = proto.Clone(st).(*raftpb.HardState)
 	}
 	if mustSync {
-		if err := w.tail.SyncData(); err != nil {
+		if err := w.syncTail(); err != nil {
 			return w.fail(fmt.Errorf("wal: sync %s: %w", w.tailName(), err))
 		}
 	}
@@ -540,10 +554,22 @@ func (w *WAL) SaveSnapshot(s Snapshot) error {
 	}
 	w.markers = append(w.markers, s)
 	w.lastIndex = max(w.lastIndex, s.Index)
-	if err := w.tail.SyncData(); err != nil {
+	if err := w.syncTail(); err != nil {
 		return w.fail(fmt.Errorf("wal: sync %s: %w", w.tailName(), err))
 	}
 	return nil
+}
+
+// syncTail fsyncs the tail segment and reports the duration to the
+// observer, if any.
+func (w *WAL) syncTail() error {
+	if w.opts.observeSync == nil {
+		return w.tail.SyncData()
+	}
+	start := time.Now()
+	err := w.tail.SyncData()
+	w.opts.observeSync(time.Since(start))
+	return err
 }
 
 // write appends the encoder's records to the tail.
@@ -564,7 +590,7 @@ func (w *WAL) tailName() string {
 // synced first: a later segment existing implies every earlier one is
 // complete, which is why only the last segment may have a torn tail.
 func (w *WAL) cut() error {
-	if err := w.tail.SyncData(); err != nil {
+	if err := w.syncTail(); err != nil {
 		return fmt.Errorf("wal: sync %s: %w", w.tailName(), err)
 	}
 	next := segment{seq: w.segs[len(w.segs)-1].seq + 1, first: w.lastIndex + 1}
@@ -677,7 +703,7 @@ func (w *WAL) Close() error {
 	}
 	if w.tail != nil {
 		if w.err == nil {
-			if serr := w.tail.SyncData(); serr != nil {
+			if serr := w.syncTail(); serr != nil {
 				err = fmt.Errorf("wal: sync %s: %w", w.tailName(), serr)
 			}
 		}

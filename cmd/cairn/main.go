@@ -19,7 +19,6 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/cairn-kv/cairn/server"
-	"github.com/cairn-kv/cairn/server/v3rpc"
 )
 
 func main() {
@@ -32,6 +31,7 @@ func main() {
 type options struct {
 	name, dataDir                                   string
 	listenClientURLs, advertiseClientURLs           string
+	listenMetricsURLs                               string
 	listenPeerURLs, initialAdvertisePeerURLs        string
 	initialCluster, initialClusterState, clusterTok string
 	snapshotCount                                   uint64
@@ -42,6 +42,7 @@ type options struct {
 	leaseCheckpointInterval                         time.Duration
 	leaseCheckpointPersist                          bool
 	logLevel                                        string
+	enablePprof                                     bool
 	version                                         bool
 }
 
@@ -52,6 +53,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.dataDir, "data-dir", "", "Path to the data directory (default \"${name}.cairn\").")
 	fs.StringVar(&o.listenClientURLs, "listen-client-urls", "http://localhost:2379", "List of URLs to listen on for client traffic.")
 	fs.StringVar(&o.advertiseClientURLs, "advertise-client-urls", "http://localhost:2379", "List of this member's client URLs to advertise to the public.")
+	fs.StringVar(&o.listenMetricsURLs, "listen-metrics-urls", "", "List of URLs to listen on for the /metrics and /health endpoints.")
 	fs.StringVar(&o.listenPeerURLs, "listen-peer-urls", "http://localhost:2380", "List of URLs to listen on for peer traffic.")
 	fs.StringVar(&o.initialAdvertisePeerURLs, "initial-advertise-peer-urls", "http://localhost:2380", "List of this member's peer URLs to advertise to the rest of the cluster.")
 	fs.StringVar(&o.initialCluster, "initial-cluster", "", "Initial cluster configuration for bootstrapping (default \"${name}=${initial-advertise-peer-urls}\").")
@@ -69,6 +71,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.leaseCheckpointPersist, "lease-checkpoint-persist", true, "Accepted for etcd compatibility: Cairn always persists lease checkpoints.")
 	fs.BoolVar(&o.leaseCheckpointPersist, "experimental-enable-lease-checkpoint-persist", true, "Accepted for etcd compatibility: Cairn always persists lease checkpoints.")
 	fs.StringVar(&o.logLevel, "log-level", "info", "Configures log level. Only supports debug, info, warn, error, panic, or fatal.")
+	fs.BoolVar(&o.enablePprof, "enable-pprof", false, "Enable runtime profiling data via HTTP server. Address is at client URL + \"/debug/pprof/\"")
 	fs.BoolVar(&o.version, "version", false, "Print the version and exit.")
 	return fs
 }
@@ -136,6 +139,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		defer ln.Close()
 		lns = append(lns, ln)
 	}
+	metricsLns, err := listenMetrics(o.listenMetricsURLs)
+	if err != nil {
+		lg.Error("cannot listen for metrics", zap.Error(err))
+		return 1
+	}
+	defer closeAll(metricsLns)
 	srv, err := server.New(cfg)
 	if err != nil {
 		lg.Error("cannot start member", zap.Error(err))
@@ -150,25 +159,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case <-ctx.Done():
 		return 0
 	}
-	g := v3rpc.NewServer(srv)
-	serveErr := make(chan error, len(lns))
-	for _, ln := range lns {
-		go func(ln net.Listener) { serveErr <- g.Serve(ln) }(ln)
-		lg.Info("ready to serve client requests", zap.String("address", ln.Addr().String()))
-	}
-	code := 0
-	select {
-	case <-ctx.Done():
-		lg.Info("received signal, shutting down")
-	case <-srv.StopNotify():
-		lg.Error("member stopped", zap.Error(srv.Err()))
-		code = 1
-	case err := <-serveErr:
-		lg.Error("serving clients failed", zap.Error(err))
-		code = 1
-	}
-	srv.Drain() // ends watch streams, so the graceful stop does not wait for them
-	gracefulStop(lg, g, 5*time.Second)
+	code := serve(ctx, lg, srv, o, lns, metricsLns)
 	srv.Stop()
 	return code
 }

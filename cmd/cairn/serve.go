@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+
+	"github.com/cairn-kv/cairn/internal/connmux"
+	"github.com/cairn-kv/cairn/server"
+	"github.com/cairn-kv/cairn/server/httpapi"
+	"github.com/cairn-kv/cairn/server/v3rpc"
+)
+
+// shutdownTimeout bounds the graceful stop of the gRPC and HTTP servers.
+const shutdownTimeout = 5 * time.Second
+
+// listenMetrics binds the --listen-metrics-urls listeners.
+func listenMetrics(urls string) ([]net.Listener, error) {
+	if urls == "" {
+		return nil, nil
+	}
+	us, err := parseURLs(urls)
+	if err != nil {
+		return nil, fmt.Errorf("--listen-metrics-urls: %w", err)
+	}
+	var lns []net.Listener
+	for _, u := range us {
+		if u.Scheme != "http" {
+			closeAll(lns)
+			return nil, fmt.Errorf("--listen-metrics-urls: scheme %q is not supported yet (use http)", u.Scheme)
+		}
+		ln, err := net.Listen("tcp", u.Host)
+		if err != nil {
+			closeAll(lns)
+			return nil, fmt.Errorf("--listen-metrics-urls: %w", err)
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
+}
+
+func closeAll(lns []net.Listener) {
+	for _, ln := range lns {
+		ln.Close()
+	}
+}
+
+// serve serves the ready member until ctx ends, the member stops, or
+// serving fails: gRPC and HTTP together on each client listener (as etcd
+// does), the metrics and health endpoints on each metrics listener. It
+// returns the process exit code once every server has stopped.
+func serve(ctx context.Context, lg *zap.Logger, srv *server.Server, o *options, clients, metrics []net.Listener) int {
+	pprofOn := o.enablePprof || o.logLevel == "debug" // etcd also mounts pprof at debug level
+	if pprofOn {
+		// etcd's sampling rate, unless the process already chose one.
+		if runtime.SetMutexProfileFraction(-1) == 0 {
+			runtime.SetMutexProfileFraction(5)
+		}
+		lg.Info("pprof is enabled", zap.String("path", httpapi.PathPprof))
+	}
+	api := httpapi.New(srv, httpapi.Options{EnablePprof: pprofOn, Logger: lg})
+	g := v3rpc.NewServer(srv)
+	clientHTTP := newHTTPServer(api.ClientHandler())
+	metricsHTTP := newHTTPServer(api.MetricsHandler())
+
+	var (
+		wg    sync.WaitGroup
+		muxes []*connmux.Mux
+		// failed receives the first unexpected end of a server; later ones
+		// are dropped, one is enough to shut down.
+		failed = make(chan error, 1)
+	)
+	start := func(what string, addr net.Addr, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				select {
+				case failed <- fmt.Errorf("%s on %s: %w", what, addr, err):
+				default:
+				}
+			}
+		}()
+	}
+	for _, ln := range clients {
+		m := connmux.New(ln, connmux.Options{})
+		muxes = append(muxes, m)
+		start("gRPC", ln.Addr(), func() error { return g.Serve(m.GRPC()) })
+		start("HTTP", ln.Addr(), func() error { return clientHTTP.Serve(m.HTTP()) })
+		start("accepting", ln.Addr(), m.Serve)
+		lg.Info("ready to serve client requests", zap.String("address", ln.Addr().String()))
+	}
+	for _, ln := range metrics {
+		start("metrics", ln.Addr(), func() error { return metricsHTTP.Serve(ln) })
+		lg.Info("serving metrics", zap.String("address", ln.Addr().String()))
+	}
+
+	code := 0
+	select {
+	case <-ctx.Done():
+		lg.Info("received signal, shutting down")
+	case <-srv.StopNotify():
+		lg.Error("member stopped", zap.Error(srv.Err()))
+		code = 1
+	case err := <-failed:
+		lg.Error("serving clients failed", zap.Error(err))
+		code = 1
+	}
+	srv.Drain() // ends watch streams, so the graceful stop does not wait for them
+	stopServers(lg, g, []*http.Server{clientHTTP, metricsHTTP}, shutdownTimeout)
+	for _, m := range muxes {
+		m.Close()
+	}
+	wg.Wait()
+	return code
+}
+
+// newHTTPServer returns an HTTP server configured as etcd's client one.
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Minute,
+		ErrorLog:          log.New(io.Discard, "", 0), // clients' protocol errors are not ours to log
+	}
+}
+
+// stopServers stops the gRPC and HTTP servers gracefully, in parallel,
+// closing the connections of requests that are still running at timeout.
+// Each closes its listeners first.
+func stopServers(lg *zap.Logger, g *grpc.Server, hs []*http.Server, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, h := range hs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := h.Shutdown(ctx); err != nil {
+				h.Close()
+			}
+		}()
+	}
+	gracefulStop(lg, g, timeout)
+	wg.Wait()
+}

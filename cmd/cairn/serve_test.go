@@ -1,0 +1,200 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+func TestParseHTTPFlags(t *testing.T) {
+	env := map[string]string{"ETCD_LISTEN_METRICS_URLS": "http://127.0.0.1:9000", "ETCD_ENABLE_PPROF": "true"}
+	getenv := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	o, err := parse(nil, io.Discard, getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.listenMetricsURLs != "http://127.0.0.1:9000" || !o.enablePprof {
+		t.Fatalf("from the environment: %q %v", o.listenMetricsURLs, o.enablePprof)
+	}
+	o, err = parse([]string{"--listen-metrics-urls", "http://127.0.0.1:9001", "--enable-pprof=false"}, io.Discard, getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.listenMetricsURLs != "http://127.0.0.1:9001" || o.enablePprof {
+		t.Fatalf("flags over the environment: %q %v", o.listenMetricsURLs, o.enablePprof)
+	}
+	o, err = parse(nil, io.Discard, func(string) (string, bool) { return "", false })
+	if err != nil || o.listenMetricsURLs != "" || o.enablePprof {
+		t.Fatalf("defaults: %+v %v", o, err)
+	}
+}
+
+func TestListenMetricsRefusesBadURLs(t *testing.T) {
+	for _, u := range []string{"https://127.0.0.1:0", "127.0.0.1:0", "http://127.0.0.1:0,unix://x"} {
+		if lns, err := listenMetrics(u); err == nil {
+			closeAll(lns)
+			t.Errorf("%q accepted", u)
+		}
+	}
+}
+
+// logWatch collects the JSON log and wakes waiters on every write.
+type logWatch struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	notify chan struct{}
+}
+
+func (l *logWatch) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.Write(p)
+	close(l.notify)
+	l.notify = make(chan struct{})
+	return len(p), nil
+}
+
+func (l *logWatch) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// addresses waits until msg was logged n times and returns the "address"
+// fields of those lines.
+func (l *logWatch) addresses(t *testing.T, done <-chan int, msg string, n int) []string {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		l.mu.Lock()
+		out, notify := l.buf.String(), l.notify
+		l.mu.Unlock()
+		var addrs []string
+		for _, line := range strings.Split(out, "\n") {
+			var e struct{ Msg, Address string }
+			if json.Unmarshal([]byte(line), &e) == nil && e.Msg == msg {
+				addrs = append(addrs, e.Address)
+			}
+		}
+		if len(addrs) >= n {
+			return addrs
+		}
+		select {
+		case <-notify:
+		case code := <-done:
+			t.Fatalf("cairn exited with %d before logging %q:\n%s", code, msg, out)
+		case <-deadline:
+			t.Fatalf("no %q within 30s:\n%s", msg, out)
+		}
+	}
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 30 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// TestServeHTTPAndGRPC runs the command: gRPC and HTTP answer on each
+// client port, the metrics port serves the metrics endpoints only, pprof
+// is mounted when asked, and a signal stops everything.
+func TestServeHTTPAndGRPC(t *testing.T) {
+	logs := &logWatch{notify: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	args := []string{
+		"--data-dir", t.TempDir(),
+		"--listen-client-urls", "http://127.0.0.1:0,http://127.0.0.1:0",
+		"--listen-metrics-urls", "http://127.0.0.1:0",
+		"--heartbeat-interval", "10", "--election-timeout", "100",
+		"--enable-pprof",
+	}
+	go func() {
+		done <- run(ctx, args, io.Discard, logs, func(string) (string, bool) { return "", false })
+	}()
+	clients := logs.addresses(t, done, "ready to serve client requests", 2)
+	metrics := logs.addresses(t, done, "serving metrics", 1)
+
+	for _, addr := range clients {
+		c, err := clientv3.New(clientv3.Config{Endpoints: []string{addr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
+		_, err = c.Put(rctx, "k", addr)
+		rcancel()
+		c.Close()
+		if err != nil {
+			t.Fatalf("put through %s: %v", addr, err)
+		}
+		for path, want := range map[string]string{
+			"/health":       `{"health":"true","reason":""}`,
+			"/readyz":       "ok\n",
+			"/livez":        "ok\n",
+			"/version":      `"etcdserver"`,
+			"/metrics":      "etcd_server_has_leader 1",
+			"/debug/pprof/": "goroutine",
+			"/debug/vars":   `"memstats"`,
+		} {
+			if code, body := httpGet(t, "http://"+addr+path); code != 200 || !strings.Contains(body, want) {
+				t.Errorf("GET %s%s: %d %.200q, want 200 with %q", addr, path, code, body, want)
+			}
+		}
+	}
+	m := "http://" + metrics[0]
+	if code, body := httpGet(t, m+"/metrics"); code != 200 || !strings.Contains(body, "etcd_disk_wal_fsync_duration_seconds_count") {
+		t.Errorf("metrics port /metrics: %d %.200q", code, body)
+	}
+	if code, body := httpGet(t, m+"/health"); code != 200 || body != `{"health":"true","reason":""}` {
+		t.Errorf("metrics port /health: %d %q", code, body)
+	}
+	if code, _ := httpGet(t, m+"/version"); code != 404 {
+		t.Errorf("metrics port /version: %d, want etcd's 404", code)
+	}
+
+	// A client that connected and said nothing does not hold up shutdown.
+	silent, err := net.Dial("tcp", clients[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit code %d:\n%s", code, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("cairn did not stop within 30s of the signal")
+	}
+	for _, addr := range append(clients, metrics...) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			t.Errorf("%s still accepts connections after exit", addr)
+		}
+	}
+	silent.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := silent.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("silent connection after exit: %v, want EOF", err)
+	}
+}

@@ -1,0 +1,47 @@
+package raftnode
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// TestLeaderChangesAndWALSyncs: a lone member counts the one leader it
+// sees, and the WAL fsyncs of its bootstrap and proposals reach the
+// configured observer.
+func TestLeaderChangesAndWALSyncs(t *testing.T) {
+	var syncs atomic.Int64
+	n, err := Start(Config{
+		ID: 1, Peers: []uint64{1}, Dir: "/m", FS: vfs.NewMem(), Metadata: []byte("md"),
+		TickInterval: 10 * time.Millisecond, WALSegmentSize: 64 << 10,
+		WALSyncObserver: func(time.Duration) { syncs.Add(1) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Stop)
+	for n.Status().Lead == 0 {
+		changed := n.LeaderChanged()
+		if n.Status().Lead != 0 {
+			break
+		}
+		select {
+		case <-changed:
+		case <-ctx(t).Done():
+			t.Fatal("no leader elected")
+		}
+	}
+	if c := n.Status().LeaderChanges; c != 1 {
+		t.Fatalf("LeaderChanges %d, want 1", c)
+	}
+	before := syncs.Load()
+	if err := n.Propose(ctx(t), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	collect(t, n, 1)
+	if syncs.Load() <= before {
+		t.Fatalf("no WAL fsync observed for a proposal (%d before, %d after)", before, syncs.Load())
+	}
+}

@@ -1,0 +1,205 @@
+package server
+
+import (
+	"fmt"
+	"runtime"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// The member's Prometheus metrics, under etcd's names, types, help texts
+// and labels so that dashboards and alerts written for etcd keep working.
+//
+// Almost everything is read from the member's state when it is scraped
+// (metricsCollector); only what cannot be derived later is counted as it
+// happens, in serverMetrics, whose zero value is ready and whose updates
+// are single atomic adds. Nothing here is package-global: each Server has
+// its own counters, and its collector goes into the registry of that
+// member's HTTP API (server/httpapi), so several members in one process
+// (tests) do not mix.
+
+// serverMetrics is what the write path counts. The Server struct holds one.
+type serverMetrics struct {
+	// proposalsFailed counts proposals that raft refused or whose caller
+	// gave up before the apply result came (etcd counts the same two cases).
+	proposalsFailed atomic.Uint64
+	// walFsync times the WAL's tail fsyncs; raftnode reports them.
+	walFsync latencyHistogram
+	// backendCommit times the apply loop's storage commits, etcd's
+	// backend commit.
+	backendCommit latencyHistogram
+}
+
+// latencyBuckets are the upper bounds, in seconds, that etcd gives its disk
+// latency histograms: 1ms doubling up to 8.192s
+// (prometheus.ExponentialBuckets(0.001, 2, 14)).
+var latencyBuckets = prometheus.ExponentialBuckets(0.001, 2, numLatencyBuckets)
+
+const numLatencyBuckets = 14
+
+// latencyHistogram is a lock-free histogram over latencyBuckets whose zero
+// value is ready, so it needs no constructor in the Server's set-up. A
+// scrape reads the bucket counts one by one while observations continue,
+// so the sum may be a few observations ahead of or behind the counts;
+// the count is always the sum of the buckets.
+type latencyHistogram struct {
+	// counts[i] is the number of observations in bucket i alone (not
+	// cumulative); the last slot is the +Inf bucket.
+	counts [numLatencyBuckets + 1]atomic.Uint64
+	sumNs  atomic.Int64
+}
+
+func (h *latencyHistogram) observe(d time.Duration) {
+	// SearchFloat64s finds the first bound >= the value: Prometheus
+	// buckets are inclusive upper bounds.
+	h.counts[sort.SearchFloat64s(latencyBuckets, d.Seconds())].Add(1)
+	h.sumNs.Add(int64(d))
+}
+
+func (h *latencyHistogram) observeSince(start time.Time) { h.observe(time.Since(start)) }
+
+func (h *latencyHistogram) metric(desc *prometheus.Desc) prometheus.Metric {
+	buckets := make(map[float64]uint64, numLatencyBuckets)
+	var n uint64
+	for i, ub := range latencyBuckets {
+		n += h.counts[i].Load()
+		buckets[ub] = n
+	}
+	n += h.counts[numLatencyBuckets].Load()
+	return prometheus.MustNewConstHistogram(desc, n, float64(h.sumNs.Load())/float64(time.Second), buckets)
+}
+
+// pending returns the number of proposals waiting for their apply result.
+func (w *waiters) pending() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.m)
+}
+
+// MetricsCollector returns a collector of this member's metrics. Register
+// it in one registry per member (server/httpapi does).
+func (s *Server) MetricsCollector() prometheus.Collector { return metricsCollector{s} }
+
+// Descriptions: immutable, so sharing them between members is harmless.
+var (
+	descHasLeader       = etcdDesc("server", "has_leader", "Whether or not a leader exists. 1 is existence, 0 is not.")
+	descIsLeader        = etcdDesc("server", "is_leader", "Whether or not this member is a leader. 1 if is, 0 otherwise.")
+	descLeaderChanges   = etcdDesc("server", "leader_changes_seen_total", "The number of leader changes seen.")
+	descCommitted       = etcdDesc("server", "proposals_committed_total", "The total number of consensus proposals committed.")
+	descApplied         = etcdDesc("server", "proposals_applied_total", "The total number of consensus proposals applied.")
+	descPending         = etcdDesc("server", "proposals_pending", "The current number of pending proposals to commit.")
+	descFailed          = etcdDesc("server", "proposals_failed_total", "The total number of failed proposals seen.")
+	descSnapshotApply   = etcdDesc("server", "snapshot_apply_in_progress_total", "1 if the server is applying the incoming snapshot. 0 if none.")
+	descIsLearner       = etcdDesc("server", "is_learner", "Whether or not this member is a learner. 1 if is, 0 otherwise.")
+	descQuota           = etcdDesc("server", "quota_backend_bytes", "Current backend storage quota size in bytes.")
+	descServerID        = etcdDesc("server", "id", "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.", "server_id")
+	descServerVersion   = etcdDesc("server", "version", "Which version is running. 1 for 'server_version' label with current version.", "server_version")
+	descGoVersion       = etcdDesc("server", "go_version", "Which Go version server is running with. 1 for 'server_go_version' label with current version.", "server_go_version")
+	descClusterVersion  = etcdDesc("cluster", "version", "Which version is running. 1 for 'cluster_version' label with current cluster version", "cluster_version")
+	descWALFsync        = etcdDesc("disk", "wal_fsync_duration_seconds", "The latency distributions of fsync called by WAL.")
+	descBackendCommit   = etcdDesc("disk", "backend_commit_duration_seconds", "The latency distributions of commit called by backend.")
+	descDBSize          = etcdDesc("mvcc", "db_total_size_in_bytes", "Total size of the underlying database physically allocated in bytes.")
+	descDBSizeInUse     = etcdDesc("mvcc", "db_total_size_in_use_in_bytes", "Total size of the underlying database logically in use in bytes.")
+	descCurrentRev      = debuggingDesc("current_revision", "The current revision of store.")
+	descCompactRev      = debuggingDesc("compact_revision", "The revision of the last compaction in store.")
+	descWatchers        = debuggingDesc("watcher_total", "Total number of watchers.")
+	descSlowWatchers    = debuggingDesc("slow_watcher_total", "Total number of unsynced slow watchers.")
+	descWatchStreams    = debuggingDesc("watch_stream_total", "Total number of watch streams.")
+	clusterVersionLabel = majorMinor(EtcdAPIVersion)
+)
+
+var allMetricsDescs = []*prometheus.Desc{
+	descHasLeader, descIsLeader, descLeaderChanges, descCommitted, descApplied, descPending, descFailed,
+	descSnapshotApply, descIsLearner, descQuota, descServerID, descServerVersion, descGoVersion,
+	descClusterVersion, descWALFsync, descBackendCommit, descDBSize, descDBSizeInUse, descCurrentRev,
+	descCompactRev, descWatchers, descSlowWatchers, descWatchStreams,
+}
+
+func etcdDesc(subsystem, name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(prometheus.BuildFQName("etcd", subsystem, name), help, labels, nil)
+}
+
+// debuggingDesc describes one of etcd's etcd_debugging_mvcc_* metrics.
+func debuggingDesc(name, help string) *prometheus.Desc {
+	return prometheus.NewDesc(prometheus.BuildFQName("etcd_debugging", "mvcc", name), help, nil, nil)
+}
+
+// majorMinor turns "3.7.0" into "3.7", the form of etcd's cluster_version
+// label.
+func majorMinor(v string) string {
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) < 2 {
+		return v
+	}
+	return parts[0] + "." + parts[1]
+}
+
+// metricsCollector reads the member's state at scrape time.
+type metricsCollector struct{ s *Server }
+
+func (c metricsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range allMetricsDescs {
+		ch <- d
+	}
+}
+
+func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.s
+	st := s.node.Status()
+	status := s.Status()
+	watch := s.hub.Stats()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)
+	}
+	gauge(descHasLeader, boolFloat(st.Lead != 0))
+	gauge(descIsLeader, boolFloat(st.IsLeader))
+	counter(descLeaderChanges, float64(st.LeaderChanges))
+	// etcd reports the raft commit and applied indexes under these names.
+	gauge(descCommitted, float64(st.Commit))
+	gauge(descApplied, float64(s.appliedIndex.Load()))
+	gauge(descPending, float64(s.w.pending()))
+	counter(descFailed, float64(s.metrics.proposalsFailed.Load()))
+	// A member never receives a snapshot from a leader yet.
+	gauge(descSnapshotApply, 0)
+	gauge(descIsLearner, boolFloat(selfIsLearner(s)))
+	// etcd reports the configured quota, negative (disabled) included.
+	gauge(descQuota, float64(s.cfg.QuotaBackendBytes))
+	gauge(descServerID, 1, fmt.Sprintf("%x", s.id))
+	gauge(descServerVersion, 1, EtcdAPIVersion)
+	gauge(descGoVersion, 1, runtime.Version())
+	gauge(descClusterVersion, 1, clusterVersionLabel)
+	ch <- s.metrics.walFsync.metric(descWALFsync)
+	ch <- s.metrics.backendCommit.metric(descBackendCommit)
+	gauge(descDBSize, float64(status.DbSize))
+	gauge(descDBSizeInUse, float64(status.DbSizeInUse))
+	gauge(descCurrentRev, float64(s.kv.Rev()))
+	// -1 before the first compaction, as in etcd.
+	gauge(descCompactRev, float64(s.kv.FirstRev()))
+	// etcd's watch metrics are gauges despite their _total names.
+	gauge(descWatchers, float64(watch.Watchers))
+	gauge(descSlowWatchers, float64(watch.SlowWatchers))
+	gauge(descWatchStreams, float64(watch.Streams))
+}
+
+func selfIsLearner(s *Server) bool {
+	for _, m := range s.Members() {
+		if m.ID == s.id {
+			return m.IsLearner
+		}
+	}
+	return false
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -107,6 +107,10 @@ type lease struct {
 	expiry time.Time
 	// clear is set when a renewal must clear the checkpointed remaining TTL.
 	clear bool
+	// checkpointAt is when the next checkpoint is due; zero when none is.
+	// The checkpoint queue may hold an earlier time for the lease (it is
+	// updated lazily, see queue.setIfEarlier).
+	checkpointAt time.Time
 }
 
 // ttlLeft is the TTL a newly promoted primary gives the lease.
@@ -272,7 +276,7 @@ func (l *Lessor) Checkpoint(id, remaining int64) {
 	if remaining > 0 && le.expiry.Sub(now) > seconds(remaining+1) {
 		// A renewal overtook this checkpoint: record the fresh value
 		// at once rather than leave a stale, shorter one for a new leader.
-		l.mu.checkpoints.set(id, now)
+		l.checkpointNowLocked(le, now)
 		return
 	}
 	l.scheduleCheckpointLocked(le, now)
@@ -333,7 +337,7 @@ func (l *Lessor) Demote() {
 	l.mu.primary = false
 	l.mu.primaryc = make(chan struct{})
 	for _, le := range l.mu.leases {
-		le.expiry, le.clear = time.Time{}, false
+		le.expiry, le.clear, le.checkpointAt = time.Time{}, false, time.Time{}
 	}
 	l.mu.expiries.init()
 	l.mu.checkpoints.init()
@@ -365,7 +369,7 @@ func (l *Lessor) Renew(id int64) (ttl int64, err error) {
 	l.setExpiryLocked(le, now.Add(seconds(le.ttl)))
 	if le.remaining > 0 {
 		le.clear = true
-		l.mu.checkpoints.set(id, now)
+		l.checkpointNowLocked(le, now)
 	} else {
 		l.scheduleCheckpointLocked(le, now)
 	}
@@ -416,9 +420,14 @@ func byExpiry(a, b *lease) int {
 	return 0
 }
 
+// setExpiryLocked moves the lease's deadline. The expiry queue is updated
+// lazily: when it already holds an earlier time for the lease (a renewal
+// only ever moves the deadline later), the entry stays, and due() re-queues
+// it at the real deadline when it comes up. A keep-alive then costs no heap
+// operation.
 func (l *Lessor) setExpiryLocked(le *lease, at time.Time) {
 	le.expiry = at
-	l.mu.expiries.set(le.id, at)
+	l.mu.expiries.setIfEarlier(le.id, at)
 }
 
 // scheduleCheckpointLocked plans the lease's next checkpoint, if its
@@ -428,7 +437,13 @@ func (l *Lessor) scheduleCheckpointLocked(le *lease, now time.Time) {
 	if iv < 0 || le.expiry.Sub(now) <= iv {
 		return
 	}
-	l.mu.checkpoints.set(le.id, now.Add(iv))
+	le.checkpointAt = now.Add(iv)
+	l.mu.checkpoints.setIfEarlier(le.id, le.checkpointAt)
+}
+
+func (l *Lessor) checkpointNowLocked(le *lease, now time.Time) {
+	le.checkpointAt = now
+	l.mu.checkpoints.setIfEarlier(le.id, now)
 }
 
 // seconds converts a TTL to a duration, saturating.
@@ -525,7 +540,7 @@ func (l *Lessor) due() (revokes []int64, cps []Checkpoint, p Proposer) {
 			break
 		}
 		le := l.mu.leases[id]
-		if le.expiry.After(now) { // cannot happen: expiries tracks expiry
+		if le.expiry.After(now) { // renewed since it was queued
 			l.mu.expiries.set(id, le.expiry)
 			continue
 		}
@@ -537,8 +552,13 @@ func (l *Lessor) due() (revokes []int64, cps []Checkpoint, p Proposer) {
 		if !ok || at.After(now) {
 			break
 		}
-		l.mu.checkpoints.remove(id)
 		le := l.mu.leases[id]
+		if le.checkpointAt.After(now) { // rescheduled since it was queued
+			l.mu.checkpoints.set(id, le.checkpointAt)
+			continue
+		}
+		l.mu.checkpoints.remove(id)
+		le.checkpointAt = time.Time{}
 		if le.clear {
 			le.clear = false
 			cps = append(cps, Checkpoint{ID: id})

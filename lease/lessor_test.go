@@ -273,7 +273,8 @@ func TestRevokeRateAndPromoteSpreading(t *testing.T) {
 }
 
 func TestRemainingTTLs(t *testing.T) {
-	e := newEnv(t, Config{})
+	// A revoke rate above the lease count: Promote spreads no deadline.
+	e := newEnv(t, Config{RevokeRate: 10_000})
 	if e.l.RemainingTTLs() != nil {
 		t.Fatal("a follower reports remaining TTLs")
 	}
@@ -289,8 +290,12 @@ func TestRemainingTTLs(t *testing.T) {
 	if len(batches) != 3 || len(batches[0]) != maxCheckpointBatch || len(batches[2]) != 1 {
 		t.Fatalf("batches of %d, %d…", len(batches), len(batches[0]))
 	}
-	if cp := batches[2][0]; cp.RemainingTTL != 30 {
-		t.Fatalf("remaining %d, want 30", cp.RemainingTTL)
+	for _, b := range batches {
+		for _, cp := range b {
+			if cp.RemainingTTL != 30 {
+				t.Fatalf("lease %d: remaining %d, want 30", cp.ID, cp.RemainingTTL)
+			}
+		}
 	}
 }
 

@@ -35,6 +35,14 @@ func (q *queue) set(id int64, at time.Time) {
 	heap.Push((*qheap)(q), it)
 }
 
+// setIfEarlier schedules id at at unless it is already scheduled no later.
+func (q *queue) setIfEarlier(id int64, at time.Time) {
+	if it, ok := q.index[id]; ok && !at.Before(it.at) {
+		return
+	}
+	q.set(id, at)
+}
+
 func (q *queue) remove(id int64) {
 	if it, ok := q.index[id]; ok {
 		heap.Remove((*qheap)(q), it.pos)

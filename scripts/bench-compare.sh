@@ -10,7 +10,8 @@
 # with a fresh data directory under $TMPDIR. The first four workloads share
 # one server process; the 1,000,000-key load gets a fresh one so that its RSS
 # reflects just those keys; the watch workloads get a third (see "watch"
-# below). The whole sequence runs $BENCH_ROUNDS times
+# below) and the lease workloads a fourth (see "Lease"). The whole sequence
+# runs $BENCH_ROUNDS times
 # (default 2), alternating which server goes first so that slow drift in the
 # machine's load hits both alike; each cell is the median over the rounds,
 # with [min, max] when there is more than one. Besides cairn-bench's own
@@ -27,15 +28,24 @@
 # same keys. During that last run a sampler reads the server's VmRSS every
 # 0.2 s; the table gives the peak.
 #
-# Knobs (environment): BENCH_ROUNDS (2), BENCH_SECTIONS ("main load watch":
-# which server processes to run), PUT1_TOTAL (2000), PUTN_TOTAL
+# Lease: 100 clients over 10 connections grant 10000 leases of TTL 60 s
+# and keep them (one step), then keep them alive with LEASE_TOTAL
+# keep-alives, one LeaseKeepAlive stream per client with 64 in flight each
+# (a second step, --existing-leases). Granting is a raft write per lease,
+# so it has a step of its own: the keep-alive step's server CPU then counts
+# the keep-alives alone (plus one LeaseLeases and the connection set-up).
+#
+# Knobs (environment): BENCH_ROUNDS (2), BENCH_SECTIONS ("main load watch
+# lease": which server processes to run), PUT1_TOTAL (2000), PUTN_TOTAL
 # (100000), RANGE_TOTAL (100000), LOAD_KEYS (1000000), LOAD_TXN_OPS (10,
 # at most etcd's --max-txn-ops of 128), BENCH_STEP_TIMEOUT
-# (180), WATCH_PUTS (20000), STALL_PUTS (20000), BENCH_OUT (a new temp dir;
-# raw JSON results and server logs go there), CAIRN_ETCD_BIN (use this etcd
-# instead of building one). Needs go, jq, and Linux /proc. On 2 cores one
-# round takes about 3 minutes, plus about 1 minute per server for the watch
-# section.
+# (180), WATCH_PUTS (20000), STALL_PUTS (20000), LEASE_TOTAL (200000),
+# BENCH_OUT (a new temp dir; raw JSON results and server logs go there),
+# CAIRN_ETCD_BIN (use this etcd instead of building one), CAIRN_BIN (use
+# this cairn instead of building one from the working tree). Needs go, jq,
+# and Linux /proc. On 2 cores one round takes about 3 minutes, plus about 1
+# minute per server for the watch section and 15-30 s per server for the
+# lease section.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -51,7 +61,8 @@ LOAD_KEYS=${LOAD_KEYS:-1000000}
 LOAD_TXN_OPS=${LOAD_TXN_OPS:-10}
 WATCH_PUTS=${WATCH_PUTS:-20000}
 STALL_PUTS=${STALL_PUTS:-20000}
-SECTIONS=" ${BENCH_SECTIONS:-main load watch} "
+LEASE_TOTAL=${LEASE_TOTAL:-200000}
+SECTIONS=" ${BENCH_SECTIONS:-main load watch lease} "
 STEP_TIMEOUT=${BENCH_STEP_TIMEOUT:-180}
 ROUNDS=${BENCH_ROUNDS:-2}
 CLK_TCK=$(getconf CLK_TCK)
@@ -72,7 +83,7 @@ log() { echo "bench-compare: $*" >&2; }
 mkdir -p bin "$OUT"
 BENCH=$ROOT/bin/cairn-bench
 ETCD=${CAIRN_ETCD_BIN:-$ROOT/bin/etcd}
-CAIRN=$ROOT/bin/cairn
+CAIRN=${CAIRN_BIN:-$ROOT/bin/cairn}
 log "building cairn-bench"
 go build -o "$BENCH" ./cmd/cairn-bench
 declare -A AVAILABLE=()
@@ -86,6 +97,10 @@ for s in "${SERVERS[@]}"; do
 		AVAILABLE[etcd]=1
 		;;
 	cairn)
+		if [ -n "${CAIRN_BIN:-}" ]; then
+			AVAILABLE[cairn]=1
+			continue
+		fi
 		log "building cairn"
 		if go build -o "$CAIRN" ./cmd/cairn 2>"$OUT/cairn-build.log"; then
 			AVAILABLE[cairn]=1
@@ -273,6 +288,16 @@ run_server() {
 			"$(sort -n "$samples" | tail -n 1)" "$(rss_kib VmRSS)" >"$RES/stall-rss.json"
 		stop_server
 	fi
+
+	if [[ $SECTIONS == *" lease "* ]]; then
+		if ! start_server "$KIND" "lease-$ROUND"; then
+			log "$KIND: cannot start; skipping the lease workloads"
+			return 0
+		fi
+		bench leasegrant --clients 100 --conns 10 --total 1 lease-keepalive --leases 10000 --ttl 60 --keep-leases
+		bench lease --clients 100 --conns 10 --total "$LEASE_TOTAL" lease-keepalive --existing-leases --in-flight 64
+		stop_server
+	fi
 }
 
 log "results in $OUT; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -368,4 +393,12 @@ if [[ $SECTIONS == *" watch "* ]]; then
 	row "stalled" "server CPU us/put" stall "$CPU_PER_REQ"
 	row "stalled" "VmRSS MiB before" stall-rss '.before_kib / 1024'
 	row "stalled" "peak VmRSS MiB during the puts (lower is better)" stall-rss '.peak_kib / 1024'
+fi
+if [[ $SECTIONS == *" lease "* ]]; then
+	row "lease keep-alive, 10000 leases, 100 clients, 10 conns, 64 in flight per stream, $LEASE_TOTAL keep-alives" "keep-alives/s (higher is better)" lease .requests_per_second
+	row "lease keep-alive" "p50 latency ms" lease .latency_ms.p50
+	row "lease keep-alive" "p99 latency ms" lease .latency_ms.p99
+	row "lease keep-alive" "server CPU us/keep-alive" lease "$CPU_PER_REQ"
+	row "grant 10000 leases, 100 clients, 10 conns" "grants/s" leasegrant '.lease.leases / .lease.grant_seconds'
+	row "grant" "server CPU us/grant" leasegrant '.server_cpu_seconds / .lease.leases * 1e6'
 fi

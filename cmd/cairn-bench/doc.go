@@ -17,6 +17,9 @@
 //	         serializable (s)
 //	txn-put  Txn whose Then holds --txn-ops puts on distinct keys
 //
+// The watch and lease-keepalive workloads, described below, follow models
+// of their own.
+//
 // Keys are the key number in decimal, zero-padded to --key-size bytes
 // ("00000042"), so they can be read back with etcdctl; --key-size must be
 // large enough to hold --key-space-size distinct keys. With --sequential-keys
@@ -59,6 +62,26 @@
 // creation responses and then never read again, so the server must cope
 // with clients that stop reading while the puts go on. The tool cannot see
 // the server's memory; scripts/bench-compare.sh reads /proc/PID/status.
+//
+// The lease-keepalive workload measures LeaseKeepAlive. --clients
+// goroutines first grant --leases leases of --ttl seconds (not timed), then
+// each opens one raw etcdserverpb.Lease/LeaseKeepAlive stream on connection
+// i mod --conns and keeps its share of the leases alive (every --clients-th
+// lease, round-robin), with up to --in-flight keep-alives outstanding on
+// the stream, until --total keep-alives are answered; --rate paces them as
+// in the other workloads. (clientv3's KeepAlive helper sends one request
+// per lease every TTL/3, so it cannot load a server.) The server answers a
+// stream's requests in order, so each response is matched with the oldest
+// keep-alive in flight; its latency runs from that request's send to its
+// response, and includes the time it waited in the pipeline. A response
+// with TTL 0 (lease not found or expired) or for another lease counts as a
+// failed request. A stream that fails, or has a keep-alive outstanding for
+// longer than --request-timeout, fails the keep-alives in flight on it and
+// is replaced. At the end the leases are revoked by --clients goroutines
+// unless --keep-leases; --existing-leases keeps alive the leases the server
+// already has instead of granting (and keeps them), so that a script can
+// grant in one step and measure the server's CPU over keep-alives alone in
+// the next. The report is the common one with a "lease" object added.
 //
 // More than --max-errors failed requests (default 100) abort the run, so that
 // a dead server does not cost --total request timeouts. The exit status is 1

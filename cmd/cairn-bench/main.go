@@ -101,7 +101,7 @@ func newRootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "cairn-bench",
 		Short:         "Load generator for servers speaking etcd's v3 API",
-		Long:          "cairn-bench sends put, range or txn-put requests through the etcd v3 Go client and reports throughput and latency.",
+		Long:          "cairn-bench sends put, range, txn-put, watch or lease keep-alive load through the etcd v3 Go client and reports throughput and latency.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(*cobra.Command, []string) {
@@ -112,7 +112,7 @@ func newRootCommand() *cobra.Command {
 	}
 	f := root.PersistentFlags()
 	f.StringSliceVar(&o.endpoints, "endpoints", []string{"127.0.0.1:2379"}, "comma-separated gRPC endpoints")
-	f.IntVar(&o.clients, "clients", 1, "concurrent clients (goroutines), each with one request in flight")
+	f.IntVar(&o.clients, "clients", 1, "concurrent clients (goroutines), each with one request in flight (lease-keepalive: one stream each)")
 	f.IntVar(&o.conns, "conns", 1, "gRPC connections the clients share round-robin")
 	f.Uint64Var(&o.total, "total", 10000, "number of requests to send")
 	f.Float64Var(&o.rate, "rate", 0, "requests per second over all clients (0 = unlimited)")
@@ -122,7 +122,7 @@ func newRootCommand() *cobra.Command {
 	f.BoolVar(&o.json, "json", false, "print the report as one JSON object")
 	f.Uint64Var(&o.seed, "seed", 0, "seed for random keys and values (0 = from the clock)")
 
-	root.AddCommand(newPutCommand(o), newRangeCommand(o), newTxnPutCommand(o), newWatchCommand(o))
+	root.AddCommand(newPutCommand(o), newRangeCommand(o), newTxnPutCommand(o), newWatchCommand(o), newLeaseKeepAliveCommand(o))
 	return root
 }
 

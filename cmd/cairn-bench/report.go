@@ -29,6 +29,19 @@ type result struct {
 	Aborted      bool          // after more than --max-errors failures
 	Duration     time.Duration // from the first request to the last reply
 	Latency      latencies
+	Lease        *leaseSummary // lease-keepalive only
+}
+
+// leaseSummary is what the lease-keepalive report adds: the leases behind
+// the keep-alives, which are not themselves counted as requests.
+type leaseSummary struct {
+	Leases        int   // kept alive
+	TTL           int64 // seconds, as granted; 0 with --existing-leases
+	InFlight      int   // keep-alives in flight per stream at most
+	GrantDuration time.Duration
+	Revoked       int
+	NotRevoked    int    // left to expire: kept, or after a revoke failed
+	RevokeError   string // the failure that stopped the revokes
 }
 
 // throughput is successful requests per second over the whole run.
@@ -57,6 +70,17 @@ type jsonResult struct {
 	DurationSeconds   float64     `json:"duration_seconds"`
 	RequestsPerSecond float64     `json:"requests_per_second"`
 	LatencyMillis     jsonLatency `json:"latency_ms"`
+	Lease             *jsonLease  `json:"lease,omitempty"`
+}
+
+type jsonLease struct {
+	Leases       int     `json:"leases"`
+	TTLSeconds   int64   `json:"ttl_seconds"`
+	InFlight     int     `json:"in_flight_per_stream"`
+	GrantSeconds float64 `json:"grant_seconds"`
+	Revoked      int     `json:"revoked"`
+	NotRevoked   int     `json:"not_revoked"`
+	RevokeError  string  `json:"revoke_error,omitempty"`
 }
 
 type jsonLatency struct {
@@ -70,12 +94,21 @@ type jsonLatency struct {
 
 func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-func (r *result) failed() bool { return r.Errors > 0 || r.Interrupted || r.Aborted }
+func (r *result) failed() bool {
+	return r.Errors > 0 || r.Interrupted || r.Aborted || (r.Lease != nil && r.Lease.RevokeError != "")
+}
 
 func (r *result) writeJSON(w io.Writer) error {
 	samples := r.ErrorSamples
 	if samples == nil {
 		samples = []string{}
+	}
+	var lease *jsonLease
+	if l := r.Lease; l != nil {
+		lease = &jsonLease{
+			Leases: l.Leases, TTLSeconds: l.TTL, InFlight: l.InFlight, GrantSeconds: l.GrantDuration.Seconds(),
+			Revoked: l.Revoked, NotRevoked: l.NotRevoked, RevokeError: l.RevokeError,
+		}
 	}
 	return json.NewEncoder(w).Encode(jsonResult{
 		Workload:          r.Workload,
@@ -100,6 +133,7 @@ func (r *result) writeJSON(w io.Writer) error {
 			P99: millis(r.Latency.P99),
 			Max: millis(r.Latency.Max),
 		},
+		Lease: lease,
 	})
 }
 
@@ -113,6 +147,13 @@ func (r *result) writeText(w io.Writer) error {
 	if r.Aborted {
 		fmt.Fprintf(&b, "Aborted:       too many errors, after %d of %d requests\n", r.Succeeded+r.Errors, r.Total)
 	}
+	if l := r.Lease; l != nil {
+		fmt.Fprintf(&b, "Leases:        %d", l.Leases)
+		if l.TTL > 0 {
+			fmt.Fprintf(&b, " of TTL %d s, granted in %.4f s", l.TTL, l.GrantDuration.Seconds())
+		}
+		fmt.Fprintf(&b, "; %d keep-alives in flight per stream; %d revoked, %d left to expire\n", l.InFlight, l.Revoked, l.NotRevoked)
+	}
 	fmt.Fprintf(&b, "Total time:    %.4f s\n", r.Duration.Seconds())
 	fmt.Fprintf(&b, "Requests:      %d succeeded, %d errors\n", r.Succeeded, r.Errors)
 	fmt.Fprintf(&b, "Requests/sec:  %.1f\n", r.throughput())
@@ -120,6 +161,9 @@ func (r *result) writeText(w io.Writer) error {
 		millis(r.Latency.Avg), millis(r.Latency.P50), millis(r.Latency.P90), millis(r.Latency.P99), millis(r.Latency.Max))
 	for _, s := range r.ErrorSamples {
 		fmt.Fprintf(&b, "Error:         %s\n", s)
+	}
+	if r.Lease != nil && r.Lease.RevokeError != "" {
+		fmt.Fprintf(&b, "Revoke error:  %s\n", r.Lease.RevokeError)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

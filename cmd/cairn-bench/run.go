@@ -82,6 +82,56 @@ func (s *errorSamples) list() []string {
 	return append([]string(nil), s.mu.msgs...)
 }
 
+// tally collects the outcome of a run's requests: the latency of each
+// success, and each failure with a few distinct messages. Past o.maxErrors
+// failures it aborts the run. Safe for concurrent use.
+type tally struct {
+	lat       *histogram
+	failed    atomic.Uint64
+	samples   errorSamples
+	maxErrors uint64 // 0 = never abort
+	abort     context.CancelFunc
+}
+
+func newTally(o *options, abort context.CancelFunc) *tally {
+	return &tally{lat: newHistogram(), maxErrors: o.maxErrors, abort: abort}
+}
+
+// fail counts one failed request.
+func (t *tally) fail(err error) {
+	t.samples.add(err)
+	if t.failed.Add(1) > t.maxErrors && t.maxErrors > 0 {
+		t.abort()
+	}
+}
+
+// result reports a run of workload name that took elapsed. parent is the
+// caller's context (done: interrupted), ctx the run's own (done besides:
+// aborted).
+func (t *tally) result(o *options, name string, parent, ctx context.Context, elapsed time.Duration) *result {
+	return &result{
+		Workload:     name,
+		Endpoints:    o.endpoints,
+		Clients:      o.clients,
+		Conns:        o.conns,
+		Total:        o.total,
+		Rate:         o.rate,
+		Seed:         o.seed,
+		Succeeded:    t.lat.total(),
+		Errors:       t.failed.Load(),
+		ErrorSamples: t.samples.list(),
+		Interrupted:  parent.Err() != nil,
+		Aborted:      parent.Err() == nil && ctx.Err() != nil,
+		Duration:     elapsed,
+		Latency:      summarize(t.lat),
+	}
+}
+
+// startProgress prints the tally's progress towards total once a second.
+func (t *tally) startProgress(w io.Writer, name string, total uint64, start time.Time) *progressLine {
+	return startProgress(w, name, total, t.lat, &t.failed, start)
+}
+
 // run connects, sends o.total requests of workload w from o.clients workers,
 // and reports. Progress goes to progress once a second. Cancelling ctx, or
 // more than o.maxErrors failures, stops the run early; the report then covers
@@ -96,10 +146,8 @@ func run(parent context.Context, o *options, w workload, progress io.Writer) (*r
 	defer abort()
 
 	var (
-		h       = newHistogram()
+		t       = newTally(o, abort)
 		next    atomic.Uint64 // next request number to claim
-		failed  atomic.Uint64
-		samples errorSamples
 		workers sync.WaitGroup
 		start   = time.Now()
 	)
@@ -112,60 +160,44 @@ func run(parent context.Context, o *options, w workload, progress io.Writer) (*r
 				if n >= o.total || ctx.Err() != nil {
 					return
 				}
-				if o.rate > 0 && !waitUntil(ctx, start.Add(time.Duration(float64(n)/o.rate*float64(time.Second)))) {
+				if o.rate > 0 && !waitUntil(ctx, scheduled(start, n, o.rate)) {
 					return
 				}
-				rctx, cancel := ctx, context.CancelFunc(func() {})
-				if o.requestTimeout > 0 {
-					rctx, cancel = context.WithTimeout(ctx, o.requestTimeout)
-				}
+				rctx, cancel := withTimeout(ctx, o.requestTimeout)
 				t0 := time.Now()
 				err := w.do(rctx, kv, r, n)
 				lat := time.Since(t0)
 				cancel()
 				switch {
 				case err == nil:
-					h.record(lat)
+					t.lat.record(lat)
 				case ctx.Err() != nil:
 					return // interrupted: neither a success nor the server's failure
 				default:
-					samples.add(err)
-					if failed.Add(1) > o.maxErrors && o.maxErrors > 0 {
-						abort()
-					}
+					t.fail(err)
 				}
 			}
 		})
 	}
-	p := startProgress(progress, w.name(), o.total, h, &failed, start)
+	p := t.startProgress(progress, w.name(), o.total, start)
 	workers.Wait()
 	elapsed := time.Since(start)
 	p.stop()
+	return t.result(o, w.name(), parent, ctx, elapsed), nil
+}
 
-	res := &result{
-		Workload:     w.name(),
-		Endpoints:    o.endpoints,
-		Clients:      o.clients,
-		Conns:        o.conns,
-		Total:        o.total,
-		Rate:         o.rate,
-		Seed:         o.seed,
-		Succeeded:    h.total(),
-		Errors:       failed.Load(),
-		ErrorSamples: samples.list(),
-		Interrupted:  parent.Err() != nil,
-		Aborted:      parent.Err() == nil && ctx.Err() != nil,
-		Duration:     elapsed,
-		Latency: latencies{
-			Avg: h.mean(),
-			Min: h.minimum(),
-			P50: h.quantile(0.50),
-			P90: h.quantile(0.90),
-			P99: h.quantile(0.99),
-			Max: h.maximum(),
-		},
+// withTimeout bounds one request by d; 0 means no bound.
+func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d > 0 {
+		return context.WithTimeout(ctx, d)
 	}
-	return res, nil
+	return ctx, func() {}
+}
+
+// scheduled is when request n is due at rate requests per second (rate > 0)
+// from start.
+func scheduled(start time.Time, n uint64, rate float64) time.Time {
+	return start.Add(time.Duration(float64(n) / rate * float64(time.Second)))
 }
 
 // waitUntil blocks until t or until ctx is done, reporting whether t came.

@@ -20,11 +20,9 @@ type watchRun struct {
 	o *options
 	w *watchOptions
 
-	putLat     *histogram // put request latency
+	puts       *tally     // put latency and failures; its samples hold the watchers' errors too
 	eventLat   *histogram // send timestamp to receipt at the watcher
 	putsPerKey []atomic.Uint64
-	putFailed  atomic.Uint64
-	samples    errorSamples
 	watchFail  atomic.Uint64 // watchers that ended early or were canceled
 
 	received  atomic.Uint64 // unique events over all watchers
@@ -60,7 +58,7 @@ func runWatch(parent context.Context, o *options, w *watchOptions, progress io.W
 	defer abort()
 	r := &watchRun{
 		o: o, w: w,
-		putLat:     newHistogram(),
+		puts:       newTally(o, abort),
 		eventLat:   newHistogram(),
 		putsPerKey: make([]atomic.Uint64, w.keySpace),
 		allIn:      make(chan struct{}),
@@ -138,7 +136,7 @@ func runWatch(parent context.Context, o *options, w *watchOptions, progress io.W
 
 	start := time.Now()
 	p := startProgressFunc(progress, r.progress(start))
-	putEnd := r.put(ctx, abort, writers, start)
+	putEnd := r.put(ctx, writers, start)
 	counts := make([]uint64, w.keySpace)
 	for k := range counts {
 		counts[k] = r.putsPerKey[k].Load()
@@ -176,9 +174,9 @@ func runWatch(parent context.Context, o *options, w *watchOptions, progress io.W
 		Endpoints:     o.endpoints,
 		Opts:          *w,
 		Seed:          o.seed,
-		PutsSucceeded: r.putLat.total(),
-		PutErrors:     r.putFailed.Load(),
-		ErrorSamples:  r.samples.list(),
+		PutsSucceeded: r.puts.lat.total(),
+		PutErrors:     r.puts.failed.Load(),
+		ErrorSamples:  r.puts.samples.list(),
 		WatchErrors:   r.watchFail.Load(),
 		Events:        ec,
 		Drained:       drained,
@@ -186,7 +184,7 @@ func runWatch(parent context.Context, o *options, w *watchOptions, progress io.W
 		Aborted:       parent.Err() == nil && ctx.Err() != nil,
 		PutDuration:   putEnd.Sub(start),
 		EventDuration: eventEnd.Sub(start),
-		PutLatency:    summarize(r.putLat),
+		PutLatency:    summarize(r.puts.lat),
 		EventLatency:  summarize(r.eventLat),
 	}
 	return res, nil
@@ -230,7 +228,7 @@ func (r *watchRun) receive(ctx context.Context, wch clientv3.WatchChan, key stri
 				if err == nil {
 					err = errors.New("watch canceled by the server")
 				}
-				r.samples.add(fmt.Errorf("watch %s: %w", key, err))
+				r.puts.samples.add(fmt.Errorf("watch %s: %w", key, err))
 			}
 			once.Do(created)
 			continue // the channel closes next
@@ -253,7 +251,7 @@ func (r *watchRun) receive(ctx context.Context, wch clientv3.WatchChan, key stri
 	}
 	if ctx.Err() == nil {
 		r.watchFail.Add(1)
-		r.samples.add(fmt.Errorf("watch %s: channel closed early", key))
+		r.puts.samples.add(fmt.Errorf("watch %s: channel closed early", key))
 	}
 }
 
@@ -308,7 +306,7 @@ func (r *watchRun) stall(setupCtx, ctx context.Context, clients []*clientv3.Clie
 
 // put sends w.puts puts from one goroutine per writer and returns when the
 // last one is answered.
-func (r *watchRun) put(ctx context.Context, abort context.CancelFunc, writers []*clientv3.Client, start time.Time) time.Time {
+func (r *watchRun) put(ctx context.Context, writers []*clientv3.Client, start time.Time) time.Time {
 	var (
 		next    atomic.Uint64
 		workers sync.WaitGroup
@@ -326,13 +324,10 @@ func (r *watchRun) put(ctx context.Context, abort context.CancelFunc, writers []
 				if n >= w.puts || ctx.Err() != nil {
 					return
 				}
-				if w.putRate > 0 && !waitUntil(ctx, start.Add(time.Duration(float64(n)/w.putRate*float64(time.Second)))) {
+				if w.putRate > 0 && !waitUntil(ctx, scheduled(start, n, w.putRate)) {
 					return
 				}
-				rctx, cancel := ctx, context.CancelFunc(func() {})
-				if o.requestTimeout > 0 {
-					rctx, cancel = context.WithTimeout(ctx, o.requestTimeout)
-				}
+				rctx, cancel := withTimeout(ctx, o.requestTimeout)
 				k := w.putKey(n)
 				t0 := time.Now()
 				putStamp(value, t0)
@@ -341,15 +336,12 @@ func (r *watchRun) put(ctx context.Context, abort context.CancelFunc, writers []
 				cancel()
 				switch {
 				case err == nil:
-					r.putLat.record(lat)
+					r.puts.lat.record(lat)
 					r.putsPerKey[k].Add(1)
 				case ctx.Err() != nil:
 					return
 				default:
-					r.samples.add(err)
-					if r.putFailed.Add(1) > o.maxErrors && o.maxErrors > 0 {
-						abort()
-					}
+					r.puts.fail(err)
 				}
 			}
 		})
@@ -362,11 +354,11 @@ func (r *watchRun) progress(start time.Time) func(time.Time) string {
 	var lastPuts, lastEvents uint64
 	lastAt := start
 	return func(now time.Time) string {
-		puts, events := r.putLat.total(), r.received.Load()
+		puts, events := r.puts.lat.total(), r.received.Load()
 		secs := now.Sub(lastAt).Seconds()
 		line := fmt.Sprintf("watch: %d/%d puts %.0f/s, %d events %.0f/s, %d put errors, %s elapsed",
-			puts+r.putFailed.Load(), r.w.puts, float64(puts-lastPuts)/secs,
-			events, float64(events-lastEvents)/secs, r.putFailed.Load(), now.Sub(start).Truncate(time.Second))
+			puts+r.puts.failed.Load(), r.w.puts, float64(puts-lastPuts)/secs,
+			events, float64(events-lastEvents)/secs, r.puts.failed.Load(), now.Sub(start).Truncate(time.Second))
 		lastPuts, lastEvents, lastAt = puts, events, now
 		return line
 	}

@@ -587,6 +587,11 @@ func (n *Node) handleReady() error {
 	// this very Ready (a follower learning entry and commit together) waits
 	// until it is saved.
 	durable, rest := splitPersisted(rd.CommittedEntries, rd.Entries)
+	// Publish the commit index before handing out entries up to it, so
+	// Status never shows the state machine applied past the commit index.
+	if c := rd.HardState.GetCommit(); c > n.commit.Load() {
+		n.commit.Store(c)
+	}
 	if len(durable) > 0 {
 		if err := n.deliver(Apply{Entries: durable}); err != nil {
 			return err
@@ -604,7 +609,6 @@ func (n *Node) handleReady() error {
 			return err
 		}
 		n.term.Store(hs.GetTerm())
-		n.commit.Store(hs.GetCommit())
 	}
 	if err := n.ms.Append(rd.Entries); err != nil {
 		return err

@@ -295,6 +295,9 @@ func (s *Server) MaxRequestBytes() int { return int(s.cfg.MaxRequestBytes) }
 
 // Status reports the member's state as Maintenance.Status does.
 func (s *Server) Status() *pb.StatusResponse {
+	// Applied first: read the other way round, an entry committed and
+	// applied in between would show applied past committed.
+	applied := s.appliedIndex.Load()
 	st := s.node.Status()
 	size := s.dbSize()
 	return &pb.StatusResponse{
@@ -305,7 +308,7 @@ func (s *Server) Status() *pb.StatusResponse {
 		Leader:           st.Lead,
 		RaftIndex:        st.Commit,
 		RaftTerm:         st.Term,
-		RaftAppliedIndex: s.appliedIndex.Load(),
+		RaftAppliedIndex: applied,
 		DbSizeQuota:      max(s.cfg.QuotaBackendBytes, 0),
 		StorageVersion:   "3.6.0",
 		DowngradeInfo:    &pb.DowngradeInfo{},

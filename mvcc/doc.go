@@ -24,7 +24,10 @@
 // group (one indexed Pebble batch, so a transaction reads the group's
 // earlier writes), and Commit writes the group with the applied raft
 // position (Meta) in one atomic batch, then publishes the group's revision.
-// Compact and PutMeta also go into the open group.
+// Compact and PutMeta also go into the open group. A read inside a
+// transaction that fails for any reason but the requested revision
+// (ErrCompacted, ErrFutureRev) fails the group too: apply must not answer
+// from a read that may have succeeded on the other members.
 //
 // Readers (Range, Rev, CompactRev, HashKV, GetMeta, Meta) run on any
 // goroutine without locks. They see committed groups only: a Pebble

@@ -37,7 +37,11 @@ func (t *TxnWrite) detach(lease int64, key []byte) {
 // them, in key order.
 func (t *TxnWrite) LeaseKeys(lease int64) ([][]byte, error) {
 	t.checkActive()
-	return leaseKeys(t.s.g.batch, lease)
+	keys, err := leaseKeys(t.s.g.batch, lease)
+	if err != nil {
+		return nil, t.readFailed(err)
+	}
+	return keys, nil
 }
 
 // LeaseKeys returns the keys attached to lease in the committed state, in

@@ -249,7 +249,7 @@ func (t *TxnWrite) Range(key, end []byte, o RangeOptions) (*RangeResult, error) 
 	scr.opts.LowerBound, scr.opts.UpperBound = scr.lower, scr.upper
 	it, err := s.g.batch.NewIter(&scr.opts)
 	if err != nil {
-		return nil, fmt.Errorf("mvcc: txn range: %w", err)
+		return nil, t.readFailed(fmt.Errorf("mvcc: txn range: %w", err))
 	}
 	scr.sc.it = it
 	res, err := collect(nil, &scr.sc, scr.lower, rev, o)
@@ -257,7 +257,7 @@ func (t *TxnWrite) Range(key, end []byte, o RangeOptions) (*RangeResult, error) 
 		err = fmt.Errorf("mvcc: txn range: %w", cerr)
 	}
 	if err != nil {
-		return nil, err
+		return nil, t.readFailed(err)
 	}
 	res.Rev = cur
 	return res, nil

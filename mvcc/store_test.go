@@ -409,3 +409,37 @@ func TestConcurrentReaders(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestTxnReadErrorFailsGroup checks that a read inside a write transaction
+// that fails on corrupt data makes the group uncommittable: the member must
+// stop rather than answer from a read its peers may have done fine.
+func TestTxnReadErrorFailsGroup(t *testing.T) {
+	for _, read := range []struct {
+		name string
+		do   func(tw *TxnWrite) error
+	}{
+		{"range", func(tw *TxnWrite) error { _, err := tw.Range([]byte("bad"), nil, RangeOptions{}); return err }},
+		{"delete range", func(tw *TxnWrite) error { tw.DeleteRange([]byte("bad"), []byte("bae")); return nil }},
+	} {
+		t.Run(read.name, func(t *testing.T) {
+			e := newEnv(t, nil)
+			put(e.s, "ok", "1")
+			e.commit(false)
+			// A put record cut short after its flag byte.
+			k := appendRevSuffix(appendIndexPrefix(nil, []byte("bad")), 1, 0)
+			if err := e.eng.DB().Set(k, []byte{recPut}, nil); err != nil {
+				t.Fatal(err)
+			}
+			tw := e.s.Write()
+			err := read.do(tw)
+			tw.End()
+			if read.name == "range" && err == nil {
+				t.Fatal("range over a corrupt record succeeded")
+			}
+			m := e.s.Meta()
+			if err := e.s.Commit(Meta{AppliedIndex: m.AppliedIndex + 1}, false); err == nil {
+				t.Fatal("group with a failed read committed")
+			}
+		})
+	}
+}

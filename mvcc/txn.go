@@ -178,6 +178,16 @@ func (s *Store) latest(key []byte) keyState {
 	return keyState{create: create, version: version, lease: lease, live: true}
 }
 
+// readFailed records a failed read (IO or corruption) as the group's error
+// and returns it. The apply loop decides what a request does from what it
+// reads, so a read that fails on one member only must never become that
+// member's answer: the group is lost instead, Commit fails, and the member
+// stops, as for a failed write.
+func (t *TxnWrite) readFailed(err error) error {
+	t.s.groupErr(err)
+	return err
+}
+
 // FirstRev is Store.FirstRev as this transaction sees it, including a
 // compaction applied earlier in the open group.
 func (t *TxnWrite) FirstRev() int64 {

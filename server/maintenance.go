@@ -66,19 +66,9 @@ func (s *Server) Downgrade(ctx context.Context, r *pb.DowngradeRequest) (*pb.Dow
 		}
 		return nil, ErrInvalidDowngradeTargetVersion
 	case pb.DowngradeRequest_CANCEL:
-		return &pb.DowngradeResponse{Header: &pb.ResponseHeader{}, Version: clusterVersion()}, nil
+		return &pb.DowngradeResponse{Header: &pb.ResponseHeader{}, Version: ClusterVersion}, nil
 	}
 	return nil, ErrInvalidDowngradeTargetVersion
-}
-
-// clusterVersion is the etcd cluster version Cairn speaks: major.minor of
-// EtcdAPIVersion.
-func clusterVersion() string {
-	v := EtcdAPIVersion
-	if i := strings.LastIndexByte(v, '.'); i > 0 {
-		v = v[:i]
-	}
-	return v
 }
 
 // isVersion accepts what etcd's downgrade target parser accepts for the

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"runtime"
 	"sort"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -86,30 +85,29 @@ func (s *Server) MetricsCollector() prometheus.Collector { return metricsCollect
 
 // Descriptions: immutable, so sharing them between members is harmless.
 var (
-	descHasLeader       = etcdDesc("server", "has_leader", "Whether or not a leader exists. 1 is existence, 0 is not.")
-	descIsLeader        = etcdDesc("server", "is_leader", "Whether or not this member is a leader. 1 if is, 0 otherwise.")
-	descLeaderChanges   = etcdDesc("server", "leader_changes_seen_total", "The number of leader changes seen.")
-	descCommitted       = etcdDesc("server", "proposals_committed_total", "The total number of consensus proposals committed.")
-	descApplied         = etcdDesc("server", "proposals_applied_total", "The total number of consensus proposals applied.")
-	descPending         = etcdDesc("server", "proposals_pending", "The current number of pending proposals to commit.")
-	descFailed          = etcdDesc("server", "proposals_failed_total", "The total number of failed proposals seen.")
-	descSnapshotApply   = etcdDesc("server", "snapshot_apply_in_progress_total", "1 if the server is applying the incoming snapshot. 0 if none.")
-	descIsLearner       = etcdDesc("server", "is_learner", "Whether or not this member is a learner. 1 if is, 0 otherwise.")
-	descQuota           = etcdDesc("server", "quota_backend_bytes", "Current backend storage quota size in bytes.")
-	descServerID        = etcdDesc("server", "id", "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.", "server_id")
-	descServerVersion   = etcdDesc("server", "version", "Which version is running. 1 for 'server_version' label with current version.", "server_version")
-	descGoVersion       = etcdDesc("server", "go_version", "Which Go version server is running with. 1 for 'server_go_version' label with current version.", "server_go_version")
-	descClusterVersion  = etcdDesc("cluster", "version", "Which version is running. 1 for 'cluster_version' label with current cluster version", "cluster_version")
-	descWALFsync        = etcdDesc("disk", "wal_fsync_duration_seconds", "The latency distributions of fsync called by WAL.")
-	descBackendCommit   = etcdDesc("disk", "backend_commit_duration_seconds", "The latency distributions of commit called by backend.")
-	descDBSize          = etcdDesc("mvcc", "db_total_size_in_bytes", "Total size of the underlying database physically allocated in bytes.")
-	descDBSizeInUse     = etcdDesc("mvcc", "db_total_size_in_use_in_bytes", "Total size of the underlying database logically in use in bytes.")
-	descCurrentRev      = debuggingDesc("current_revision", "The current revision of store.")
-	descCompactRev      = debuggingDesc("compact_revision", "The revision of the last compaction in store.")
-	descWatchers        = debuggingDesc("watcher_total", "Total number of watchers.")
-	descSlowWatchers    = debuggingDesc("slow_watcher_total", "Total number of unsynced slow watchers.")
-	descWatchStreams    = debuggingDesc("watch_stream_total", "Total number of watch streams.")
-	clusterVersionLabel = majorMinor(EtcdAPIVersion)
+	descHasLeader      = etcdDesc("server", "has_leader", "Whether or not a leader exists. 1 is existence, 0 is not.")
+	descIsLeader       = etcdDesc("server", "is_leader", "Whether or not this member is a leader. 1 if is, 0 otherwise.")
+	descLeaderChanges  = etcdDesc("server", "leader_changes_seen_total", "The number of leader changes seen.")
+	descCommitted      = etcdDesc("server", "proposals_committed_total", "The total number of consensus proposals committed.")
+	descApplied        = etcdDesc("server", "proposals_applied_total", "The total number of consensus proposals applied.")
+	descPending        = etcdDesc("server", "proposals_pending", "The current number of pending proposals to commit.")
+	descFailed         = etcdDesc("server", "proposals_failed_total", "The total number of failed proposals seen.")
+	descSnapshotApply  = etcdDesc("server", "snapshot_apply_in_progress_total", "1 if the server is applying the incoming snapshot. 0 if none.")
+	descIsLearner      = etcdDesc("server", "is_learner", "Whether or not this member is a learner. 1 if is, 0 otherwise.")
+	descQuota          = etcdDesc("server", "quota_backend_bytes", "Current backend storage quota size in bytes.")
+	descServerID       = etcdDesc("server", "id", "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.", "server_id")
+	descServerVersion  = etcdDesc("server", "version", "Which version is running. 1 for 'server_version' label with current version.", "server_version")
+	descGoVersion      = etcdDesc("server", "go_version", "Which Go version server is running with. 1 for 'server_go_version' label with current version.", "server_go_version")
+	descClusterVersion = etcdDesc("cluster", "version", "Which version is running. 1 for 'cluster_version' label with current cluster version", "cluster_version")
+	descWALFsync       = etcdDesc("disk", "wal_fsync_duration_seconds", "The latency distributions of fsync called by WAL.")
+	descBackendCommit  = etcdDesc("disk", "backend_commit_duration_seconds", "The latency distributions of commit called by backend.")
+	descDBSize         = etcdDesc("mvcc", "db_total_size_in_bytes", "Total size of the underlying database physically allocated in bytes.")
+	descDBSizeInUse    = etcdDesc("mvcc", "db_total_size_in_use_in_bytes", "Total size of the underlying database logically in use in bytes.")
+	descCurrentRev     = debuggingDesc("current_revision", "The current revision of store.")
+	descCompactRev     = debuggingDesc("compact_revision", "The revision of the last compaction in store.")
+	descWatchers       = debuggingDesc("watcher_total", "Total number of watchers.")
+	descSlowWatchers   = debuggingDesc("slow_watcher_total", "Total number of unsynced slow watchers.")
+	descWatchStreams   = debuggingDesc("watch_stream_total", "Total number of watch streams.")
 )
 
 var allMetricsDescs = []*prometheus.Desc{
@@ -126,16 +124,6 @@ func etcdDesc(subsystem, name, help string, labels ...string) *prometheus.Desc {
 // debuggingDesc describes one of etcd's etcd_debugging_mvcc_* metrics.
 func debuggingDesc(name, help string) *prometheus.Desc {
 	return prometheus.NewDesc(prometheus.BuildFQName("etcd_debugging", "mvcc", name), help, nil, nil)
-}
-
-// majorMinor turns "3.7.0" into "3.7", the form of etcd's cluster_version
-// label.
-func majorMinor(v string) string {
-	parts := strings.SplitN(v, ".", 3)
-	if len(parts) < 2 {
-		return v
-	}
-	return parts[0] + "." + parts[1]
 }
 
 // metricsCollector reads the member's state at scrape time.
@@ -174,7 +162,7 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descServerID, 1, fmt.Sprintf("%x", s.id))
 	gauge(descServerVersion, 1, EtcdAPIVersion)
 	gauge(descGoVersion, 1, runtime.Version())
-	gauge(descClusterVersion, 1, clusterVersionLabel)
+	gauge(descClusterVersion, 1, ClusterVersion)
 	ch <- s.metrics.walFsync.metric(descWALFsync)
 	ch <- s.metrics.backendCommit.metric(descBackendCommit)
 	gauge(descDBSize, float64(status.DbSize))

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,5 +139,11 @@ func TestProposalsFailed(t *testing.T) {
 	}
 	if pending := s.w.pending(); pending != 0 {
 		t.Fatalf("%d proposals still pending", pending)
+	}
+}
+
+func TestClusterVersionMatchesAPIVersion(t *testing.T) {
+	if !strings.HasPrefix(EtcdAPIVersion, ClusterVersion+".") || strings.Count(ClusterVersion, ".") != 1 {
+		t.Fatalf("ClusterVersion %q is not the major.minor of EtcdAPIVersion %q", ClusterVersion, EtcdAPIVersion)
 	}
 }

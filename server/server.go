@@ -29,6 +29,11 @@ import (
 // so that clients' version checks pass.
 const EtcdAPIVersion = "3.7.0"
 
+// ClusterVersion is the etcd cluster version a Cairn cluster runs at:
+// EtcdAPIVersion's major.minor, as etcd's cluster_version metric, Downgrade
+// and /version (with a zero patch) show it.
+const ClusterVersion = "3.7"
+
 // Version is Cairn's own version.
 const Version = "0.1.0"
 

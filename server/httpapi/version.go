@@ -5,7 +5,6 @@ import (
 	"expvar"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/cairn-kv/cairn/server"
 )
@@ -18,18 +17,6 @@ type versions struct {
 	Cairn   string `json:"cairn"`
 }
 
-// clusterVersion is the cluster version a Cairn cluster runs at: the etcd
-// API level's major.minor (etcd writes it with a zero patch).
-var clusterVersion = clusterOf(server.EtcdAPIVersion)
-
-func clusterOf(v string) string {
-	parts := strings.SplitN(v, ".", 3)
-	if len(parts) < 2 {
-		return v
-	}
-	return parts[0] + "." + parts[1] + ".0"
-}
-
 func (a *API) serveVersion(w http.ResponseWriter, r *http.Request) {
 	if !allowGet(w, r) {
 		return
@@ -40,7 +27,7 @@ func (a *API) serveVersion(w http.ResponseWriter, r *http.Request) {
 	}
 	b, err := json.Marshal(versions{
 		Server:  server.EtcdAPIVersion,
-		Cluster: clusterVersion,
+		Cluster: server.ClusterVersion + ".0", // etcd writes it with a zero patch
 		Storage: storage,
 		Cairn:   server.Version,
 	})

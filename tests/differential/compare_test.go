@@ -256,52 +256,56 @@ func (p *pair) differ(name string, lines ...string) {
 	p.t.Errorf("DIFFERENCE %s\n    - %s", name, strings.Join(lines, "\n    - "))
 }
 
-// Typed helpers: each returns etcd's answer (nil on error) so cases can
-// build on it; the comparison has already happened.
+// ask runs r on both sides through f, reports any difference, and returns
+// etcd's answer (nil on error) so cases can build on it.
+func ask[Req, Resp proto.Message](p *pair, name string, r Req, f func(context.Context, *side, Req) (Resp, error)) Resp {
+	p.t.Helper()
+	e, _ := p.step(name, r, func(ctx context.Context, s *side) (proto.Message, error) { return f(ctx, s, r) })
+	resp, _ := e.resp.(Resp)
+	return resp
+}
 
 func (p *pair) rng(name string, r *pb.RangeRequest) *pb.RangeResponse {
 	p.t.Helper()
-	e, _ := p.step(name, r, func(ctx context.Context, s *side) (proto.Message, error) {
-		return s.kv.Range(ctx, r)
-	})
-	resp, _ := e.resp.(*pb.RangeResponse)
-	return resp
+	return ask(p, name, r, func(ctx context.Context, s *side, r *pb.RangeRequest) (*pb.RangeResponse, error) { return s.kv.Range(ctx, r) })
 }
 
 func (p *pair) put(name string, r *pb.PutRequest) *pb.PutResponse {
 	p.t.Helper()
-	e, _ := p.step(name, r, func(ctx context.Context, s *side) (proto.Message, error) {
-		return s.kv.Put(ctx, r)
-	})
-	resp, _ := e.resp.(*pb.PutResponse)
-	return resp
+	return ask(p, name, r, func(ctx context.Context, s *side, r *pb.PutRequest) (*pb.PutResponse, error) { return s.kv.Put(ctx, r) })
 }
 
 func (p *pair) del(name string, r *pb.DeleteRangeRequest) *pb.DeleteRangeResponse {
 	p.t.Helper()
-	e, _ := p.step(name, r, func(ctx context.Context, s *side) (proto.Message, error) {
+	return ask(p, name, r, func(ctx context.Context, s *side, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
 		return s.kv.DeleteRange(ctx, r)
 	})
-	resp, _ := e.resp.(*pb.DeleteRangeResponse)
-	return resp
 }
 
 func (p *pair) txn(name string, r *pb.TxnRequest) *pb.TxnResponse {
 	p.t.Helper()
-	e, _ := p.step(name, r, func(ctx context.Context, s *side) (proto.Message, error) {
-		return s.kv.Txn(ctx, r)
-	})
-	resp, _ := e.resp.(*pb.TxnResponse)
-	return resp
+	return ask(p, name, r, func(ctx context.Context, s *side, r *pb.TxnRequest) (*pb.TxnResponse, error) { return s.kv.Txn(ctx, r) })
 }
 
 func (p *pair) compact(name string, r *pb.CompactionRequest) *pb.CompactionResponse {
 	p.t.Helper()
-	e, _ := p.step(name, r, func(ctx context.Context, s *side) (proto.Message, error) {
+	return ask(p, name, r, func(ctx context.Context, s *side, r *pb.CompactionRequest) (*pb.CompactionResponse, error) {
 		return s.kv.Compact(ctx, r)
 	})
-	resp, _ := e.resp.(*pb.CompactionResponse)
-	return resp
+}
+
+func (p *pair) grant(name string, r *pb.LeaseGrantRequest) *pb.LeaseGrantResponse {
+	p.t.Helper()
+	return ask(p, name, r, func(ctx context.Context, s *side, r *pb.LeaseGrantRequest) (*pb.LeaseGrantResponse, error) {
+		return s.lease.LeaseGrant(ctx, r)
+	})
+}
+
+func (p *pair) revoke(name string, r *pb.LeaseRevokeRequest) *pb.LeaseRevokeResponse {
+	p.t.Helper()
+	return ask(p, name, r, func(ctx context.Context, s *side, r *pb.LeaseRevokeRequest) (*pb.LeaseRevokeResponse, error) {
+		return s.lease.LeaseRevoke(ctx, r)
+	})
 }
 
 // wantErr checks that etcd itself answered with code: it proves a case

@@ -37,11 +37,12 @@ type side struct {
 	c     *clientv3.Client
 	kv    pb.KVClient
 	maint pb.MaintenanceClient
+	lease pb.LeaseClient
 }
 
 func newSide(name string, c *clientv3.Client) *side {
 	conn := c.ActiveConnection()
-	return &side{name: name, c: c, kv: pb.NewKVClient(conn), maint: pb.NewMaintenanceClient(conn)}
+	return &side{name: name, c: c, kv: pb.NewKVClient(conn), maint: pb.NewMaintenanceClient(conn), lease: pb.NewLeaseClient(conn)}
 }
 
 // starter starts one server with o and returns a client for it, closed

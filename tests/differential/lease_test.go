@@ -7,8 +7,6 @@ import (
 	"testing"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -18,27 +16,9 @@ import (
 // are granted with fixed IDs so both sides hold the same ones.
 func TestLeasedKeys(t *testing.T) {
 	p := newPair(t, options{})
-	grantCall := func(r *pb.LeaseGrantRequest) call {
-		return func(ctx context.Context, s *side) (proto.Message, error) {
-			return pb.NewLeaseClient(s.c.ActiveConnection()).LeaseGrant(ctx, r)
-		}
-	}
-	// Without leases on the other side, every case below would differ for
-	// that one reason: say so once and skip.
-	probe := &pb.LeaseGrantRequest{ID: 0x1000, TTL: 600}
-	o := p.exec(p.other, grantCall(probe))
-	if status.Code(o.err) == codes.Unimplemented {
-		t.Skipf("cairn differs: LeaseGrant %s answers %s (etcd grants it), so no leased key can be compared", show(probe), o)
-	}
-	e := p.exec(p.etcd, grantCall(probe))
-	p.report("grant lease 0x1000", probe, e, o, compareOutcomes(e, o))
-	grant := func(name string, id int64) {
-		p.t.Helper()
-		r := &pb.LeaseGrantRequest{ID: id, TTL: 600}
-		p.step(name, r, grantCall(r))
-	}
-	grant("grant lease 0x2000", 0x2000)
-	grant("grant an existing lease ID", 0x1000)
+	p.grant("grant lease 0x1000", &pb.LeaseGrantRequest{ID: 0x1000, TTL: 600})
+	p.grant("grant lease 0x2000", &pb.LeaseGrantRequest{ID: 0x2000, TTL: 600})
+	p.grant("grant an existing lease ID", &pb.LeaseGrantRequest{ID: 0x1000, TTL: 600})
 
 	p.put("put with lease 0x1000", &pb.PutRequest{Key: b("l/a"), Value: b("1"), Lease: 0x1000})
 	p.put("put with lease 0x2000", &pb.PutRequest{Key: b("l/b"), Value: b("2"), Lease: 0x2000})
@@ -70,10 +50,7 @@ func TestLeasedKeys(t *testing.T) {
 
 	revoke := func(name string, id int64) {
 		p.t.Helper()
-		r := &pb.LeaseRevokeRequest{ID: id}
-		p.step(name, r, func(ctx context.Context, s *side) (proto.Message, error) {
-			return pb.NewLeaseClient(s.c.ActiveConnection()).LeaseRevoke(ctx, r)
-		})
+		p.revoke(name, &pb.LeaseRevokeRequest{ID: id})
 	}
 	revoke("revoke 0x2000 (two keys)", 0x2000)
 	p.rng("revoke deleted its keys in one revision", pre(&pb.RangeRequest{}))
@@ -91,11 +68,7 @@ func TestLeasedKeys(t *testing.T) {
 // TTL is compared only as "within a second of the granted TTL".
 func TestLeaseAPI(t *testing.T) {
 	p := newPair(t, options{})
-	lc := func(s *side) pb.LeaseClient { return pb.NewLeaseClient(s.c.ActiveConnection()) }
-	grant := func(name string, r *pb.LeaseGrantRequest) {
-		p.t.Helper()
-		p.step(name, r, func(ctx context.Context, s *side) (proto.Message, error) { return lc(s).LeaseGrant(ctx, r) })
-	}
+	grant := p.grant
 	grant("grant with TTL 0 gets the minimum TTL", &pb.LeaseGrantRequest{ID: 0x10, TTL: 0})
 	grant("grant with a negative TTL gets the minimum TTL", &pb.LeaseGrantRequest{ID: 0x11, TTL: -5})
 	grant("grant with the largest TTL", &pb.LeaseGrantRequest{ID: 0x12, TTL: 9_000_000_000})
@@ -108,7 +81,7 @@ func TestLeaseAPI(t *testing.T) {
 	chosen := map[string]int64{}
 	r := &pb.LeaseGrantRequest{TTL: 400}
 	p.step("grant with a server-chosen ID", r, func(ctx context.Context, s *side) (proto.Message, error) {
-		resp, err := lc(s).LeaseGrant(ctx, r)
+		resp, err := s.lease.LeaseGrant(ctx, r)
 		if err != nil {
 			return nil, err
 		}
@@ -125,7 +98,7 @@ func TestLeaseAPI(t *testing.T) {
 	ttl := func(name string, r *pb.LeaseTimeToLiveRequest) {
 		p.t.Helper()
 		p.step(name, r, func(ctx context.Context, s *side) (proto.Message, error) {
-			resp, err := lc(s).LeaseTimeToLive(ctx, r)
+			resp, err := s.lease.LeaseTimeToLive(ctx, r)
 			if err == nil {
 				// etcd lists a lease's keys in map order; compare them as a set.
 				slices.SortFunc(resp.Keys, bytes.Compare)
@@ -147,7 +120,7 @@ func TestLeaseAPI(t *testing.T) {
 
 	lr := &pb.LeaseLeasesRequest{}
 	p.step("list leases", lr, func(ctx context.Context, s *side) (proto.Message, error) {
-		resp, err := lc(s).LeaseLeases(ctx, lr)
+		resp, err := s.lease.LeaseLeases(ctx, lr)
 		if err == nil {
 			for _, l := range resp.Leases {
 				if l.ID == chosen[s.name] {
@@ -162,7 +135,7 @@ func TestLeaseAPI(t *testing.T) {
 		p.t.Helper()
 		req := &pb.LeaseKeepAliveRequest{ID: ids[0]}
 		p.step(name, req, func(ctx context.Context, s *side) (proto.Message, error) {
-			st, err := lc(s).LeaseKeepAlive(ctx)
+			st, err := s.lease.LeaseKeepAlive(ctx)
 			if err != nil {
 				return nil, err
 			}
@@ -185,11 +158,9 @@ func TestLeaseAPI(t *testing.T) {
 	keepAlive("keep-alive of live and unknown leases on one stream", 0x20, 0x99, 0x10, -7, 0)
 
 	p.rng("keys before revoke", &pb.RangeRequest{Key: b("t/"), RangeEnd: prefixEnd("t/")})
-	rv := &pb.LeaseRevokeRequest{ID: 0x20}
-	p.step("revoke a lease with two keys", rv, func(ctx context.Context, s *side) (proto.Message, error) { return lc(s).LeaseRevoke(ctx, rv) })
+	p.revoke("revoke a lease with two keys", &pb.LeaseRevokeRequest{ID: 0x20})
 	p.rng("keys after revoke", &pb.RangeRequest{Key: b("t/"), RangeEnd: prefixEnd("t/")})
 	keepAlive("keep-alive of the revoked lease", 0x20)
 	ttl("timetolive of the revoked lease", &pb.LeaseTimeToLiveRequest{ID: 0x20, Keys: true})
-	rv0 := &pb.LeaseRevokeRequest{ID: 0}
-	p.step("revoke lease 0", rv0, func(ctx context.Context, s *side) (proto.Message, error) { return lc(s).LeaseRevoke(ctx, rv0) })
+	p.revoke("revoke lease 0", &pb.LeaseRevokeRequest{ID: 0})
 }

@@ -1,19 +1,19 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/cairn-kv/cairn/tests/framework"
 )
 
 func TestParseHTTPFlags(t *testing.T) {
@@ -48,55 +48,25 @@ func TestListenMetricsRefusesBadURLs(t *testing.T) {
 	}
 }
 
-// logWatch collects the JSON log and wakes waiters on every write.
-type logWatch struct {
-	mu     sync.Mutex
-	buf    bytes.Buffer
-	notify chan struct{}
-}
-
-func (l *logWatch) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf.Write(p)
-	close(l.notify)
-	l.notify = make(chan struct{})
-	return len(p), nil
-}
-
-func (l *logWatch) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // addresses waits until msg was logged n times and returns the "address"
 // fields of those lines.
-func (l *logWatch) addresses(t *testing.T, done <-chan int, msg string, n int) []string {
+func addresses(t *testing.T, logs *framework.Output, exited <-chan struct{}, msg string, n int) []string {
 	t.Helper()
-	deadline := time.After(30 * time.Second)
-	for {
-		l.mu.Lock()
-		out, notify := l.buf.String(), l.notify
-		l.mu.Unlock()
-		var addrs []string
+	var addrs []string
+	err := logs.Wait(exited, 30*time.Second, func(out string) bool {
+		addrs = addrs[:0]
 		for _, line := range strings.Split(out, "\n") {
 			var e struct{ Msg, Address string }
 			if json.Unmarshal([]byte(line), &e) == nil && e.Msg == msg {
 				addrs = append(addrs, e.Address)
 			}
 		}
-		if len(addrs) >= n {
-			return addrs
-		}
-		select {
-		case <-notify:
-		case code := <-done:
-			t.Fatalf("cairn exited with %d before logging %q:\n%s", code, msg, out)
-		case <-deadline:
-			t.Fatalf("no %q within 30s:\n%s", msg, out)
-		}
+		return len(addrs) >= n
+	})
+	if err != nil {
+		t.Fatalf("waiting for %d %q log lines: %v:\n%s", n, msg, err, logs)
 	}
+	return addrs
 }
 
 func httpGet(t *testing.T, url string) (int, string) {
@@ -118,10 +88,11 @@ func httpGet(t *testing.T, url string) (int, string) {
 // client port, the metrics port serves the metrics endpoints only, pprof
 // is mounted when asked, and a signal stops everything.
 func TestServeHTTPAndGRPC(t *testing.T) {
-	logs := &logWatch{notify: make(chan struct{})}
+	logs := framework.NewOutput()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	done := make(chan int, 1)
+	var code int
+	exited := make(chan struct{})
 	args := []string{
 		"--data-dir", t.TempDir(),
 		"--listen-client-urls", "http://127.0.0.1:0,http://127.0.0.1:0",
@@ -130,10 +101,11 @@ func TestServeHTTPAndGRPC(t *testing.T) {
 		"--enable-pprof",
 	}
 	go func() {
-		done <- run(ctx, args, io.Discard, logs, func(string) (string, bool) { return "", false })
+		code = run(ctx, args, io.Discard, logs, func(string) (string, bool) { return "", false })
+		close(exited)
 	}()
-	clients := logs.addresses(t, done, "ready to serve client requests", 2)
-	metrics := logs.addresses(t, done, "serving metrics", 1)
+	clients := addresses(t, logs, exited, "ready to serve client requests", 2)
+	metrics := addresses(t, logs, exited, "serving metrics", 1)
 
 	for _, addr := range clients {
 		c, err := clientv3.New(clientv3.Config{Endpoints: []string{addr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
@@ -180,7 +152,7 @@ func TestServeHTTPAndGRPC(t *testing.T) {
 	defer silent.Close()
 	cancel()
 	select {
-	case code := <-done:
+	case <-exited:
 		if code != 0 {
 			t.Fatalf("exit code %d:\n%s", code, logs.String())
 		}

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -416,58 +415,7 @@ func TestHTTPMetrics(t *testing.T) {
 // refEtcd is a reference etcd v3.7.3 with a client and a metrics URL.
 type refEtcd struct {
 	client, metrics string // base URLs
-	log             *procLog
-}
-
-// procLog collects a process's output and wakes waiters on new lines.
-type procLog struct {
-	mu     sync.Mutex
-	buf    bytes.Buffer
-	notify chan struct{}
-}
-
-func newProcLog() *procLog { return &procLog{notify: make(chan struct{})} }
-
-func (l *procLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf.Write(p)
-	close(l.notify)
-	l.notify = make(chan struct{})
-	return len(p), nil
-}
-
-func (l *procLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// waitFor waits until every message has appeared in the output.
-func (l *procLog) waitFor(exited <-chan struct{}, d time.Duration, msgs ...string) error {
-	deadline := time.After(d)
-	for {
-		l.mu.Lock()
-		out, notify := l.buf.String(), l.notify
-		l.mu.Unlock()
-		missing := ""
-		for _, m := range msgs {
-			if !strings.Contains(out, m) {
-				missing = m
-				break
-			}
-		}
-		if missing == "" {
-			return nil
-		}
-		select {
-		case <-notify:
-		case <-exited:
-			return fmt.Errorf("exited before logging %q", missing)
-		case <-deadline:
-			return fmt.Errorf("did not log %q within %v", missing, d)
-		}
-	}
+	log             *framework.Output
 }
 
 // startRefEtcd starts the reference etcd with a 1-byte quota, so that the
@@ -508,7 +456,7 @@ func tryStartRefEtcd(t *testing.T, bin string) (*refEtcd, error) {
 		"--initial-cluster", "ref="+peer, "--listen-metrics-urls", metrics,
 		"--heartbeat-interval", "10", "--election-timeout", "100",
 		"--quota-backend-bytes", "1", "--unsafe-no-fsync")
-	log := newProcLog()
+	log := framework.NewOutput()
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -521,7 +469,10 @@ func tryStartRefEtcd(t *testing.T, bin string) (*refEtcd, error) {
 	}
 	// Serving, and the cluster and storage versions /version shows are
 	// settled.
-	if err := log.waitFor(exited, 30*time.Second, "serving client traffic insecurely", "serving metrics", "updated storage version"); err != nil {
+	if err := log.Wait(exited, 30*time.Second, func(out string) bool {
+		return strings.Contains(out, "serving client traffic insecurely") &&
+			strings.Contains(out, "serving metrics") && strings.Contains(out, "updated storage version")
+	}); err != nil {
 		stop()
 		return nil, fmt.Errorf("etcd: %v\n%s", err, log.String())
 	}

@@ -32,13 +32,6 @@ var (
 	ErrNotPrimary = errors.New("lease: not the primary lessor")
 )
 
-// Clock tells the primary lessor the time.
-type Clock interface{ Now() time.Time }
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-
 // Checkpoint records a lease's remaining TTL in seconds; 0 clears it.
 type Checkpoint struct{ ID, RemainingTTL int64 }
 

@@ -3,30 +3,12 @@ package lease
 import (
 	"context"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cairn-kv/cairn/mvcc"
 	"github.com/cairn-kv/cairn/storage"
 )
-
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // env is a lessor on a real engine and MVCC store; commit plays the apply
 // loop's commit.
@@ -36,13 +18,13 @@ type env struct {
 	eng   *storage.Engine
 	kv    *mvcc.Store
 	l     *Lessor
-	clock *fakeClock
+	clock *ManualClock
 	cfg   Config
 	index uint64
 }
 
 func newEnv(t *testing.T, cfg Config) *env {
-	e := &env{t: t, dir: t.TempDir(), clock: &fakeClock{now: time.Unix(1_000_000, 0)}}
+	e := &env{t: t, dir: t.TempDir(), clock: NewManualClock(time.Unix(1_000_000, 0))}
 	cfg.Clock = e.clock
 	e.cfg = cfg
 	e.open()
@@ -141,13 +123,13 @@ func TestOnlyPrimaryExpires(t *testing.T) {
 	if _, err := e.l.TimeToLive(1); !errors.Is(err, ErrNotPrimary) {
 		t.Fatalf("TimeToLive on a follower: %v", err)
 	}
-	e.clock.advance(time.Hour)
+	e.clock.Advance(time.Hour)
 	if rv, cps, _ := e.l.due(); len(rv) != 0 || len(cps) != 0 {
 		t.Fatalf("follower proposes revokes %v, checkpoints %v", rv, cps)
 	}
 	e.l.Promote(time.Second)
 	e.wantTTL(1, 6*time.Second)
-	e.clock.advance(6 * time.Second)
+	e.clock.Advance(6 * time.Second)
 	rv, _, _ := e.l.due()
 	if len(rv) != 1 || rv[0] != 1 {
 		t.Fatalf("expired lease: revokes %v, want [1]", rv)
@@ -156,17 +138,17 @@ func TestOnlyPrimaryExpires(t *testing.T) {
 		t.Fatalf("Renew of an expired lease: %v, want ErrNotFound", err)
 	}
 	// Not revoked yet: proposed again after the retry interval, not before.
-	e.clock.advance(e.l.cfg.RetryInterval - time.Millisecond)
+	e.clock.Advance(e.l.cfg.RetryInterval - time.Millisecond)
 	if rv, _, _ := e.l.due(); len(rv) != 0 {
 		t.Fatalf("revoke retried early: %v", rv)
 	}
-	e.clock.advance(time.Millisecond)
+	e.clock.Advance(time.Millisecond)
 	if rv, _, _ := e.l.due(); len(rv) != 1 {
 		t.Fatalf("revoke not retried: %v", rv)
 	}
 	// Leadership lost: the deadline is forgotten, nothing expires.
 	e.l.Demote()
-	e.clock.advance(time.Hour)
+	e.clock.Advance(time.Hour)
 	if rv, _, _ := e.l.due(); len(rv) != 0 {
 		t.Fatalf("demoted lessor revokes %v", rv)
 	}
@@ -177,7 +159,7 @@ func TestRenewKeepsLeaseAlive(t *testing.T) {
 	e.l.Promote(0)
 	e.grant(1, 3)
 	for i := range 20 {
-		e.clock.advance(2900 * time.Millisecond)
+		e.clock.Advance(2900 * time.Millisecond)
 		if rv, _, _ := e.l.due(); len(rv) != 0 {
 			t.Fatalf("round %d: renewed lease revoked", i)
 		}
@@ -187,7 +169,7 @@ func TestRenewKeepsLeaseAlive(t *testing.T) {
 		}
 		e.wantTTL(1, 3*time.Second)
 	}
-	e.clock.advance(3 * time.Second)
+	e.clock.Advance(3 * time.Second)
 	if rv, _, _ := e.l.due(); len(rv) != 1 {
 		t.Fatalf("lease not expired after its TTL without renewal: %v", rv)
 	}
@@ -198,11 +180,11 @@ func TestCheckpoints(t *testing.T) {
 	e.l.Promote(0)
 	e.grant(1, 100)
 	e.grant(2, 5) // shorter than the interval: never checkpointed
-	e.clock.advance(9 * time.Second)
+	e.clock.Advance(9 * time.Second)
 	if _, cps, _ := e.l.due(); len(cps) != 0 {
 		t.Fatalf("checkpoint before the interval: %v", cps)
 	}
-	e.clock.advance(1500 * time.Millisecond)
+	e.clock.Advance(1500 * time.Millisecond)
 	_, cps, _ := e.l.due()
 	if len(cps) != 1 || cps[0] != (Checkpoint{ID: 1, RemainingTTL: 90}) {
 		t.Fatalf("checkpoints %v, want [{1 90}] (89.5 s rounded up)", cps)
@@ -210,7 +192,7 @@ func TestCheckpoints(t *testing.T) {
 	e.l.Checkpoint(1, 90)
 	e.commit()
 	// The next one comes an interval after the last.
-	e.clock.advance(10 * time.Second)
+	e.clock.Advance(10 * time.Second)
 	if _, cps, _ := e.l.due(); len(cps) != 1 || cps[0].RemainingTTL != 80 {
 		t.Fatalf("second checkpoint %v, want remaining 80", cps)
 	}
@@ -225,7 +207,7 @@ func TestCheckpoints(t *testing.T) {
 	e.l.Checkpoint(1, 0)
 	// A stale checkpoint (computed before a renewal, applied after it) is
 	// corrected at once.
-	e.clock.advance(10 * time.Second)
+	e.clock.Advance(10 * time.Second)
 	if _, cps, _ = e.l.due(); len(cps) != 1 || cps[0].RemainingTTL != 90 {
 		t.Fatalf("checkpoint %v, want remaining 90", cps)
 	}
@@ -263,7 +245,7 @@ func TestRevokeRateAndPromoteSpreading(t *testing.T) {
 	if counts[11*time.Second] != 100 || counts[12*time.Second] != 100 || counts[13*time.Second] != 50 {
 		t.Fatalf("expiries after promote, by second: %v", counts)
 	}
-	e.clock.advance(time.Hour)
+	e.clock.Advance(time.Hour)
 	for tick := range 5 {
 		rv, _, _ := e.l.due()
 		if len(rv) != 50 {
@@ -285,7 +267,7 @@ func TestRemainingTTLs(t *testing.T) {
 	}
 	e.commit()
 	e.l.Promote(0)
-	e.clock.advance(20*time.Second + time.Millisecond)
+	e.clock.Advance(20*time.Second + time.Millisecond)
 	batches := e.l.RemainingTTLs()
 	if len(batches) != 3 || len(batches[0]) != maxCheckpointBatch || len(batches[2]) != 1 {
 		t.Fatalf("batches of %d, %d…", len(batches), len(batches[0]))
@@ -320,7 +302,7 @@ func TestLoopRevokesExpired(t *testing.T) {
 	defer e.l.Stop()
 	e.grant(42, 5)
 	e.l.Promote(0)
-	e.clock.advance(5 * time.Second)
+	e.clock.Advance(5 * time.Second)
 	select {
 	case id := <-p.revoked:
 		if id != 42 {

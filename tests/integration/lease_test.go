@@ -3,7 +3,6 @@ package integration
 import (
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,34 +11,17 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/cairn-kv/cairn/lease"
 	"github.com/cairn-kv/cairn/server"
 	"github.com/cairn-kv/cairn/tests/framework"
 )
 
-// leaseClock is the member's lease clock, moved by the test.
-type leaseClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *leaseClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *leaseClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // startLeaseMember starts a member whose lessor runs on a test clock and
 // checks for expired leases every millisecond, and waits until its lessor
 // is primary (TimeToLive answers only then).
-func startLeaseMember(t *testing.T, edit ...func(*server.Config)) (*framework.Member, *clientv3.Client, *leaseClock) {
+func startLeaseMember(t *testing.T, edit ...func(*server.Config)) (*framework.Member, *clientv3.Client, *lease.ManualClock) {
 	t.Helper()
-	clk := &leaseClock{now: time.Unix(1_700_000_000, 0)}
+	clk := lease.NewManualClock(time.Unix(1_700_000_000, 0))
 	m := framework.StartMember(t, append([]func(*server.Config){func(c *server.Config) {
 		c.LeaseClock = clk
 		c.LeaseTickInterval = time.Millisecond
@@ -87,11 +69,11 @@ func TestLeaseExpiryDeletesKeysInOneRevision(t *testing.T) {
 	}
 	wc := c.Watch(ctx, "svc/", clientv3.WithPrefix(), clientv3.WithCreatedNotify())
 	<-wc
-	clk.advance(4 * time.Second)
+	clk.Advance(4 * time.Second)
 	if r := timeToLive(t, c, l.ID, false); r.TTL != 1 {
 		t.Fatalf("TTL after 4 of 5 s: %d", r.TTL)
 	}
-	clk.advance(time.Second)
+	clk.Advance(time.Second)
 	r := nextEvents(t, ctx, wc)
 	if len(r.Events) != 3 {
 		t.Fatalf("expiry: %d events in the first response, want all 3: %v", len(r.Events), r.Events)
@@ -125,7 +107,7 @@ func TestLeaseKeepAliveHoldsForManyTTLs(t *testing.T) {
 	}
 	// 30 renewals 2.5 s apart: 25 s, more than 8 TTLs.
 	for i := range 30 {
-		clk.advance(2500 * time.Millisecond)
+		clk.Advance(2500 * time.Millisecond)
 		ka, err := c.KeepAliveOnce(ctx, l.ID)
 		if err != nil || ka.TTL != 3 {
 			t.Fatalf("renewal %d: %+v, %v", i, ka, err)
@@ -137,7 +119,7 @@ func TestLeaseKeepAliveHoldsForManyTTLs(t *testing.T) {
 	if r := timeToLive(t, c, l.ID, true); r.TTL != 3 || r.GrantedTTL != 3 || len(r.Keys) != 1 {
 		t.Fatalf("TimeToLive just after a renewal: %+v", r)
 	}
-	clk.advance(2 * time.Second)
+	clk.Advance(2 * time.Second)
 	if r := timeToLive(t, c, l.ID, false); r.TTL != 1 {
 		t.Fatalf("TimeToLive counts down: TTL %d after 2 of 3 s", r.TTL)
 	}
@@ -242,7 +224,7 @@ func TestLeaseSurvivesRestartWithRemainingTTL(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Put(ctx, "svc/x", "1", clientv3.WithLease(l.ID))
-	clk.advance(40 * time.Second)
+	clk.Advance(40 * time.Second)
 	// A graceful stop records the exact remaining TTL; the new term's
 	// lessor adds one election timeout (100 ms here), as etcd's does.
 	m.Restart()
@@ -252,7 +234,7 @@ func TestLeaseSurvivesRestartWithRemainingTTL(t *testing.T) {
 	if r.TTL != 60 || r.GrantedTTL != 100 || len(r.Keys) != 1 {
 		t.Fatalf("after restart: %+v, want TTL 60 of 100 with its key", r)
 	}
-	clk.advance(60*time.Second + 100*time.Millisecond)
+	clk.Advance(60*time.Second + 100*time.Millisecond)
 	wc := c.Watch(ctx, "svc/", clientv3.WithPrefix(), clientv3.WithRev(1))
 	for {
 		r := nextEvents(t, ctx, wc)

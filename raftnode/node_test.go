@@ -258,3 +258,33 @@ func TestUnfinishedBootstrapRefused(t *testing.T) {
 		t.Fatalf("start on an unfinished bootstrap: %v", err)
 	}
 }
+
+// TestCommitPublishedBeforeApply: whenever the apply loop receives an
+// entry, Status already reports a commit index at least that high, so a
+// member never shows applied past committed.
+func TestCommitPublishedBeforeApply(t *testing.T) {
+	n := startNode(t, vfs.NewMem(), 1000)
+	const total = 300
+	go func() {
+		for i := range total {
+			n.Propose(ctx(t), []byte(fmt.Sprint(i)))
+		}
+	}()
+	seen := 0
+	for seen < total {
+		select {
+		case a := <-n.Apply():
+			last := a.Entries[len(a.Entries)-1].GetIndex()
+			if c := n.Status().Commit; c < last {
+				t.Fatalf("entry %d handed to apply while Status shows commit %d", last, c)
+			}
+			for _, e := range a.Entries {
+				if len(e.GetData()) > 0 {
+					seen++
+				}
+			}
+		case <-ctx(t).Done():
+			t.Fatalf("only %d of %d entries applied", seen, total)
+		}
+	}
+}

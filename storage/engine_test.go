@@ -47,3 +47,22 @@ func TestOptionsDefaults(t *testing.T) {
 		t.Error("4 GiB memtable accepted")
 	}
 }
+
+// TestSizeAfterClose: monitoring may ask for the size while the member
+// shuts down; after Close it gets the last size, not a crash.
+func TestSizeAfterClose(t *testing.T) {
+	e, err := Open("db", Options{FS: vfs.NewMem()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.DB().Set(MetaKey("x"), []byte("y"), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	want := e.Size()
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.Size(); got != want || got <= 0 {
+		t.Fatalf("Size() after Close = %d, want %d", got, want)
+	}
+}

@@ -26,7 +26,6 @@ const maxCheckpointBatch = 1000
 var (
 	ErrNotFound    = errors.New("lease: lease not found")
 	ErrExists      = errors.New("lease: lease already exists")
-	ErrTTLTooLarge = errors.New("lease: TTL too large")
 	// ErrNotPrimary is returned by the operations that only the leader's
 	// lessor can answer, on any other lessor.
 	ErrNotPrimary = errors.New("lease: not the primary lessor")
@@ -116,7 +115,8 @@ func (l *lease) ttlLeft() int64 {
 
 // Info describes a lease.
 type Info struct {
-	ID, TTL int64
+	// TTL is the granted TTL in seconds.
+	TTL int64
 	// Remaining is the time left before expiry, known only on the primary.
 	Remaining time.Duration
 }
@@ -380,7 +380,7 @@ func (l *Lessor) TimeToLive(id int64) (Info, error) {
 	if !ok {
 		return Info{}, ErrNotFound
 	}
-	return Info{ID: id, TTL: le.ttl, Remaining: le.expiry.Sub(l.cfg.Clock.Now())}, nil
+	return Info{TTL: le.ttl, Remaining: le.expiry.Sub(l.cfg.Clock.Now())}, nil
 }
 
 // Leases returns the IDs of every lease, soonest expiry first (by ID when

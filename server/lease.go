@@ -125,8 +125,6 @@ func mapLeaseErr(err error) error {
 		return ErrLeaseNotFound
 	case errors.Is(err, lease.ErrExists):
 		return ErrLeaseExists
-	case errors.Is(err, lease.ErrTTLTooLarge):
-		return ErrLeaseTTLTooLarge
 	}
 	return err
 }

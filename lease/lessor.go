@@ -24,8 +24,8 @@ const maxCheckpointBatch = 1000
 
 // Sentinel errors.
 var (
-	ErrNotFound    = errors.New("lease: lease not found")
-	ErrExists      = errors.New("lease: lease already exists")
+	ErrNotFound = errors.New("lease: lease not found")
+	ErrExists   = errors.New("lease: lease already exists")
 	// ErrNotPrimary is returned by the operations that only the leader's
 	// lessor can answer, on any other lessor.
 	ErrNotPrimary = errors.New("lease: not the primary lessor")

@@ -267,7 +267,9 @@ func ask[Req, Resp proto.Message](p *pair, name string, r Req, f func(context.Co
 
 func (p *pair) rng(name string, r *pb.RangeRequest) *pb.RangeResponse {
 	p.t.Helper()
-	return ask(p, name, r, func(ctx context.Context, s *side, r *pb.RangeRequest) (*pb.RangeResponse, error) { return s.kv.Range(ctx, r) })
+	return ask(p, name, r, func(ctx context.Context, s *side, r *pb.RangeRequest) (*pb.RangeResponse, error) {
+		return s.kv.Range(ctx, r)
+	})
 }
 
 func (p *pair) put(name string, r *pb.PutRequest) *pb.PutResponse {

@@ -41,6 +41,7 @@ type Store interface {
 // goroutine only.
 type Cluster struct {
 	st          Store
+	eng         *storage.Engine
 	maxLearners int
 
 	mu      sync.RWMutex
@@ -52,8 +53,13 @@ type Cluster struct {
 //
 //	'c' 'm' ID (8 B BE) → JSON Member
 //	'c' 'r' ID (8 B BE) → empty (a removed ID)
+//	'c' 'x' raft index (8 B BE) → empty (the conf change there was rejected)
 func memberKey(id uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{storage.PrefixMembership, 'm'}, id)
+}
+
+func rejectedKey(index uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{storage.PrefixMembership, 'x'}, index)
 }
 
 func removedKey(id uint64) []byte {
@@ -66,7 +72,7 @@ func Load(eng *storage.Engine, st Store, maxLearners int) (*Cluster, error) {
 	if maxLearners <= 0 {
 		maxLearners = DefaultMaxLearners
 	}
-	c := &Cluster{st: st, maxLearners: maxLearners, members: map[uint64]*Member{}, removed: map[uint64]bool{}}
+	c := &Cluster{st: st, eng: eng, maxLearners: maxLearners, members: map[uint64]*Member{}, removed: map[uint64]bool{}}
 	lower := []byte{storage.PrefixMembership}
 	it, err := eng.DB().NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: storage.PrefixEnd(lower)})
 	if err != nil {
@@ -88,6 +94,7 @@ func Load(eng *storage.Engine, st Store, maxLearners int) (*Cluster, error) {
 			c.members[id] = &m
 		case 'r':
 			c.removed[id] = true
+		case 'x':
 		default:
 			return nil, fmt.Errorf("membership: corrupt key %x", k)
 		}
@@ -307,4 +314,24 @@ func (c *Cluster) persistLocked(m *Member) {
 		panic(err) // a Member always encodes
 	}
 	c.st.PutRaw(memberKey(m.ID), b)
+}
+
+// RecordRejected remembers that the conf change at raft index was rejected
+// (applied to raft as a no-op). Apply only. A member replaying that entry
+// later, against a list that already moved past it, must make raft decide
+// as it did the first time: WasRejected tells it.
+func (c *Cluster) RecordRejected(index uint64) { c.st.PutRaw(rejectedKey(index), nil) }
+
+// WasRejected reports whether the committed conf change at raft index was
+// rejected.
+func (c *Cluster) WasRejected(index uint64) (bool, error) {
+	_, closer, err := c.eng.DB().Get(rejectedKey(index))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	closer.Close()
+	return true, nil
 }

@@ -5,13 +5,18 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 )
 
 // ErrBadInitialCluster reports a malformed --initial-cluster value.
 var ErrBadInitialCluster = errors.New("membership: invalid initial cluster")
+
+// ErrBadPeerURLs reports peer URLs that MemberAdd or MemberUpdate refuses.
+var ErrBadPeerURLs = errors.New("membership: invalid peer URLs")
 
 // Member is one member of the cluster as clients see it in MemberList.
 type Member struct {
@@ -90,4 +95,38 @@ func ParseInitialCluster(s, token string) ([]Member, error) {
 		members = append(members, NewMember(name, urlsByName[name], token))
 	}
 	return members, nil
+}
+
+// NewAddedMember returns a member being added at runtime (MemberAdd). Its
+// ID also depends on the time of the request, so a member added again with
+// the same URLs after a removal gets a new ID: raft never reuses one.
+func NewAddedMember(peerURLs []string, token string, now time.Time) Member {
+	return NewMember("", peerURLs, fmt.Sprintf("%s\x00%d", token, now.UnixNano()))
+}
+
+// ValidatePeerURLs checks URLs given to MemberAdd or MemberUpdate as etcd
+// does: each is scheme://host:port with scheme http, https, unix or unixs
+// and no path.
+func ValidatePeerURLs(urls []string) error {
+	if len(urls) == 0 {
+		return fmt.Errorf("%w: no URLs", ErrBadPeerURLs)
+	}
+	for _, raw := range urls {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrBadPeerURLs, err)
+		}
+		switch u.Scheme {
+		case "http", "https", "unix", "unixs":
+		default:
+			return fmt.Errorf("%w: %q has scheme %q", ErrBadPeerURLs, raw, u.Scheme)
+		}
+		if _, _, err := net.SplitHostPort(u.Host); err != nil {
+			return fmt.Errorf("%w: %q: %v", ErrBadPeerURLs, raw, err)
+		}
+		if u.Path != "" {
+			return fmt.Errorf("%w: %q has a path", ErrBadPeerURLs, raw)
+		}
+	}
+	return nil
 }

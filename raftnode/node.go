@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -33,10 +34,19 @@ var (
 
 // Config configures a Node. Zero values take the defaults noted.
 type Config struct {
-	// ID is this member's raft ID; never 0.
+	// ID is this member's raft ID; never 0. A member restarting from its
+	// WAL takes its ID from the WAL's metadata through MetadataID instead,
+	// when that is set.
 	ID uint64
+	// MetadataID, when set, decodes the member ID from WAL metadata.
+	MetadataID func(metadata []byte) (uint64, error)
 	// Peers are the voters of a new cluster, used only when Dir holds no WAL.
 	Peers []uint64
+	// Join starts a member that joins a running cluster: raft starts with
+	// an empty log and no configuration, and learns both from the leader
+	// (a snapshot). Peers is then ignored. A restart with Join set accepts
+	// a WAL that never received anything.
+	Join bool
 	// Dir is the member directory; the WAL lives in Dir/wal and snapshots
 	// in Dir/snap.
 	Dir string
@@ -63,8 +73,28 @@ type Config struct {
 	// WALSyncObserver, when set, is told the duration of every fsync of
 	// the WAL tail (see wal.WithSyncObserver). It runs on the raft loop.
 	WALSyncObserver func(time.Duration)
+	// Transport sends messages and snapshots to peers; nil for a member
+	// that will never have any (tests of a lone member).
+	Transport Transport
+	// SnapshotBody opens the state-machine snapshot sent with a MsgSnap to
+	// a peer. Its state must be at least as new as the raft snapshot the
+	// message carries; the apply loop's engine always is. Called off the
+	// raft loop. Nil fails every snapshot send.
+	SnapshotBody func() (io.ReadCloser, error)
+	// StoreSnapshot durably stores the state-machine snapshot that came
+	// with a MsgSnap, before raft sees the message. The apply loop installs
+	// it when raft hands the snapshot over (Apply.Snapshot). Nil refuses
+	// incoming snapshots.
+	StoreSnapshot func(ctx context.Context, m *raftpb.Message, body io.Reader) error
 	// Logger; default zap.NewNop().
 	Logger *zap.Logger
+}
+
+// Transport is what the node needs from the peer transport
+// (transport.Transport). Neither method may block.
+type Transport interface {
+	Send(msgs []*raftpb.Message)
+	SendSnapshot(m *raftpb.Message, body io.ReadCloser)
 }
 
 func (c *Config) ensureDefaults() {
@@ -96,7 +126,12 @@ func (c *Config) ensureDefaults() {
 
 // Apply is one hand-off of committed work to the apply loop, in log order.
 type Apply struct {
-	Entries []*raftpb.Entry
+	// Snapshot, when set, is a raft snapshot from the leader that this
+	// member now starts from: the apply loop installs the state-machine
+	// snapshot StoreSnapshot stored for it before applying Entries. It is
+	// already durable in the WAL and snapshot directory.
+	Snapshot *raftpb.Snapshot
+	Entries  []*raftpb.Entry
 }
 
 // Status is a cheap snapshot of the node's raft state.
@@ -110,6 +145,7 @@ type Status struct {
 
 type proposal struct {
 	data []byte
+	cc   raftpb.ConfChangeI // a conf change instead of data
 	errc chan error
 }
 
@@ -138,10 +174,17 @@ type Node struct {
 	// alone is true while this member is the only voter and there are no
 	// learners: no follower will ever need old log entries. Raft loop only.
 	alone bool
+	// confState is the configuration as of the newest conf change raft
+	// applied. Raft loop only.
+	curConf *raftpb.ConfState
 	// applied is the state machine's applied index, reported by SetApplied.
 	applied atomic.Uint64
 
-	propc  chan proposal
+	recvc    chan *raftpb.Message
+	reports  reports
+	statusc  chan chan raft.Status
+	transfer chan uint64
+	propc    chan proposal
 	readc  chan chan readResult
 	confc  chan confChange
 	snapc  chan snapRequest
@@ -177,6 +220,10 @@ func Start(cfg Config) (*Node, error) {
 		ms:            raft.NewMemoryStorage(),
 		snap:          snap.New(cfg.FS, filepath.Join(cfg.Dir, "snap")),
 		propc:         make(chan proposal, 1024),
+		recvc:         make(chan *raftpb.Message, 4096),
+		reports:       reports{wake: make(chan struct{}, 1)},
+		statusc:       make(chan chan raft.Status),
+		transfer:      make(chan uint64),
 		readc:         make(chan chan readResult, 1024),
 		confc:         make(chan confChange),
 		snapc:         make(chan snapRequest, 1),
@@ -199,8 +246,16 @@ func Start(cfg Config) (*Node, error) {
 		}
 		return nil, err
 	}
+	if cfg.MetadataID != nil {
+		id, err := cfg.MetadataID(n.metadata)
+		if err != nil {
+			n.wal.Close()
+			return nil, fmt.Errorf("raftnode: member ID from WAL metadata: %w", err)
+		}
+		n.cfg.ID = id
+	}
 	rc := &raft.Config{
-		ID:                        cfg.ID,
+		ID:                        n.cfg.ID,
 		ElectionTick:              cfg.ElectionTicks,
 		HeartbeatTick:             1,
 		Storage:                   n.ms,
@@ -217,7 +272,8 @@ func Start(cfg Config) (*Node, error) {
 		n.wal.Close()
 		return nil, fmt.Errorf("raftnode: %w", err)
 	}
-	n.alone = isAlone(n.confState, cfg.ID)
+	n.curConf = n.confState
+	n.alone = isAlone(n.confState, n.cfg.ID)
 	if n.alone {
 		// A lone voter need not wait an election timeout to lead.
 		if err := n.rn.Campaign(); err != nil {
@@ -234,6 +290,16 @@ func (n *Node) walOptions() []wal.Option {
 }
 
 func (n *Node) bootstrap(walDir string) error {
+	if n.cfg.Join {
+		w, err := wal.Create(n.cfg.FS, walDir, n.cfg.Metadata, n.walOptions()...)
+		if err != nil {
+			return err
+		}
+		n.wal = w
+		n.metadata = n.cfg.Metadata
+		n.confState = &raftpb.ConfState{}
+		return nil
+	}
 	if len(n.cfg.Peers) == 0 {
 		return errors.New("raftnode: a new member needs its initial peers")
 	}
@@ -290,7 +356,7 @@ func (n *Node) restart(walDir string) error {
 		return err
 	}
 	n.metadata = md
-	if s == nil && len(ents) == 0 && hs.GetCommit() == 0 {
+	if s == nil && len(ents) == 0 && hs.GetCommit() == 0 && !n.cfg.Join {
 		// A crash during the very first start, after the WAL was created
 		// but before the initial configuration was recorded: there is no
 		// configuration to start raft with and nothing was ever written.
@@ -477,6 +543,23 @@ func (n *Node) run() {
 				}
 				break
 			}
+		case m := <-n.recvc:
+			n.step(m)
+			for drained := 0; drained < 4096; drained++ {
+				select {
+				case m := <-n.recvc:
+					n.step(m)
+					continue
+				default:
+				}
+				break
+			}
+		case <-n.reports.wake:
+			n.reports.deliver(n.rn)
+		case c := <-n.statusc:
+			c <- n.rn.Status()
+		case to := <-n.transfer:
+			n.rn.TransferLeader(to)
 		case c := <-n.readc:
 			n.readPending = append(n.readPending, c)
 		case cc := <-n.confc:
@@ -508,9 +591,46 @@ func (n *Node) run() {
 }
 
 func (n *Node) applyConfChange(cc confChange) {
+	prev := n.curConf
 	cs := n.rn.ApplyConfChange(cc.cc)
+	n.curConf = cs
+	wasAlone := n.alone
 	n.alone = isAlone(cs, n.cfg.ID)
+	if wasAlone && !n.alone {
+		n.coverTrimmedLog(prev)
+	}
 	cc.resp <- cs
+}
+
+// coverTrimmedLog makes raft's snapshot reach the start of the in-memory
+// log, which trimLog cut freely while this member was alone. A follower
+// that needs entries from before the log's start is sent raft's snapshot;
+// were that older than the log's start, the follower would need the
+// missing entries again after installing it, and again, forever.
+//
+// cs is the configuration before the change that ended the member's
+// solitude: no other change can have come between the log's start and it,
+// since every change but an update ends that solitude, and updates leave
+// the configuration alone.
+func (n *Node) coverTrimmedLog(cs *raftpb.ConfState) {
+	first, err := n.ms.FirstIndex()
+	if err != nil {
+		return
+	}
+	ss, err := n.ms.Snapshot()
+	if err != nil || ss.GetMetadata().GetIndex() >= first-1 {
+		return
+	}
+	if _, err := n.ms.CreateSnapshot(first-1, cs, nil); err != nil {
+		n.lg.Warn("raft snapshot for the trimmed log failed", zap.Error(err))
+	}
+}
+
+// step hands a peer's message to raft.
+func (n *Node) step(m *raftpb.Message) {
+	if err := n.rn.Step(m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
+		n.lg.Debug("raft refused a peer message", zap.Stringer("type", m.GetType()), zap.Uint64("from", m.GetFrom()), zap.Error(err))
+	}
 }
 
 func isAlone(cs *raftpb.ConfState, id uint64) bool {
@@ -536,6 +656,15 @@ func (n *Node) trimLog() error {
 		return nil
 	}
 	to := applied - keep
+	if !n.alone {
+		// Followers behind the log's start get raft's snapshot, which must
+		// cover everything trimmed (see coverTrimmedLog).
+		ss, err := n.ms.Snapshot()
+		if err != nil {
+			return err
+		}
+		to = min(to, ss.GetMetadata().GetIndex())
+	}
 	first, err := n.ms.FirstIndex()
 	if err != nil {
 		return err
@@ -554,7 +683,12 @@ func (n *Node) trimLog() error {
 func (n *Node) SetApplied(index uint64) { n.applied.Store(index) }
 
 func (n *Node) propose(p proposal) {
-	err := n.rn.Propose(p.data)
+	var err error
+	if p.cc != nil {
+		err = n.rn.ProposeConfChange(p.cc)
+	} else {
+		err = n.rn.Propose(p.data)
+	}
 	if errors.Is(err, raft.ErrProposalDropped) {
 		err = ErrNoLeader
 	}
@@ -576,10 +710,17 @@ func (n *Node) handleReady() error {
 		n.leaderChanged = make(chan struct{})
 		n.leaderMu.Unlock()
 	}
+	// A leader may send while it persists: raft only needs its HardState
+	// (term and vote) durable before messages go out, and a leader's was
+	// saved when it campaigned. Followers answer only once durable.
+	leader := n.lead.Load() == n.cfg.ID
+	if leader {
+		n.send(rd.Messages)
+	}
 	if !raft.IsEmptySnap(rd.Snapshot) {
-		// Receiving snapshots arrives with clustering; a single member
-		// never gets one.
-		return errors.New("raftnode: applying a snapshot from the leader is not supported yet")
+		if err := n.installSnapshot(rd.Snapshot); err != nil {
+			return err
+		}
 	}
 	// Committed entries that an earlier Ready already made durable go to
 	// the apply loop before this Ready's fsync, so applying one batch
@@ -613,8 +754,9 @@ func (n *Node) handleReady() error {
 	if err := n.ms.Append(rd.Entries); err != nil {
 		return err
 	}
-	// Messages go to peers once the transport exists; a lone member has
-	// none to send.
+	if !leader {
+		n.send(rd.Messages)
+	}
 	if len(rest) > 0 {
 		if err := n.deliver(Apply{Entries: rest}); err != nil {
 			return err

@@ -51,6 +51,8 @@ func (s *Server) applyRequest(r *pb.InternalRaftRequest) result {
 		return result{resp: &pb.CompactionResponse{Header: &pb.ResponseHeader{Revision: s.kv.Rev()}}, done: done}
 	case r.LeaseGrant != nil, r.LeaseRevoke != nil, r.LeaseCheckpoint != nil:
 		return s.applyLease(r)
+	case r.ClusterMemberAttrSet != nil:
+		return s.applyMemberAttr(r.ClusterMemberAttrSet)
 	}
 	// Every member rejects the same unknown request the same way, so
 	// apply stays deterministic.

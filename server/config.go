@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cairn-kv/cairn/lease"
+	"github.com/cairn-kv/cairn/transport"
 )
 
 // Config is everything one member needs to start. cmd/cairn fills it from
@@ -29,6 +30,20 @@ type Config struct {
 	InitialCluster string
 	// InitialClusterToken seeds member and cluster IDs; default "etcd-cluster".
 	InitialClusterToken string
+	// InitialClusterState is "new" (default) to found a cluster with
+	// InitialCluster's members, or "existing" to join a running cluster
+	// that already added this member (MemberAdd). Used only when the data
+	// dir holds no member yet.
+	InitialClusterState string
+	// NoStrictReconfigCheck turns off etcd's --strict-reconfig-check:
+	// refusing member changes that would leave too few started members
+	// for a quorum.
+	NoStrictReconfigCheck bool
+	// MaxLearners bounds the learners in the cluster; default 1 (etcd's
+	// --max-learners).
+	MaxLearners int
+	// PeerFaults, when set, injects faults into the peer transport (tests).
+	PeerFaults *transport.Faults
 	// SnapshotCount is the number of applied entries between raft
 	// snapshots; default 10000.
 	SnapshotCount uint64
@@ -98,6 +113,9 @@ func (c *Config) ensureDefaults() {
 	}
 	if c.InitialClusterToken == "" {
 		c.InitialClusterToken = DefaultInitialClusterToken
+	}
+	if c.InitialClusterState == "" {
+		c.InitialClusterState = "new"
 	}
 	if c.SnapshotCount == 0 {
 		c.SnapshotCount = DefaultSnapshotCount

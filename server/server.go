@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +25,8 @@ import (
 	"github.com/cairn-kv/cairn/mvcc/watch"
 	"github.com/cairn-kv/cairn/raftnode"
 	"github.com/cairn-kv/cairn/storage"
+	"github.com/cairn-kv/cairn/transport"
+	"github.com/cairn-kv/cairn/wal"
 )
 
 // EtcdAPIVersion is the etcd version Cairn reports in Status and /version
@@ -39,14 +43,21 @@ const Version = "0.1.0"
 
 // Server is one running member.
 type Server struct {
-	cfg     Config
-	lg      *zap.Logger
-	eng     *storage.Engine
-	kv      *mvcc.Store
-	node    *raftnode.Node
-	id      uint64
-	cluster uint64
-	members []membership.Member
+	cfg       Config
+	lg        *zap.Logger
+	eng       *storage.Engine
+	kv        *mvcc.Store
+	node      *raftnode.Node
+	id        uint64
+	clusterID uint64
+	members   *membership.Cluster
+	tr        *transport.Transport
+	lateTr    lateTransport
+	// bootPeers are the members a joining member was told of, its peers
+	// until the cluster's state reaches it.
+	bootPeers []membership.Member
+	// peerIDs are the transport's peers; apply loop only after start.
+	peerIDs []uint64
 
 	reqID   atomic.Uint64
 	w       waiters
@@ -93,28 +104,36 @@ func New(cfg Config) (*Server, error) {
 		stopc:  make(chan struct{}),
 		donec:  make(chan struct{}),
 	}
-	members, err := membership.ParseInitialCluster(cfg.InitialCluster, cfg.InitialClusterToken)
+	initial, err := membership.ParseInitialCluster(cfg.InitialCluster, cfg.InitialClusterToken)
 	if err != nil {
 		return nil, err
 	}
 	var self *membership.Member
-	for i := range members {
-		if members[i].Name == cfg.Name {
-			self = &members[i]
+	for i := range initial {
+		if initial[i].Name == cfg.Name {
+			self = &initial[i]
 		}
 	}
 	if self == nil {
 		return nil, fmt.Errorf("couldn't find local name %q in the initial cluster configuration %q", cfg.Name, cfg.InitialCluster)
 	}
-	if len(members) > 1 {
-		return nil, errors.New("multi-member clusters are not supported yet: start a single member")
-	}
-	self.ClientURLs = cfg.ClientURLs
 	memberDir := filepath.Join(cfg.DataDir, "member")
+	fresh := !wal.Exist(cfg.FS, filepath.Join(memberDir, "wal"))
+	if fresh && !samePeerURLs(self.PeerURLs, cfg.PeerURLs) {
+		return nil, fmt.Errorf("--initial-cluster has %s=%s but --initial-advertise-peer-urls is %s: they must list the same URLs",
+			cfg.Name, strings.Join(self.PeerURLs, ","), strings.Join(cfg.PeerURLs, ","))
+	}
 	if err := cfg.FS.MkdirAll(memberDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data dir %s: %w", memberDir, err)
 	}
-	md, err := json.Marshal(walMetadata{MemberID: self.ID, ClusterID: membership.ClusterID(members), Name: cfg.Name})
+	join := fresh && cfg.InitialClusterState == "existing"
+	clusterID, boot := membership.ClusterID(initial), initial
+	if fresh {
+		if clusterID, boot, err = s.bootstrapIdentity(initial, self); err != nil {
+			return nil, err
+		}
+	}
+	md, err := json.Marshal(walMetadata{MemberID: self.ID, ClusterID: clusterID, Name: cfg.Name})
 	if err != nil {
 		return nil, err
 	}
@@ -138,13 +157,37 @@ func New(cfg Config) (*Server, error) {
 		s.closeStorage()
 		return nil, err
 	}
-	peers := make([]uint64, len(members))
-	for i, m := range members {
-		peers[i] = m.ID
+	if s.members, err = membership.Load(s.eng, s.kv, cfg.MaxLearners); err != nil {
+		s.closeStorage()
+		return nil, err
+	}
+	if fresh && !join && len(s.members.Members()) == 0 {
+		// The founding members, identical on each of them, as of the
+		// initial raft snapshot at index 1. Names and client URLs come
+		// later, when each member publishes its own.
+		for _, m := range initial {
+			s.members.Add(membership.Member{ID: m.ID, PeerURLs: m.PeerURLs})
+		}
+		if err := s.kv.Commit(mvcc.Meta{AppliedIndex: 1, AppliedTerm: 1}, true); err != nil {
+			s.closeStorage()
+			return nil, err
+		}
+	}
+	var peers []uint64
+	if !join {
+		for _, m := range initial {
+			peers = append(peers, m.ID)
+		}
 	}
 	s.node, err = raftnode.Start(raftnode.Config{
-		ID:             self.ID,
+		ID: self.ID,
+		MetadataID: func(md []byte) (uint64, error) {
+			var meta walMetadata
+			err := json.Unmarshal(md, &meta)
+			return meta.MemberID, err
+		},
 		Peers:          peers,
+		Join:           cfg.InitialClusterState == "existing",
 		Dir:            memberDir,
 		FS:             cfg.FS,
 		Metadata:       md,
@@ -152,6 +195,7 @@ func New(cfg Config) (*Server, error) {
 		ElectionTicks:  int(cfg.ElectionTimeout / cfg.HeartbeatInterval),
 		SnapshotCount:  cfg.SnapshotCount,
 		WALSegmentSize: cfg.WALSegmentSize,
+		Transport:      &s.lateTr,
 		Logger:         cfg.Logger,
 		// Times the WAL fsyncs for /metrics.
 		WALSyncObserver: s.metrics.walFsync.observe,
@@ -169,15 +213,25 @@ func New(cfg Config) (*Server, error) {
 	if meta.MemberID != self.ID {
 		s.lg.Warn("member ID in the data dir differs from the configured one; keeping the data dir's",
 			zap.String("data-dir-member-id", fmt.Sprintf("%x", meta.MemberID)))
-		self.ID = meta.MemberID
 	}
-	s.id, s.cluster = meta.MemberID, meta.ClusterID
-	s.members = []membership.Member{*self}
+	s.id, s.clusterID = meta.MemberID, meta.ClusterID
+	if s.members.IsRemoved(s.id) {
+		s.node.Stop()
+		s.closeStorage()
+		return nil, fmt.Errorf("member %x was removed from the cluster and cannot rejoin with data dir %s: remove the data dir, add the member again (member add), and start it with --initial-cluster-state=existing", s.id, cfg.DataDir)
+	}
+	s.bootPeers = boot
 	s.reqID.Store(s.id<<48 | (uint64(time.Now().UnixMilli())&(1<<40-1))<<8)
+	if err := s.startTransport(); err != nil {
+		s.node.Stop()
+		s.closeStorage()
+		return nil, err
+	}
 
 	// The member's directories must survive power loss before anything in
 	// them is acknowledged: fsync each one's entry in its parent.
 	if err := fsutil.SyncDir(cfg.FS, filepath.Dir(filepath.Clean(cfg.DataDir)), cfg.DataDir, memberDir); err != nil {
+		s.tr.Close()
 		s.node.Stop()
 		s.closeStorage()
 		return nil, err
@@ -185,6 +239,7 @@ func New(cfg Config) (*Server, error) {
 	applied := s.kv.Meta().AppliedIndex
 	snapIndex := s.node.SnapshotIndex()
 	if applied < snapIndex && snapIndex > 1 {
+		s.tr.Close()
 		s.node.Stop()
 		s.closeStorage()
 		return nil, fmt.Errorf("data dir %s is inconsistent: engine applied index %d is behind raft snapshot %d; restore the member from a snapshot", cfg.DataDir, applied, snapIndex)
@@ -194,7 +249,7 @@ func New(cfg Config) (*Server, error) {
 	s.appliedIndex.Store(applied)
 	s.lg.Info("member started",
 		zap.String("name", cfg.Name), zap.String("data-dir", cfg.DataDir),
-		zap.String("member-id", fmt.Sprintf("%x", s.id)), zap.String("cluster-id", fmt.Sprintf("%x", s.cluster)),
+		zap.String("member-id", fmt.Sprintf("%x", s.id)), zap.String("cluster-id", fmt.Sprintf("%x", s.clusterID)),
 		zap.Uint64("applied-index", applied), zap.Int64("revision", s.kv.Rev()))
 	s.lessor.Start(leaseProposer{s})
 	go s.applyLoop(applied, snapIndex, s.node.ConfState())
@@ -215,6 +270,9 @@ func (s *Server) waitReady() {
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.requestTimeout())
 		err := s.LinearizableBarrier(ctx)
+		if err == nil {
+			err = s.publish(ctx)
+		}
 		cancel()
 		if err == nil {
 			close(s.readyc)
@@ -262,7 +320,7 @@ func (s *Server) Stop() {
 func (s *Server) ID() uint64 { return s.id }
 
 // ClusterID returns the cluster's ID.
-func (s *Server) ClusterID() uint64 { return s.cluster }
+func (s *Server) ClusterID() uint64 { return s.clusterID }
 
 // Term returns the current raft term.
 func (s *Server) Term() uint64 { return s.node.Status().Term }
@@ -271,7 +329,14 @@ func (s *Server) Term() uint64 { return s.node.Status().Term }
 func (s *Server) Rev() int64 { return s.kv.Rev() }
 
 // Members returns the member list.
-func (s *Server) Members() []membership.Member { return s.members }
+func (s *Server) Members() []membership.Member { return s.members.Members() }
+
+func samePeerURLs(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
 
 // Watchable returns the member's watch hub.
 func (s *Server) Watchable() *watch.Hub { return s.hub }
@@ -441,6 +506,7 @@ func (s *Server) applyLoop(applied, lastSnap uint64, cs *raftpb.ConfState) {
 	var fatal error
 	defer func() {
 		s.lessor.Stop()
+		s.tr.Close()
 		s.node.Stop()
 		if fatal == nil {
 			fatal = s.node.Err()
@@ -472,9 +538,19 @@ func (s *Server) applyLoop(applied, lastSnap uint64, cs *raftpb.ConfState) {
 		case <-s.stopc:
 			return
 		}
+		if a.Snapshot != nil {
+			fatal = errors.New("apply: installing a snapshot from the leader is not supported yet")
+			return
+		}
 		var done []pendingResult
+		removed := false
 		for _, e := range a.Entries {
 			if e.GetIndex() <= applied {
+				if e.GetType() == raftpb.EntryConfChange {
+					if _, _, fatal = s.applyConfChange(e, true); fatal != nil {
+						return
+					}
+				}
 				continue
 			}
 			switch e.GetType() {
@@ -487,8 +563,16 @@ func (s *Server) applyLoop(applied, lastSnap uint64, cs *raftpb.ConfState) {
 					}
 					done = append(done, pendingResult{id: r.GetHeader().GetID(), res: s.applyRequest(&r)})
 				}
-			case raftpb.EntryConfChange, raftpb.EntryConfChangeV2:
-				fatal = fmt.Errorf("apply: configuration change at entry %d: membership changes are not supported yet", e.GetIndex())
+			case raftpb.EntryConfChange:
+				res, removedSelf, err := s.applyConfChange(e, false)
+				if err != nil {
+					fatal = err
+					return
+				}
+				done = append(done, res)
+				removed = removed || removedSelf
+			case raftpb.EntryConfChangeV2:
+				fatal = fmt.Errorf("apply: entry %d is a joint configuration change, which Cairn never proposes", e.GetIndex())
 				return
 			}
 			applied, appliedTerm = e.GetIndex(), e.GetTerm()
@@ -514,6 +598,10 @@ func (s *Server) applyLoop(applied, lastSnap uint64, cs *raftpb.ConfState) {
 		if snapshot {
 			s.node.RequestSnapshot(applied, appliedTerm, cs)
 			lastSnap = applied
+		}
+		if removed {
+			fatal = ErrRemoved
+			return
 		}
 	}
 }

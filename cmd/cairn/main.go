@@ -33,6 +33,8 @@ type options struct {
 	listenClientURLs, advertiseClientURLs           string
 	listenMetricsURLs                               string
 	listenPeerURLs, initialAdvertisePeerURLs        string
+	strictReconfigCheck                             bool
+	maxLearners                                     int
 	initialCluster, initialClusterState, clusterTok string
 	snapshotCount                                   uint64
 	heartbeatMs, electionMs                         uint
@@ -59,6 +61,8 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.initialCluster, "initial-cluster", "", "Initial cluster configuration for bootstrapping (default \"${name}=${initial-advertise-peer-urls}\").")
 	fs.StringVar(&o.initialClusterState, "initial-cluster-state", "new", "Initial cluster state ('new' or 'existing').")
 	fs.StringVar(&o.clusterTok, "initial-cluster-token", server.DefaultInitialClusterToken, "Initial cluster token for the cluster during bootstrap.")
+	fs.BoolVar(&o.strictReconfigCheck, "strict-reconfig-check", true, "Reject reconfiguration requests that would cause quorum loss.")
+	fs.IntVar(&o.maxLearners, "max-learners", 1, "Sets the maximum number of learners that can be available in the cluster membership.")
 	fs.Uint64Var(&o.snapshotCount, "snapshot-count", server.DefaultSnapshotCount, "Number of committed transactions to trigger a snapshot to disk.")
 	fs.UintVar(&o.heartbeatMs, "heartbeat-interval", 100, "Time (in milliseconds) of a heartbeat interval.")
 	fs.UintVar(&o.electionMs, "election-timeout", 1000, "Time (in milliseconds) for an election to timeout.")
@@ -139,6 +143,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		defer ln.Close()
 		lns = append(lns, ln)
 	}
+	peerLns, err := listenPeers(o.listenPeerURLs)
+	if err != nil {
+		lg.Error("cannot listen for peer traffic", zap.Error(err))
+		return 1
+	}
+	defer closeAll(peerLns)
 	metricsLns, err := listenMetrics(o.listenMetricsURLs)
 	if err != nil {
 		lg.Error("cannot listen for metrics", zap.Error(err))
@@ -151,6 +161,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return 1
 	}
 	defer srv.Stop()
+	// Peers first: the member needs them to elect a leader and be ready.
+	peerSrv := srv.ServePeers(peerLns)
+	defer peerSrv.Stop()
 	select {
 	case <-srv.ReadyNotify():
 	case <-srv.StopNotify():
@@ -199,8 +212,14 @@ func (o *options) config(lg *zap.Logger) (server.Config, []*url.URL, error) {
 	if err != nil {
 		return cfg, nil, fmt.Errorf("--initial-advertise-peer-urls: %w", err)
 	}
-	if _, err := parseURLs(o.listenPeerURLs); err != nil {
+	listenPeers, err := parseURLs(o.listenPeerURLs)
+	if err != nil {
 		return cfg, nil, fmt.Errorf("--listen-peer-urls: %w", err)
+	}
+	for _, u := range append(listenPeers, peers...) {
+		if u.Scheme != "http" {
+			return cfg, nil, fmt.Errorf("peer URL %s: scheme %q is not supported yet (use http)", u, u.Scheme)
+		}
 	}
 	if _, err := parseURLs(o.advertiseClientURLs); err != nil {
 		return cfg, nil, fmt.Errorf("--advertise-client-urls: %w", err)
@@ -212,6 +231,9 @@ func (o *options) config(lg *zap.Logger) (server.Config, []*url.URL, error) {
 		PeerURLs:                    urlStrings(peers),
 		InitialCluster:              o.initialCluster,
 		InitialClusterToken:         o.clusterTok,
+		InitialClusterState:         o.initialClusterState,
+		NoStrictReconfigCheck:       !o.strictReconfigCheck,
+		MaxLearners:                 o.maxLearners,
 		SnapshotCount:               o.snapshotCount,
 		HeartbeatInterval:           time.Duration(o.heartbeatMs) * time.Millisecond,
 		ElectionTimeout:             time.Duration(o.electionMs) * time.Millisecond,

@@ -49,6 +49,24 @@ func listenMetrics(urls string) ([]net.Listener, error) {
 	return lns, nil
 }
 
+// listenPeers binds the --listen-peer-urls listeners.
+func listenPeers(urls string) ([]net.Listener, error) {
+	us, err := parseURLs(urls)
+	if err != nil {
+		return nil, fmt.Errorf("--listen-peer-urls: %w", err)
+	}
+	var lns []net.Listener
+	for _, u := range us {
+		ln, err := net.Listen("tcp", u.Host)
+		if err != nil {
+			closeAll(lns)
+			return nil, fmt.Errorf("--listen-peer-urls: %w", err)
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
+}
+
 func closeAll(lns []net.Listener) {
 	for _, ln := range lns {
 		ln.Close()

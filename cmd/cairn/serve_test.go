@@ -97,6 +97,7 @@ func TestServeHTTPAndGRPC(t *testing.T) {
 		"--data-dir", t.TempDir(),
 		"--listen-client-urls", "http://127.0.0.1:0,http://127.0.0.1:0",
 		"--listen-metrics-urls", "http://127.0.0.1:0",
+		"--listen-peer-urls", "http://127.0.0.1:0",
 		"--heartbeat-interval", "10", "--election-timeout", "100",
 		"--enable-pprof",
 	}

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/cairn-kv/cairn/membership"
 	"github.com/cairn-kv/cairn/mvcc"
 	"github.com/cairn-kv/cairn/server"
 )
@@ -31,6 +32,17 @@ var errorTable = []struct {
 	{server.ErrCanceled, rpctypes.ErrGRPCCanceled},
 	{server.ErrNoLeader, rpctypes.ErrGRPCNoLeader},
 	{server.ErrLeaderChanged, rpctypes.ErrGRPCLeaderChanged},
+	{membership.ErrIDRemoved, rpctypes.ErrGRPCMemberNotFound},
+	{membership.ErrIDNotFound, rpctypes.ErrGRPCMemberNotFound},
+	{membership.ErrIDExists, rpctypes.ErrGRPCMemberExist},
+	{membership.ErrPeerURLExists, rpctypes.ErrGRPCPeerURLExist},
+	{membership.ErrNotLearner, rpctypes.ErrGRPCMemberNotLearner},
+	{membership.ErrTooManyLearners, rpctypes.ErrGRPCTooManyLearners},
+	{membership.ErrBadPeerURLs, rpctypes.ErrGRPCMemberBadURLs},
+	{server.ErrNotEnoughStartedMembers, rpctypes.ErrGRPCMemberNotEnoughStarted},
+	{server.ErrLearnerNotReady, rpctypes.ErrGRPCLearnerNotReady},
+	{server.ErrNotLeader, rpctypes.ErrGRPCNotLeader},
+	{server.ErrRemoved, rpctypes.ErrGRPCStopped},
 	{server.ErrWrongDowngradeVersionFormat, rpctypes.ErrGRPCWrongDowngradeVersionFormat},
 	{server.ErrInvalidDowngradeTargetVersion, rpctypes.ErrGRPCInvalidDowngradeTargetVersion},
 }

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/cairn-kv/cairn/membership"
 	"github.com/cairn-kv/cairn/server"
 )
 
@@ -77,9 +78,46 @@ func (c *clusterServer) MemberList(ctx context.Context, r *pb.MemberListRequest)
 			return nil, toGRPC(err)
 		}
 	}
+	return &pb.MemberListResponse{Header: c.hdr.new(), Members: c.members()}, nil
+}
+
+func (c *clusterServer) members() []*pb.Member {
 	var ms []*pb.Member
 	for _, m := range c.s.Members() {
-		ms = append(ms, &pb.Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner})
+		ms = append(ms, toPBMember(m))
 	}
-	return &pb.MemberListResponse{Header: c.hdr.new(), Members: ms}, nil
+	return ms
+}
+
+func toPBMember(m membership.Member) *pb.Member {
+	return &pb.Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner}
+}
+
+func (c *clusterServer) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (*pb.MemberAddResponse, error) {
+	m, err := c.s.AddMember(ctx, r.PeerURLs, r.IsLearner)
+	if err != nil {
+		return nil, toGRPC(err)
+	}
+	return &pb.MemberAddResponse{Header: c.hdr.new(), Member: toPBMember(m), Members: c.members()}, nil
+}
+
+func (c *clusterServer) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
+	if err := c.s.RemoveMember(ctx, r.ID); err != nil {
+		return nil, toGRPC(err)
+	}
+	return &pb.MemberRemoveResponse{Header: c.hdr.new(), Members: c.members()}, nil
+}
+
+func (c *clusterServer) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequest) (*pb.MemberUpdateResponse, error) {
+	if err := c.s.UpdateMember(ctx, r.ID, r.PeerURLs); err != nil {
+		return nil, toGRPC(err)
+	}
+	return &pb.MemberUpdateResponse{Header: c.hdr.new(), Members: c.members()}, nil
+}
+
+func (c *clusterServer) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
+	if err := c.s.PromoteMember(ctx, r.ID); err != nil {
+		return nil, toGRPC(err)
+	}
+	return &pb.MemberPromoteResponse{Header: c.hdr.new(), Members: c.members()}, nil
 }

@@ -114,7 +114,7 @@ func TestServerFlags(t *testing.T) {
 	// line's --listen-client-urls wins over ETCD_LISTEN_CLIENT_URLS.
 	dir := t.TempDir()
 	ep := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	p := startProc(t, ep, "", []string{"--listen-client-urls", "http://" + ep, "--advertise-client-urls", "http://" + ep},
+	p := startProc(t, ep, "", []string{"--listen-client-urls", "http://" + ep, "--advertise-client-urls", "http://" + ep, "--listen-peer-urls", "http://127.0.0.1:0"},
 		[]string{"ETCD_NAME=from-env", "ETCD_DATA_DIR=" + dir + "/envdata", "ETCD_LISTEN_CLIENT_URLS=http://127.0.0.1:1"})
 	out2, errOut, code := p.ctl(etcdctlBin, "", "member", "list")
 	if code != 0 || !strings.Contains(out2, "from-env") {

@@ -93,6 +93,7 @@ func startCairn(t testing.TB, dataDir string, extra ...string) *proc {
 	args := append([]string{
 		"--name", "e2e", "--data-dir", dataDir,
 		"--listen-client-urls", "http://" + ep, "--advertise-client-urls", "http://" + ep,
+		"--listen-peer-urls", "http://127.0.0.1:0",
 	}, extra...)
 	return startProc(t, ep, dataDir, args, nil)
 }

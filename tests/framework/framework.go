@@ -2,7 +2,9 @@ package framework
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 
 	"github.com/cairn-kv/cairn/server"
 	"github.com/cairn-kv/cairn/server/v3rpc"
+	"github.com/cairn-kv/cairn/transport"
 )
 
 // Member is one in-process Cairn member serving clients on a loopback port.
@@ -21,53 +24,125 @@ type Member struct {
 	Config   server.Config
 	Server   *server.Server
 	Endpoint string
-	grpc     *grpc.Server
-	ln       net.Listener
+	// PeerAddr is the member's peer listener address (host:port).
+	PeerAddr string
+	// Faults injects faults into the member's peer transport.
+	Faults *transport.Faults
+	grpc   *grpc.Server
+	peers  *server.PeerServer
+}
+
+func baseConfig(t testing.TB, name string) server.Config {
+	return server.Config{
+		Name:              name,
+		DataDir:           t.TempDir(),
+		HeartbeatInterval: 10 * time.Millisecond,
+		ElectionTimeout:   100 * time.Millisecond,
+		WALSegmentSize:    1 << 20, // cuts segments often, and keeps in-memory filesystems small
+		Logger:            zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)).Named(name),
+	}
 }
 
 // StartMember starts a fresh single member in a temporary data dir. edit,
 // when given, adjusts the configuration first.
 func StartMember(t testing.TB, edit ...func(*server.Config)) *Member {
 	t.Helper()
-	cfg := server.Config{
-		Name:              "m0",
-		DataDir:           t.TempDir(),
-		HeartbeatInterval: 10 * time.Millisecond,
-		ElectionTimeout:   100 * time.Millisecond,
-		WALSegmentSize:    1 << 20, // cuts segments often, and keeps in-memory filesystems small
-		Logger:            zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
-	}
-	for _, e := range edit {
-		e(&cfg)
-	}
-	m := &Member{t: t, Config: cfg}
-	m.start("127.0.0.1:0")
-	t.Cleanup(m.Stop)
-	return m
+	return StartCluster(t, 1, edit...).Members[0]
 }
 
-func (m *Member) start(addr string) {
-	m.t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		m.t.Fatalf("listen %s: %v", addr, err)
+// Cluster is a set of in-process members of one cluster, each with its own
+// data dir and client and peer ports on loopback.
+type Cluster struct {
+	t       testing.TB
+	Members []*Member
+}
+
+// StartCluster starts a new cluster of n members named m0, m1, … and waits
+// until every one is ready. edit adjusts each member's configuration.
+func StartCluster(t testing.TB, n int, edit ...func(*server.Config)) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t}
+	var initial []string
+	for i := 0; i < n; i++ {
+		m := &Member{t: t, Config: baseConfig(t, fmt.Sprintf("m%d", i)), Faults: &transport.Faults{}}
+		m.PeerAddr = freeAddr(t)
+		m.Endpoint = freeAddr(t)
+		initial = append(initial, m.Config.Name+"=http://"+m.PeerAddr)
+		c.Members = append(c.Members, m)
 	}
-	m.Config.ClientURLs = []string{"http://" + ln.Addr().String()}
+	for _, m := range c.Members {
+		m.Config.InitialCluster = strings.Join(initial, ",")
+		for _, e := range edit {
+			e(&m.Config)
+		}
+		m.launch()
+		t.Cleanup(m.Stop)
+	}
+	for _, m := range c.Members {
+		m.waitReady()
+	}
+	return c
+}
+
+// freeAddr returns a loopback address that was free a moment ago.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// launch starts the member's server and peer port; clients are served
+// once it is ready (waitReady).
+func (m *Member) launch() {
+	m.t.Helper()
+	pln, err := listen(m.PeerAddr)
+	if err != nil {
+		m.t.Fatalf("peer listener: %v", err)
+	}
+	m.Config.PeerURLs = []string{"http://" + m.PeerAddr}
+	m.Config.ClientURLs = []string{"http://" + m.Endpoint}
+	m.Config.PeerFaults = m.Faults
 	srv, err := server.New(m.Config)
 	if err != nil {
-		ln.Close()
-		m.t.Fatalf("start member: %v", err)
+		pln.Close()
+		m.t.Fatalf("start member %s: %v", m.Config.Name, err)
 	}
+	m.Server = srv
+	m.peers = srv.ServePeers([]net.Listener{pln})
+}
+
+// listen binds addr, retrying briefly: a port just released by a stopped
+// member may still be in use by connections closing.
+func listen(addr string) (net.Listener, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ln, err := net.Listen("tcp", addr)
+		if err == nil || time.Now().After(deadline) {
+			return ln, err
+		}
+		time.Sleep(20 * time.Millisecond) // retry pacing, not waiting for a condition
+	}
+}
+
+func (m *Member) waitReady() {
+	m.t.Helper()
 	select {
-	case <-srv.ReadyNotify():
-	case <-srv.StopNotify():
-		m.t.Fatalf("member stopped before ready: %v", srv.Err())
+	case <-m.Server.ReadyNotify():
+	case <-m.Server.StopNotify():
+		m.t.Fatalf("member %s stopped before ready: %v", m.Config.Name, m.Server.Err())
 	case <-time.After(30 * time.Second):
-		srv.Stop()
-		m.t.Fatal("member not ready within 30s")
+		m.Server.Stop()
+		m.t.Fatalf("member %s not ready within 30s", m.Config.Name)
 	}
-	m.Server, m.ln, m.Endpoint = srv, ln, ln.Addr().String()
-	m.grpc = v3rpc.NewServer(srv)
+	ln, err := listen(m.Endpoint)
+	if err != nil {
+		m.t.Fatalf("client listener: %v", err)
+	}
+	m.grpc = v3rpc.NewServer(m.Server)
 	go m.grpc.Serve(ln)
 }
 
@@ -76,33 +151,91 @@ func (m *Member) Stop() {
 	if m.Server == nil {
 		return
 	}
-	m.grpc.Stop()
+	if m.grpc != nil {
+		m.grpc.Stop()
+		m.grpc = nil
+	}
 	m.Server.Stop()
+	m.peers.Stop()
 	m.Server = nil
 }
 
 // Restart stops the member and starts it again on the same data dir and
-// address.
+// addresses.
 func (m *Member) Restart() {
 	m.t.Helper()
-	addr := m.Endpoint
 	m.Stop()
-	m.start(addr)
+	m.Start()
+}
+
+// Start starts a stopped member again and waits until it is ready.
+func (m *Member) Start() {
+	m.t.Helper()
+	m.launch()
+	m.waitReady()
 }
 
 // Client returns a clientv3 client for the member, closed at test end.
 func (m *Member) Client() *clientv3.Client {
 	m.t.Helper()
+	return newClient(m.t, m.Endpoint)
+}
+
+// Client returns a clientv3 client with every member's endpoint.
+func (c *Cluster) Client() *clientv3.Client {
+	c.t.Helper()
+	var eps []string
+	for _, m := range c.Members {
+		eps = append(eps, m.Endpoint)
+	}
+	return newClient(c.t, eps...)
+}
+
+func newClient(t testing.TB, endpoints ...string) *clientv3.Client {
+	t.Helper()
 	c, err := clientv3.New(clientv3.Config{
-		Endpoints:   []string{m.Endpoint},
+		Endpoints:   endpoints,
 		DialTimeout: 5 * time.Second,
 		Logger:      zap.NewNop(),
 	})
 	if err != nil {
-		m.t.Fatalf("client: %v", err)
+		t.Fatalf("client: %v", err)
 	}
-	m.t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// Leader waits until the running members agree on a leader among them, and
+// returns it.
+func (c *Cluster) Leader(ctx context.Context) *Member {
+	c.t.Helper()
+	for {
+		var lead uint64
+		agree, running := true, 0
+		for _, m := range c.Members {
+			if m.Server == nil {
+				continue
+			}
+			running++
+			l := m.Server.Status().Leader
+			if lead == 0 {
+				lead = l
+			}
+			agree = agree && l != 0 && l == lead
+		}
+		if agree && running > 0 {
+			for _, m := range c.Members {
+				if m.Server != nil && m.Server.ID() == lead {
+					return m
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			c.t.Fatalf("the members agree on no running leader")
+		case <-time.After(10 * time.Millisecond): // polling pace
+		}
+	}
 }
 
 // Context returns a context that ends with the test or after d.

@@ -185,13 +185,13 @@ type Node struct {
 	statusc  chan chan raft.Status
 	transfer chan uint64
 	propc    chan proposal
-	readc  chan chan readResult
-	confc  chan confChange
-	snapc  chan snapRequest
-	applyc chan Apply
-	stopc  chan struct{}
-	donec  chan struct{}
-	err    error // set before donec closes
+	readc    chan chan readResult
+	confc    chan confChange
+	snapc    chan snapRequest
+	applyc   chan Apply
+	stopc    chan struct{}
+	donec    chan struct{}
+	err      error // set before donec closes
 
 	term, lead, commit atomic.Uint64
 	leaderChanges      atomic.Uint64

@@ -137,7 +137,9 @@ func (s *Server) PeerFaults() *transport.Faults { return s.cfg.PeerFaults }
 // lateTransport lets raft send before the transport exists, which needs
 // the raft node as its receiver: messages sent before are dropped, as a
 // lost message is.
-type lateTransport struct{ p atomic.Pointer[transport.Transport] }
+type lateTransport struct {
+	p atomic.Pointer[transport.Transport]
+}
 
 func (l *lateTransport) Send(msgs []*raftpb.Message) {
 	if t := l.p.Load(); t != nil {

@@ -154,6 +154,16 @@ func Open(cfg Config, eng *storage.Engine, st Store) (*Lessor, error) {
 	l.mu.expiries.init()
 	l.mu.checkpoints.init()
 	l.ctx, l.cancel = context.WithCancel(context.Background())
+	leases, err := loadLeases(eng)
+	if err != nil {
+		return nil, err
+	}
+	l.mu.leases = leases
+	return l, nil
+}
+
+func loadLeases(eng *storage.Engine) (map[int64]*lease, error) {
+	leases := map[int64]*lease{}
 	lower := []byte{storage.PrefixLease}
 	it, err := eng.DB().NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: storage.PrefixEnd(lower)})
 	if err != nil {
@@ -165,12 +175,36 @@ func Open(cfg Config, eng *storage.Engine, st Store) (*Lessor, error) {
 		if err != nil {
 			return nil, err
 		}
-		l.mu.leases[le.id] = le
+		leases[le.id] = le
 	}
 	if err := it.Error(); err != nil {
 		return nil, fmt.Errorf("lease: loading leases: %w", err)
 	}
-	return l, nil
+	return leases, nil
+}
+
+// Reload replaces every lease with those committed in eng, whose contents
+// were replaced by a snapshot from the leader. Apply goroutine only, on a
+// lessor that is not primary (a member installing a snapshot follows).
+func (l *Lessor) Reload(eng *storage.Engine) error {
+	leases, err := loadLeases(eng)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.mu.leases = leases
+	l.mu.expiries.init()
+	l.mu.checkpoints.init()
+	if l.mu.primary {
+		// Not expected, but a primary must keep deadlines for every lease.
+		now := l.cfg.Clock.Now()
+		for _, le := range leases {
+			l.setExpiryLocked(le, now.Add(time.Duration(le.ttlLeft())*time.Second))
+			l.scheduleCheckpointLocked(le, now)
+		}
+	}
+	return nil
 }
 
 func recordKey(id int64) []byte {

@@ -72,34 +72,50 @@ func Load(eng *storage.Engine, st Store, maxLearners int) (*Cluster, error) {
 	if maxLearners <= 0 {
 		maxLearners = DefaultMaxLearners
 	}
-	c := &Cluster{st: st, eng: eng, maxLearners: maxLearners, members: map[uint64]*Member{}, removed: map[uint64]bool{}}
-	lower := []byte{storage.PrefixMembership}
-	it, err := eng.DB().NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: storage.PrefixEnd(lower)})
-	if err != nil {
+	c := &Cluster{st: st, eng: eng, maxLearners: maxLearners}
+	if err := c.Reload(); err != nil {
 		return nil, err
+	}
+	return c, nil
+}
+
+// Reload reads the member list committed in the engine again, after its
+// contents were replaced by a snapshot from the leader. Apply only.
+func (c *Cluster) Reload() error {
+	members, removed := map[uint64]*Member{}, map[uint64]bool{}
+	lower := []byte{storage.PrefixMembership}
+	it, err := c.eng.DB().NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: storage.PrefixEnd(lower)})
+	if err != nil {
+		return err
 	}
 	defer it.Close()
 	for valid := it.First(); valid; valid = it.Next() {
 		k := it.Key()
 		if len(k) != 10 {
-			return nil, fmt.Errorf("membership: corrupt key %x", k)
+			return fmt.Errorf("membership: corrupt key %x", k)
 		}
 		id := binary.BigEndian.Uint64(k[2:])
 		switch k[1] {
 		case 'm':
 			var m Member
 			if err := json.Unmarshal(it.Value(), &m); err != nil || m.ID != id {
-				return nil, fmt.Errorf("membership: corrupt record of member %x", id)
+				return fmt.Errorf("membership: corrupt record of member %x", id)
 			}
-			c.members[id] = &m
+			members[id] = &m
 		case 'r':
-			c.removed[id] = true
+			removed[id] = true
 		case 'x':
 		default:
-			return nil, fmt.Errorf("membership: corrupt key %x", k)
+			return fmt.Errorf("membership: corrupt key %x", k)
 		}
 	}
-	return c, it.Error()
+	if err := it.Error(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.members, c.removed = members, removed
+	c.mu.Unlock()
+	return nil
 }
 
 // Members returns the members sorted by ID.

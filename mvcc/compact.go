@@ -47,8 +47,10 @@ func (c *compactor) init(s *Store, finished, scheduled int64) {
 	c.s = s
 	c.kick = make(chan struct{}, 1)
 	c.stop = make(chan struct{})
+	c.mu.Lock()
 	c.mu.target, c.mu.finished = finished, finished
 	c.mu.lastLogical = scheduled
+	c.mu.Unlock()
 	c.wg.Add(1)
 	go c.run(finished)
 }

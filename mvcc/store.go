@@ -137,6 +137,50 @@ func Open(eng *storage.Engine, lg *zap.Logger) (*Store, error) {
 	return s, nil
 }
 
+// Restore replaces the store's contents: replace must atomically swap the
+// engine's contents for another member's (storage.Engine.Restore), and the
+// store then starts over from what the engine holds. Any open group is
+// discarded, and the background compactor is stopped before replace runs,
+// so no compaction computed from the old contents writes into the new;
+// a compaction unfinished in the new contents resumes. Apply goroutine
+// only. Readers see either the old or the new state.
+func (s *Store) Restore(replace func() error) error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	s.discardGroup()
+	s.comp.close()
+	if err := replace(); err != nil {
+		return err
+	}
+	m, rev, err := s.loadState()
+	if err != nil {
+		return err
+	}
+	scheduled, err := s.loadInt(scheduledCompactKey)
+	if err != nil {
+		return err
+	}
+	finished, err := s.loadInt(finishedCompactKey)
+	if err != nil {
+		return err
+	}
+	s.broken = nil
+	s.g = group{latest: make(map[string]keyState), compactRev: scheduled}
+	s.compactRev.Store(scheduled)
+	s.rev.Store(max(rev, scheduled))
+	s.meta.Store(&m)
+	s.comp.mu.Lock()
+	// The old contents' compaction hashes describe another history.
+	s.comp.mu.stopped, s.comp.mu.hashes, s.comp.mu.toHash = false, nil, nil
+	s.comp.mu.Unlock()
+	s.comp.init(s, finished, scheduled)
+	if scheduled > finished {
+		s.comp.schedule(scheduled, nil, false)
+	}
+	return nil
+}
+
 // loadState reads the applied position and revision; a fresh store is at
 // revision 1, like etcd's.
 func (s *Store) loadState() (Meta, int64, error) {

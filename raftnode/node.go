@@ -177,8 +177,10 @@ type Node struct {
 	// confState is the configuration as of the newest conf change raft
 	// applied. Raft loop only.
 	curConf *raftpb.ConfState
-	// applied is the state machine's applied index, reported by SetApplied.
-	applied atomic.Uint64
+	// applied is the state machine's applied index, reported by SetApplied,
+	// and appliedConf the configuration there.
+	applied     atomic.Uint64
+	appliedConf atomic.Pointer[appliedConf]
 
 	recvc    chan *raftpb.Message
 	reports  reports
@@ -201,7 +203,7 @@ type Node struct {
 
 	// ReadIndex batching, raft loop only.
 	readPending  []chan readResult
-	readInflight map[uint64][]chan readResult
+	readInflight map[uint64]*readRound
 	readSeq      uint64
 }
 
@@ -231,7 +233,7 @@ func Start(cfg Config) (*Node, error) {
 		stopc:         make(chan struct{}),
 		donec:         make(chan struct{}),
 		leaderChanged: make(chan struct{}),
-		readInflight:  map[uint64][]chan readResult{},
+		readInflight:  map[uint64]*readRound{},
 	}
 	walDir := filepath.Join(cfg.Dir, "wal")
 	var err error
@@ -258,7 +260,7 @@ func Start(cfg Config) (*Node, error) {
 		ID:                        n.cfg.ID,
 		ElectionTick:              cfg.ElectionTicks,
 		HeartbeatTick:             1,
-		Storage:                   n.ms,
+		Storage:                   snapshotStorage{n.ms, n},
 		MaxSizePerMsg:             1 << 20,
 		MaxCommittedSizePerReady:  16 << 20,
 		MaxInflightMsgs:           256,
@@ -532,6 +534,7 @@ func (n *Node) run() {
 		select {
 		case <-ticker.C:
 			n.rn.Tick()
+			n.retryReads()
 		case p := <-n.propc:
 			n.propose(p)
 			for drained := 0; drained < 1024; drained++ {
@@ -573,11 +576,9 @@ func (n *Node) run() {
 		}
 		if len(n.readPending) > 0 && n.lead.Load() != raft.None {
 			n.readSeq++
-			n.readInflight[n.readSeq] = n.readPending
+			n.readInflight[n.readSeq] = &readRound{waiters: n.readPending}
 			n.readPending = nil
-			var ctx [8]byte
-			binary.BigEndian.PutUint64(ctx[:], n.readSeq)
-			n.rn.ReadIndex(ctx[:])
+			n.sendReadIndex(n.readSeq)
 		}
 		for n.rn.HasReady() {
 			if err = n.handleReady(); err != nil {
@@ -678,9 +679,44 @@ func (n *Node) trimLog() error {
 	return nil
 }
 
-// SetApplied tells the node how far the state machine has applied, so the
-// in-memory log can drop what no one will read again.
-func (n *Node) SetApplied(index uint64) { n.applied.Store(index) }
+// SetApplied tells the node how far the state machine has applied, and the
+// configuration as of there, so the in-memory log can drop what no one
+// will read again and a member behind the log can be sent a snapshot at
+// that index. cs may be nil when the caller does not track it.
+func (n *Node) SetApplied(index uint64, cs *raftpb.ConfState) {
+	if cs != nil {
+		n.appliedConf.Store(&appliedConf{index: index, cs: cs})
+	}
+	n.applied.Store(index)
+}
+
+type appliedConf struct {
+	index uint64
+	cs    *raftpb.ConfState
+}
+
+// snapshotStorage is raft's storage, with one change: the snapshot raft
+// sends a member behind the log is as new as the state machine's applied
+// index, not the last periodic one. A member added after the periodic
+// snapshot must find itself in the snapshot's configuration, or raft
+// refuses it; and a newer snapshot leaves it less log to replay.
+type snapshotStorage struct {
+	*raft.MemoryStorage
+	n *Node
+}
+
+func (s snapshotStorage) Snapshot() (*raftpb.Snapshot, error) {
+	cur, err := s.MemoryStorage.Snapshot()
+	if err != nil {
+		return cur, err
+	}
+	if a := s.n.appliedConf.Load(); a != nil && a.index > cur.GetMetadata().GetIndex() {
+		if fresh, err := s.MemoryStorage.CreateSnapshot(a.index, a.cs, nil); err == nil {
+			return fresh, nil
+		}
+	}
+	return cur, nil
+}
 
 func (n *Node) propose(p proposal) {
 	var err error
@@ -767,8 +803,10 @@ func (n *Node) handleReady() error {
 			continue
 		}
 		seq := binary.BigEndian.Uint64(rs.RequestCtx)
-		for _, c := range n.readInflight[seq] {
-			c <- readResult{index: rs.Index}
+		if r := n.readInflight[seq]; r != nil {
+			for _, c := range r.waiters {
+				c <- readResult{index: rs.Index}
+			}
 		}
 		delete(n.readInflight, seq)
 	}
@@ -852,9 +890,37 @@ func (n *Node) snapshot(r snapRequest) error {
 	return nil
 }
 
+// readRound is one ReadIndex request in flight and the callers sharing it.
+type readRound struct {
+	waiters []chan readResult
+	ticks   int // since it was last sent
+}
+
+func (n *Node) sendReadIndex(seq uint64) {
+	var ctx [8]byte
+	binary.BigEndian.PutUint64(ctx[:], seq)
+	n.rn.ReadIndex(ctx[:])
+}
+
+// retryReads sends again the ReadIndex requests unanswered for half an
+// election timeout. Raft does not retransmit them: a request or answer
+// lost between a follower and the leader would otherwise hold its readers
+// until they time out. A late duplicate answer finds its round gone.
+func (n *Node) retryReads() {
+	if n.lead.Load() == raft.None {
+		return
+	}
+	for seq, r := range n.readInflight {
+		if r.ticks++; r.ticks >= max(n.cfg.ElectionTicks/2, 1) {
+			r.ticks = 0
+			n.sendReadIndex(seq)
+		}
+	}
+}
+
 func (n *Node) failReads(err error) {
-	for seq, cs := range n.readInflight {
-		for _, c := range cs {
+	for seq, r := range n.readInflight {
+		for _, c := range r.waiters {
 			c <- readResult{err: err}
 		}
 		delete(n.readInflight, seq)

@@ -170,7 +170,7 @@ func TestLogTrimmedWhenAlone(t *testing.T) {
 			t.Fatal(err)
 		}
 		last = collect(t, n, 1)[0].GetIndex()
-		n.SetApplied(last)
+		n.SetApplied(last, nil)
 	}
 	first, err := n.ms.FirstIndex()
 	if err != nil {
@@ -219,7 +219,7 @@ func TestSnapshotOfTrimmedIndex(t *testing.T) {
 			t.Fatal(err)
 		}
 		ents = append(ents, collect(t, n, 1)...)
-		n.SetApplied(ents[len(ents)-1].GetIndex())
+		n.SetApplied(ents[len(ents)-1].GetIndex(), nil)
 	}
 	old := ents[200]
 	if first, _ := n.ms.FirstIndex(); old.GetIndex() >= first {

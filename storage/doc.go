@@ -20,6 +20,42 @@
 // Packages above (mvcc, lease, auth, membership) use DB() directly and own
 // the layout inside their prefix.
 //
+// # Restore
+//
+// Engine.Restore(ctx, srcDir) replaces the entire contents of a live engine
+// with those of the Pebble database in srcDir (a checkpoint another member
+// sent, see package snap), in one atomic step:
+//
+//   - Readers of DB() see all of the old contents or all of the new, never
+//     a mix; a Snapshot or iterator opened before the switch keeps seeing
+//     the old contents for as long as it is open.
+//   - A crash at any point leaves the old or the new contents; once Restore
+//     returns nil the new contents are durable. On an error the engine is
+//     unchanged.
+//   - The caller stops writers first: a write racing Restore may be erased
+//     or survive. Restore must not race Close; a second concurrent Restore
+//     fails with ErrRestoreBusy, a Restore after Close with ErrClosed.
+//   - srcDir is opened read-only (its WAL replayed in memory) and left as
+//     it was, so a Restore interrupted by a crash can be run again on it;
+//     the caller removes it.
+//   - Memory is bounded whatever the size of the source.
+//
+// How: Restore streams the source's keys, in order, into sstables of about
+// DefaultRestoreTableSize (64 MiB) in the directory Dir()+".restore" (Open
+// and Restore remove a crash's leftover). The tables partition the span
+// [nil, 0xff), which holds every key space: each carries a
+// range deletion over its own slice of the span beside the source's keys in
+// it. One Pebble ingest then links all of them in atomically; each range
+// deletion, newer than every existing key, erases the old contents of its
+// slice wherever they live (memtables or sstables), while the keys beside
+// it share its sequence number and stay visible. Compactions reclaim the
+// old contents once no older Snapshot needs them. IngestAndExcise is not
+// used: an excise drops the old keys from the LSM at once, so a Snapshot
+// taken before it would read an empty database afterwards.
+// Restore refuses, with ErrRestoreUnsupported and before writing anything,
+// a source or engine holding keys at or above 0xff or range keys (Cairn
+// writes neither).
+//
 // # Key spaces
 //
 //	'k'  mvcc key index      (package mvcc)

@@ -3,12 +3,13 @@ package storage
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/crc32"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.uber.org/zap"
 )
@@ -82,9 +83,18 @@ func (o Options) Validate() error {
 
 // Engine is an open Pebble database. It is safe for concurrent use.
 type Engine struct {
-	db  *pebble.DB
-	dir string
-	fs  vfs.FS
+	db     *pebble.DB
+	dir    string
+	fs     vfs.FS
+	logger pebble.Logger
+	// tableOpts writes sstables in the format the database expects (its
+	// comparer, table format and block settings), for Restore to ingest.
+	tableOpts sstable.WriterOptions
+	// restoreTableSize is the size in bytes at which Restore starts a new
+	// sstable: DefaultRestoreTableSize; tests lower it.
+	restoreTableSize int64
+	// restoring is set while a Restore runs; a second one is refused.
+	restoring atomic.Bool
 	// mu orders Size, which monitoring calls from any goroutine at any
 	// time, against Close.
 	mu       sync.RWMutex
@@ -117,7 +127,18 @@ func Open(dir string, o Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
 	}
-	return &Engine{db: db, dir: dir, fs: o.FS}, nil
+	e := &Engine{db: db, dir: dir, fs: o.FS, logger: po.Logger, restoreTableSize: DefaultRestoreTableSize}
+	// Pebble fills in the defaults of its own copy of po; the writer
+	// options need them too.
+	wo := po.Clone()
+	wo.EnsureDefaults()
+	e.tableOpts = wo.MakeWriterOptions(0, db.TableFormat())
+	// The sstables of a Restore that a crash interrupted.
+	if err := o.FS.RemoveAll(e.restoreDir()); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("storage: open %s: remove leftover %s: %w", dir, e.restoreDir(), err)
+	}
+	return e, nil
 }
 
 // DB returns the underlying database. Callers must not close it.
@@ -147,7 +168,7 @@ func (e *Engine) Close() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
-		return errors.New("storage: engine already closed")
+		return fmt.Errorf("storage: close: %w", ErrClosed)
 	}
 	e.lastSize = int64(e.db.Metrics().DiskSpaceUsage())
 	e.closed = true

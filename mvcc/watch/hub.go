@@ -181,6 +181,27 @@ func (h *Hub) deliverLocked(rev int64, evs []*mvccpb.Event) {
 	// synced; its minRev only matters while it waits for a future start.
 }
 
+// Resync tells the hub that the store's contents were replaced (by a
+// snapshot from the leader) and now stand at rev. Every watcher then reads
+// what it has not seen yet from the store, as a slow watcher does; one
+// whose next revision is compacted in the new contents is canceled with
+// the compact revision.
+func (h *Hub) Resync(rev int64) {
+	h.mu.Lock()
+	for _, ws := range h.mu.synced.keys {
+		for w := range ws {
+			h.mu.unsynced[w] = struct{}{}
+		}
+	}
+	for w := range h.mu.synced.ranges {
+		h.mu.unsynced[w] = struct{}{}
+	}
+	h.mu.synced = newWatcherSet()
+	h.mu.rev = max(h.mu.rev, rev)
+	h.mu.Unlock()
+	h.wake()
+}
+
 func (h *Hub) wake() {
 	select {
 	case h.kick <- struct{}{}:

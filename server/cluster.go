@@ -31,7 +31,6 @@ import (
 var (
 	ErrNotEnoughStartedMembers = errors.New("server: re-configuration failed due to not enough started members")
 	ErrLearnerNotReady         = errors.New("server: can only promote a learner member which is in sync with leader")
-	ErrNotLeader               = errors.New("server: not leader")
 	// ErrRemoved stops a member that was removed from the cluster.
 	ErrRemoved = errors.New("the member has been permanently removed from the cluster")
 )
@@ -60,27 +59,36 @@ func (s *Server) bootstrapIdentity(initial []membership.Member, self *membership
 			urls = append(urls, m.PeerURLs...)
 		}
 	}
-	info, err := fetchCluster(urls, s.cfg.requestTimeout())
-	if err != nil {
-		return 0, nil, err
+	find := func(info clusterInfo) (membership.Member, bool) {
+		for _, m := range info.Members {
+			if samePeerURLs(m.PeerURLs, s.cfg.PeerURLs) {
+				return m, true
+			}
+		}
+		return membership.Member{}, false
 	}
-	mine := slices.Clone(s.cfg.PeerURLs)
-	slices.Sort(mine)
-	for _, m := range info.Members {
-		urls := slices.Clone(m.PeerURLs)
-		slices.Sort(urls)
-		if slices.Equal(urls, mine) {
-			self.ID = m.ID
-			self.IsLearner = m.IsLearner
+	// The member that applied the MemberAdd answered it, the others may be
+	// a moment behind: ask each, for a while, for a list that has us.
+	deadline := time.Now().Add(s.cfg.requestTimeout())
+	for {
+		info, err := fetchCluster(urls, s.cfg.requestTimeout(), func(info clusterInfo) bool {
+			_, ok := find(info)
+			return ok
+		})
+		if err == nil {
+			m, _ := find(info)
+			self.ID, self.IsLearner = m.ID, m.IsLearner
 			return info.ClusterID, info.Members, nil
 		}
+		if time.Now().After(deadline) {
+			return 0, nil, err
+		}
+		time.Sleep(100 * time.Millisecond) // retry pacing
 	}
-	return 0, nil, fmt.Errorf("no member of the running cluster has this member's peer URLs %v: add it first (etcdctl member add %s --peer-urls=%s), then start it with --initial-cluster-state=existing",
-		s.cfg.PeerURLs, s.cfg.Name, strings.Join(s.cfg.PeerURLs, ","))
 }
 
-// fetchCluster asks the members at urls for the member list.
-func fetchCluster(urls []string, timeout time.Duration) (clusterInfo, error) {
+// fetchCluster asks the members at urls for a member list that ok accepts.
+func fetchCluster(urls []string, timeout time.Duration, ok func(clusterInfo) bool) (clusterInfo, error) {
 	if len(urls) == 0 {
 		return clusterInfo{}, errors.New("--initial-cluster names no other member to join: list the running members' peer URLs in it")
 	}
@@ -88,8 +96,11 @@ func fetchCluster(urls []string, timeout time.Duration) (clusterInfo, error) {
 	var errs []error
 	for _, u := range urls {
 		info, err := getCluster(client, strings.TrimSuffix(u, "/")+PathMembers)
-		if err == nil {
+		if err == nil && ok(info) {
 			return info, nil
+		}
+		if err == nil {
+			err = fmt.Errorf("no member has this member's peer URLs: add it first (etcdctl member add <name> --peer-urls=<its peer URLs>), then start it with --initial-cluster-state=existing")
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", u, err))
 	}
@@ -181,46 +192,47 @@ func (s *Server) syncPeers() {
 	if len(members) == 0 {
 		members = s.bootPeers
 	}
-	want := map[uint64]bool{}
+	want := map[uint64][]string{}
 	for _, m := range members {
 		if m.ID == s.id {
 			continue
 		}
-		want[m.ID] = true
-		err := s.tr.AddPeer(m.ID, m.PeerURLs)
-		if errors.Is(err, transport.ErrPeerExists) {
+		want[m.ID] = m.PeerURLs
+		cur, known := s.peerURLs[m.ID]
+		var err error
+		switch {
+		case !known:
+			err = s.tr.AddPeer(m.ID, m.PeerURLs)
+		case !slices.Equal(cur, m.PeerURLs):
 			err = s.tr.UpdatePeer(m.ID, m.PeerURLs)
 		}
 		if err != nil && !errors.Is(err, transport.ErrPeerRemoved) && !errors.Is(err, transport.ErrClosed) {
 			s.lg.Warn("connecting to a member failed", zap.String("member-id", fmt.Sprintf("%x", m.ID)), zap.Error(err))
 		}
 	}
-	for _, id := range s.peerIDs {
-		if !want[id] && s.members.IsRemoved(id) {
+	for id := range s.peerURLs {
+		if _, ok := want[id]; !ok && s.members.IsRemoved(id) {
 			s.tr.RemovePeer(id)
 		}
 	}
-	s.peerIDs = s.peerIDs[:0]
-	for id := range want {
-		s.peerIDs = append(s.peerIDs, id)
-	}
+	s.peerURLs = want
 }
 
 // applyConfChange applies a committed conf change. replay is true for an
 // entry the state machine applied before (a restart, or a snapshot that
 // was newer than raft's): raft must still learn it, deciding as the first
 // time did, but the member list already holds its effect.
-func (s *Server) applyConfChange(e *raftpb.Entry, replay bool) (res pendingResult, removedSelf bool, err error) {
+func (s *Server) applyConfChange(e *raftpb.Entry, replay bool) (res pendingResult, removedSelf bool, cs *raftpb.ConfState, err error) {
 	var cc raftpb.ConfChange
 	if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
-		return res, false, fmt.Errorf("apply: conf change at entry %d does not decode: %w", e.GetIndex(), err)
+		return res, false, nil, fmt.Errorf("apply: conf change at entry %d does not decode: %w", e.GetIndex(), err)
 	}
 	res.id = cc.GetId()
 	var reject error
 	if replay {
 		rejected, err := s.members.WasRejected(e.GetIndex())
 		if err != nil {
-			return res, false, err
+			return res, false, nil, err
 		}
 		if rejected {
 			reject = errors.New("rejected when first applied")
@@ -243,14 +255,15 @@ func (s *Server) applyConfChange(e *raftpb.Entry, replay bool) (res pendingResul
 		// changes nothing.
 		toRaft = &raftpb.ConfChange{Type: cc.Type, NodeId: proto.Uint64(raft.None)}
 	}
-	if _, err := s.node.ApplyConfChange(context.Background(), toRaft); err != nil {
-		return res, false, err
+	cs, err = s.node.ApplyConfChange(context.Background(), toRaft)
+	if err != nil {
+		return res, false, nil, err
 	}
 	if reject == nil {
 		s.syncPeers()
 	}
 	res.res = result{err: reject}
-	return res, removedSelf, nil
+	return res, removedSelf, cs, nil
 }
 
 // changeMembers applies a valid change to the member list.
@@ -366,7 +379,7 @@ func (s *Server) UpdateMember(ctx context.Context, id uint64, peerURLs []string)
 }
 
 // PromoteMember makes learner id a voting member once it has caught up
-// with the leader. Only the leader can tell; others answer ErrNotLeader.
+// with the leader. Only the leader can tell; others forward the request.
 func (s *Server) PromoteMember(ctx context.Context, id uint64) error {
 	m, ok := s.members.Member(id)
 	switch {
@@ -376,7 +389,7 @@ func (s *Server) PromoteMember(ctx context.Context, id uint64) error {
 		return membership.ErrNotLearner
 	}
 	if !s.node.Status().IsLeader {
-		return ErrNotLeader
+		return s.forwardPromote(ctx, id)
 	}
 	rs, err := s.node.RaftStatus(ctx)
 	if err != nil {
@@ -392,6 +405,12 @@ func (s *Server) PromoteMember(ctx context.Context, id uint64) error {
 	}
 	cc := &raftpb.ConfChange{Type: raftpb.ConfChangeAddNode.Enum(), NodeId: proto.Uint64(id)}
 	return s.proposeConfChange(ctx, cc, membership.Change{Member: m, Promote: true})
+}
+
+// IsLearner reports whether this member is a learner.
+func (s *Server) IsLearner() bool {
+	m, ok := s.members.Member(s.id)
+	return ok && m.IsLearner
 }
 
 func (s *Server) strict() bool { return !s.cfg.NoStrictReconfigCheck }

@@ -49,6 +49,9 @@ func (s *Server) LeaseRenew(ctx context.Context, id int64) (int64, error) {
 		ttl, err = s.lessor.Renew(id)
 		return err
 	})
+	if errors.Is(err, errForward) {
+		return s.forwardRenew(ctx, id)
+	}
 	return ttl, err
 }
 
@@ -60,6 +63,9 @@ func (s *Server) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLiveReque
 		info, err = s.lessor.TimeToLive(r.ID)
 		return err
 	})
+	if errors.Is(err, errForward) {
+		return s.forwardTimeToLive(ctx, r)
+	}
 	resp := &pb.LeaseTimeToLiveResponse{Header: &pb.ResponseHeader{}, ID: r.ID, TTL: -1}
 	if errors.Is(err, ErrLeaseNotFound) {
 		return resp, nil
@@ -105,6 +111,9 @@ func (s *Server) onPrimary(ctx context.Context, op func() error) error {
 		err := op()
 		if !errors.Is(err, lease.ErrNotPrimary) {
 			return mapLeaseErr(err)
+		}
+		if st := s.node.Status(); st.Lead != 0 && !st.IsLeader {
+			return errForward
 		}
 		select {
 		case <-primary:

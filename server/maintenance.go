@@ -92,3 +92,44 @@ func isVersion(v string) bool {
 	}
 	return true
 }
+
+// ErrBadLeaderTransferee refuses a leadership transfer to a member that is
+// not a voting member.
+var ErrBadLeaderTransferee = errors.New("server: bad leader transferee")
+
+// ErrNotLeader refuses a request only the leader may serve.
+var ErrNotLeader = errors.New("server: not leader")
+
+// ErrLeaderTransferTimeout reports a leadership transfer that did not
+// finish within the request timeout.
+var ErrLeaderTransferTimeout = errors.New("etcdserver: request timed out, leader transfer took too long")
+
+// MoveLeader hands leadership to the voting member target through raft's
+// leadership transfer, and returns once target leads. Only the leader may
+// be asked, as in etcd.
+func (s *Server) MoveLeader(ctx context.Context, target uint64) error {
+	if !s.node.Status().IsLeader {
+		return ErrNotLeader
+	}
+	if m, ok := s.members.Member(target); !ok || m.IsLearner {
+		return ErrBadLeaderTransferee
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.requestTimeout())
+	defer cancel()
+	for {
+		changed := s.node.LeaderChanged()
+		if s.node.Status().Lead == target {
+			return nil
+		}
+		if err := s.node.TransferLeadership(ctx, target); err != nil {
+			return s.mapWaitErr(ctx, err)
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ErrLeaderTransferTimeout
+		case <-s.donec:
+			return ErrStopped
+		}
+	}
+}

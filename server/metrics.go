@@ -156,7 +156,7 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descFailed, float64(s.metrics.proposalsFailed.Load()))
 	// A member never receives a snapshot from a leader yet.
 	gauge(descSnapshotApply, 0)
-	gauge(descIsLearner, boolFloat(selfIsLearner(s)))
+	gauge(descIsLearner, boolFloat(s.IsLearner()))
 	// etcd reports the configured quota, negative (disabled) included.
 	gauge(descQuota, float64(s.cfg.QuotaBackendBytes))
 	gauge(descServerID, 1, fmt.Sprintf("%x", s.id))
@@ -174,15 +174,6 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descWatchers, float64(watch.Watchers))
 	gauge(descSlowWatchers, float64(watch.SlowWatchers))
 	gauge(descWatchStreams, float64(watch.Streams))
-}
-
-func selfIsLearner(s *Server) bool {
-	for _, m := range s.Members() {
-		if m.ID == s.id {
-			return m.IsLearner
-		}
-	}
-	return false
 }
 
 func boolFloat(b bool) float64 {

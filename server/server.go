@@ -50,14 +50,16 @@ type Server struct {
 	node      *raftnode.Node
 	id        uint64
 	clusterID uint64
+	memberDir string
 	members   *membership.Cluster
 	tr        *transport.Transport
 	lateTr    lateTransport
+	fwd       forwarder
 	// bootPeers are the members a joining member was told of, its peers
 	// until the cluster's state reaches it.
 	bootPeers []membership.Member
-	// peerIDs are the transport's peers; apply loop only after start.
-	peerIDs []uint64
+	// peerURLs are the transport's peers; apply loop only after start.
+	peerURLs map[uint64][]string
 
 	reqID   atomic.Uint64
 	w       waiters
@@ -126,6 +128,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.FS.MkdirAll(memberDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data dir %s: %w", memberDir, err)
 	}
+	s.memberDir = memberDir
 	join := fresh && cfg.InitialClusterState == "existing"
 	clusterID, boot := membership.ClusterID(initial), initial
 	if fresh {
@@ -196,6 +199,8 @@ func New(cfg Config) (*Server, error) {
 		SnapshotCount:  cfg.SnapshotCount,
 		WALSegmentSize: cfg.WALSegmentSize,
 		Transport:      &s.lateTr,
+		SnapshotBody:   s.snapshotBody,
+		StoreSnapshot:  s.storeSnapshot,
 		Logger:         cfg.Logger,
 		// Times the WAL fsyncs for /metrics.
 		WALSyncObserver: s.metrics.walFsync.observe,
@@ -236,8 +241,17 @@ func New(cfg Config) (*Server, error) {
 		s.closeStorage()
 		return nil, err
 	}
-	applied := s.kv.Meta().AppliedIndex
 	snapIndex := s.node.SnapshotIndex()
+	if s.kv.Meta().AppliedIndex < snapIndex && snapIndex > 1 {
+		if err := s.recoverSnapshot(snapIndex); err != nil {
+			s.tr.Close()
+			s.node.Stop()
+			s.closeStorage()
+			return nil, err
+		}
+	}
+	s.removeStaged(true)
+	applied := s.kv.Meta().AppliedIndex
 	if applied < snapIndex && snapIndex > 1 {
 		s.tr.Close()
 		s.node.Stop()
@@ -381,6 +395,7 @@ func (s *Server) Status() *pb.StatusResponse {
 		RaftAppliedIndex: applied,
 		DbSizeQuota:      max(s.cfg.QuotaBackendBytes, 0),
 		StorageVersion:   "3.6.0",
+		IsLearner:        s.IsLearner(),
 		DowngradeInfo:    &pb.DowngradeInfo{},
 	}
 }
@@ -506,6 +521,7 @@ func (s *Server) applyLoop(applied, lastSnap uint64, cs *raftpb.ConfState) {
 	var fatal error
 	defer func() {
 		s.lessor.Stop()
+		s.closeForwarder()
 		s.tr.Close()
 		s.node.Stop()
 		if fatal == nil {
@@ -539,15 +555,22 @@ func (s *Server) applyLoop(applied, lastSnap uint64, cs *raftpb.ConfState) {
 			return
 		}
 		if a.Snapshot != nil {
-			fatal = errors.New("apply: installing a snapshot from the leader is not supported yet")
-			return
+			if fatal = s.installSnapshot(a.Snapshot); fatal != nil {
+				return
+			}
+			m := s.kv.Meta()
+			applied, appliedTerm = m.AppliedIndex, m.AppliedTerm
+			lastSnap, cs = a.Snapshot.GetMetadata().GetIndex(), a.Snapshot.GetMetadata().GetConfState()
+			s.appliedIndex.Store(applied)
+			s.applied.advance(applied)
+			s.node.SetApplied(applied, cs)
 		}
 		var done []pendingResult
 		removed := false
 		for _, e := range a.Entries {
 			if e.GetIndex() <= applied {
 				if e.GetType() == raftpb.EntryConfChange {
-					if _, _, fatal = s.applyConfChange(e, true); fatal != nil {
+					if _, _, cs, fatal = s.applyConfChange(e, true); fatal != nil {
 						return
 					}
 				}
@@ -564,9 +587,9 @@ func (s *Server) applyLoop(applied, lastSnap uint64, cs *raftpb.ConfState) {
 					done = append(done, pendingResult{id: r.GetHeader().GetID(), res: s.applyRequest(&r)})
 				}
 			case raftpb.EntryConfChange:
-				res, removedSelf, err := s.applyConfChange(e, false)
-				if err != nil {
-					fatal = err
+				var res pendingResult
+				var removedSelf bool
+				if res, removedSelf, cs, fatal = s.applyConfChange(e, false); fatal != nil {
 					return
 				}
 				done = append(done, res)
@@ -594,7 +617,7 @@ func (s *Server) applyLoop(applied, lastSnap uint64, cs *raftpb.ConfState) {
 		}
 		s.appliedIndex.Store(applied)
 		s.applied.advance(applied)
-		s.node.SetApplied(applied)
+		s.node.SetApplied(applied, cs)
 		if snapshot {
 			s.node.RequestSnapshot(applied, appliedTerm, cs)
 			lastSnap = applied

@@ -41,8 +41,10 @@ var errorTable = []struct {
 	{membership.ErrBadPeerURLs, rpctypes.ErrGRPCMemberBadURLs},
 	{server.ErrNotEnoughStartedMembers, rpctypes.ErrGRPCMemberNotEnoughStarted},
 	{server.ErrLearnerNotReady, rpctypes.ErrGRPCLearnerNotReady},
-	{server.ErrNotLeader, rpctypes.ErrGRPCNotLeader},
 	{server.ErrRemoved, rpctypes.ErrGRPCStopped},
+	{server.ErrNotLeader, rpctypes.ErrGRPCNotLeader},
+	{server.ErrBadLeaderTransferee, rpctypes.ErrGRPCBadLeaderTransferee},
+	{server.ErrLeaderTransferTimeout, status.Error(codes.Unavailable, server.ErrLeaderTransferTimeout.Error())},
 	{server.ErrWrongDowngradeVersionFormat, rpctypes.ErrGRPCWrongDowngradeVersionFormat},
 	{server.ErrInvalidDowngradeTargetVersion, rpctypes.ErrGRPCInvalidDowngradeTargetVersion},
 }

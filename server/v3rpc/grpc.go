@@ -23,6 +23,8 @@ func NewServer(s *server.Server, opts ...grpc.ServerOption) *grpc.Server {
 		grpc.MaxRecvMsgSize(s.MaxRequestBytes() + grpcOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxConcurrentStreams(math.MaxUint32),
+		grpc.ChainUnaryInterceptor(learnerUnary(s)),
+		grpc.ChainStreamInterceptor(learnerStream(s)),
 	}, opts...)
 	g := grpc.NewServer(opts...)
 	h := header{s: s}

@@ -59,6 +59,13 @@ func (m *maintenanceServer) Downgrade(ctx context.Context, r *pb.DowngradeReques
 // Alarm answers GET with the active alarms. Alarms (NOSPACE, CORRUPT) are
 // raised through raft with the operations work; until then none is ever
 // active, and activating or deactivating one is not supported.
+func (m *maintenanceServer) MoveLeader(ctx context.Context, r *pb.MoveLeaderRequest) (*pb.MoveLeaderResponse, error) {
+	if err := m.s.MoveLeader(ctx, r.TargetID); err != nil {
+		return nil, toGRPC(err)
+	}
+	return &pb.MoveLeaderResponse{Header: m.hdr.new()}, nil
+}
+
 func (m *maintenanceServer) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
 	if r.Action != pb.AlarmRequest_GET {
 		return nil, status.Error(codes.Unimplemented, "alarm activation and deactivation are not supported yet")

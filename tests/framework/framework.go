@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc"
 
@@ -39,8 +41,20 @@ func baseConfig(t testing.TB, name string) server.Config {
 		HeartbeatInterval: 10 * time.Millisecond,
 		ElectionTimeout:   100 * time.Millisecond,
 		WALSegmentSize:    1 << 20, // cuts segments often, and keeps in-memory filesystems small
-		Logger:            zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)).Named(name),
+		Logger:            zaptest.NewLogger(t, zaptest.Level(logLevel())).Named(name),
 	}
+}
+
+// logLevel is the members' log level: warn, or $CAIRN_TEST_LOG (debug,
+// info, …) when debugging a test.
+func logLevel() zapcore.Level {
+	lvl := zap.WarnLevel
+	if v := os.Getenv("CAIRN_TEST_LOG"); v != "" {
+		if err := lvl.UnmarshalText([]byte(v)); err != nil {
+			lvl = zap.WarnLevel
+		}
+	}
+	return lvl
 }
 
 // StartMember starts a fresh single member in a temporary data dir. edit,
@@ -82,6 +96,37 @@ func StartCluster(t testing.TB, n int, edit ...func(*server.Config)) *Cluster {
 		m.waitReady()
 	}
 	return c
+}
+
+// AddMember adds a member to the running cluster through MemberAdd (as a
+// learner when learner is set), starts it with
+// --initial-cluster-state=existing, and waits until it is ready.
+func (c *Cluster) AddMember(ctx context.Context, learner bool, edit ...func(*server.Config)) *Member {
+	c.t.Helper()
+	m := &Member{t: c.t, Config: baseConfig(c.t, fmt.Sprintf("m%d", len(c.Members))), Faults: &transport.Faults{}}
+	m.PeerAddr, m.Endpoint = freeAddr(c.t), freeAddr(c.t)
+	urls := []string{"http://" + m.PeerAddr}
+	add := c.Client().MemberAdd
+	if learner {
+		add = c.Client().MemberAddAsLearner
+	}
+	if _, err := add(ctx, urls); err != nil {
+		c.t.Fatalf("member add: %v", err)
+	}
+	initial := []string{m.Config.Name + "=" + urls[0]}
+	for _, o := range c.Members {
+		initial = append(initial, o.Config.Name+"=http://"+o.PeerAddr)
+	}
+	m.Config.InitialCluster = strings.Join(initial, ",")
+	m.Config.InitialClusterState = "existing"
+	for _, e := range edit {
+		e(&m.Config)
+	}
+	c.Members = append(c.Members, m)
+	m.launch()
+	c.t.Cleanup(m.Stop)
+	m.waitReady()
+	return m
 }
 
 // freeAddr returns a loopback address that was free a moment ago.

@@ -12,6 +12,7 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/cairn-kv/cairn/server"
 	"github.com/cairn-kv/cairn/tests/framework"
 	"github.com/cairn-kv/cairn/transport"
 )
@@ -217,5 +218,124 @@ func TestClusterMemberErrors(t *testing.T) {
 		if !errors.Is(rpctypes.Error(err), rpctypes.Error(tc.want)) {
 			t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
 		}
+	}
+}
+
+// TestClusterLearnerJoinsByStreamedSnapshot: a member added as a learner
+// to a cluster with history receives the leader's engine as a snapshot,
+// serves the data, is refused promotion only until caught up, and after
+// promotion counts toward the quorum.
+func TestClusterLearnerJoinsByStreamedSnapshot(t *testing.T) {
+	c := framework.StartCluster(t, 3, func(cfg *server.Config) { cfg.SnapshotCount = 100 })
+	ctx := framework.Context(t, 60*time.Second)
+	cl := c.Client()
+	for i := 0; i < 300; i++ {
+		if _, err := cl.Put(ctx, fmt.Sprintf("k/%03d", i), fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cl.Compact(ctx, 100); err != nil {
+		t.Fatal(err)
+	}
+	m := c.AddMember(ctx, true)
+	g, err := m.Client().Get(ctx, "k/", clientv3.WithPrefix(), clientv3.WithSerializable(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Count != 300 {
+		t.Fatalf("the learner holds %d of 300 keys", g.Count)
+	}
+	lead := c.Leader(ctx)
+	for {
+		_, err := lead.Client().MemberPromote(ctx, m.Server.ID())
+		if err == nil {
+			break
+		}
+		if !errors.Is(rpctypes.Error(err), rpctypes.Error(rpctypes.ErrGRPCLearnerNotReady)) {
+			t.Fatalf("promote: %v", err)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the learner never caught up")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	// Four voters: with a follower stopped, a write needs the promoted
+	// member's acknowledgement.
+	for _, o := range c.Members[:3] {
+		if o != lead {
+			o.Stop()
+			break
+		}
+	}
+	if _, err := lead.Client().Put(ctx, "after-promote", "v"); err != nil {
+		t.Fatal(err)
+	}
+	sameState(t, ctx, c)
+}
+
+// TestClusterMoveLeader: the leader hands leadership to a chosen follower;
+// a follower asked to move leadership, or a transfer to a non-member, get
+// etcd's errors.
+func TestClusterMoveLeader(t *testing.T) {
+	c := framework.StartCluster(t, 3)
+	ctx := framework.Context(t, 30*time.Second)
+	lead := c.Leader(ctx)
+	var target *framework.Member
+	for _, m := range c.Members {
+		if m != lead {
+			target = m
+		}
+	}
+	if _, err := target.Client().MoveLeader(ctx, lead.Server.ID()); !errors.Is(rpctypes.Error(err), rpctypes.Error(rpctypes.ErrGRPCNotLeader)) {
+		t.Fatalf("move-leader sent to a follower: %v", err)
+	}
+	if _, err := lead.Client().MoveLeader(ctx, 12345); !errors.Is(rpctypes.Error(err), rpctypes.ErrBadLeaderTransferee) {
+		t.Fatalf("move-leader to a non-member: %v", err)
+	}
+	if _, err := lead.Client().MoveLeader(ctx, target.Server.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if now := c.Leader(ctx); now != target {
+		t.Fatalf("leader is %s, want %s", now.Config.Name, target.Config.Name)
+	}
+	if _, err := c.Client().Put(ctx, "after-move", "v"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestClusterLeaseThroughFollower: keep-alive and time-to-live sent to a
+// follower are answered by the leader's lessor.
+func TestClusterLeaseThroughFollower(t *testing.T) {
+	c := framework.StartCluster(t, 3)
+	ctx := framework.Context(t, 30*time.Second)
+	lead := c.Leader(ctx)
+	var follower *framework.Member
+	for _, m := range c.Members {
+		if m != lead {
+			follower = m
+		}
+	}
+	cl := follower.Client()
+	g, err := cl.Grant(ctx, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ka, err := cl.KeepAliveOnce(ctx, g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ka.TTL != 60 {
+		t.Fatalf("keep-alive through a follower: TTL %d", ka.TTL)
+	}
+	ttl, err := cl.TimeToLive(ctx, g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ttl.GrantedTTL != 60 || ttl.TTL <= 0 || ttl.TTL > 60 {
+		t.Fatalf("time-to-live through a follower: %+v", ttl)
+	}
+	if _, err := cl.KeepAliveOnce(ctx, 999); !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		t.Fatalf("keep-alive of an unknown lease through a follower: %v", err)
 	}
 }

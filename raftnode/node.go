@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,7 +66,8 @@ type Config struct {
 	// SnapshotCatchUpEntries are kept in the raft log after a compaction so
 	// slow followers can catch up without a snapshot; default 5000.
 	SnapshotCatchUpEntries uint64
-	// MaxSnapshots bounds the snapshot files kept; default 5, 0 keeps all.
+	// MaxSnapshots bounds the snapshot files kept; default 5, negative
+	// keeps all.
 	MaxSnapshots int
 	// WALSegmentSize is the size of WAL segment files; default
 	// wal.DefaultSegmentSize (64 MiB).
@@ -73,6 +75,14 @@ type Config struct {
 	// WALSyncObserver, when set, is told the duration of every fsync of
 	// the WAL tail (see wal.WithSyncObserver). It runs on the raft loop.
 	WALSyncObserver func(time.Duration)
+	// ForceNewCluster makes a restarting member the only member of its
+	// cluster, keeping all its data (etcd's --force-new-cluster): entries
+	// beyond the commit index are dropped, and conf changes removing every
+	// other member (encoded by RemoveEntry) are appended and committed.
+	ForceNewCluster bool
+	// RemoveEntry encodes the conf change entry data that removes member
+	// id; required with ForceNewCluster.
+	RemoveEntry func(id uint64) []byte
 	// Transport sends messages and snapshots to peers; nil for a member
 	// that will never have any (tests of a lone member).
 	Transport Transport
@@ -379,10 +389,80 @@ func (n *Node) restart(walDir string) error {
 			return err
 		}
 	}
+	if n.cfg.ForceNewCluster {
+		if ents, err = n.forceNewCluster(hs, ents, at.Index); err != nil {
+			return err
+		}
+		if err := n.ms.SetHardState(hs); err != nil {
+			return err
+		}
+	}
 	n.lg.Info("restarting raft member",
 		zap.Uint64("snapshot-index", at.Index), zap.Uint64("commit", hs.GetCommit()),
 		zap.Int("wal-entries", len(ents)))
 	return n.ms.Append(ents)
+}
+
+// forceNewCluster rewrites the log's tail so that this member alone forms
+// the cluster: uncommitted entries go, and committed removals of every
+// other member (as of the snapshot's configuration and the conf changes
+// after it) follow the last committed entry. hs is updated in place.
+func (n *Node) forceNewCluster(hs *raftpb.HardState, ents []*raftpb.Entry, snapIndex uint64) ([]*raftpb.Entry, error) {
+	if hs == nil || n.cfg.RemoveEntry == nil {
+		return nil, errors.New("raftnode: --force-new-cluster needs a member that has a raft state")
+	}
+	commit := hs.GetCommit()
+	for i, e := range ents {
+		if e.GetIndex() > commit {
+			n.lg.Warn("force-new-cluster: discarding uncommitted entries", zap.Uint64("from", e.GetIndex()), zap.Int("count", len(ents)-i))
+			ents = ents[:i]
+			break
+		}
+	}
+	members := map[uint64]bool{}
+	for _, id := range n.confState.GetVoters() {
+		members[id] = true
+	}
+	for _, id := range n.confState.GetLearners() {
+		members[id] = true
+	}
+	for _, e := range ents {
+		if e.GetType() != raftpb.EntryConfChange {
+			continue
+		}
+		var cc raftpb.ConfChange
+		if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
+			return nil, fmt.Errorf("raftnode: conf change at %d: %w", e.GetIndex(), err)
+		}
+		switch cc.GetType() {
+		case raftpb.ConfChangeAddNode, raftpb.ConfChangeAddLearnerNode:
+			members[cc.GetNodeId()] = true
+		case raftpb.ConfChangeRemoveNode:
+			delete(members, cc.GetNodeId())
+		}
+	}
+	delete(members, n.cfg.ID)
+	delete(members, raft.None)
+	ids := make([]uint64, 0, len(members))
+	for id := range members {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	last := max(commit, snapIndex)
+	var add []*raftpb.Entry
+	for _, id := range ids {
+		last++
+		add = append(add, &raftpb.Entry{
+			Type: raftpb.EntryConfChange.Enum(), Term: proto.Uint64(hs.GetTerm()),
+			Index: proto.Uint64(last), Data: n.cfg.RemoveEntry(id),
+		})
+	}
+	hs.Commit = proto.Uint64(last)
+	if err := n.wal.Save(hs, add); err != nil {
+		return nil, err
+	}
+	n.lg.Warn("force-new-cluster: removing every other member", zap.Int("members", len(ids)), zap.Uint64("commit", last))
+	return append(ents, add...), nil
 }
 
 // Metadata returns what the WAL was created with.
@@ -599,6 +679,12 @@ func (n *Node) applyConfChange(cc confChange) {
 	n.alone = isAlone(cs, n.cfg.ID)
 	if wasAlone && !n.alone {
 		n.coverTrimmedLog(prev)
+	}
+	if n.alone && !wasAlone && n.lead.Load() != n.cfg.ID {
+		// The others were removed (--force-new-cluster): lead at once.
+		if err := n.rn.Campaign(); err != nil {
+			n.lg.Warn("campaign after becoming the only member failed", zap.Error(err))
+		}
 	}
 	cc.resp <- cs
 }

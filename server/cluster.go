@@ -174,6 +174,10 @@ func (s *Server) startTransport() error {
 		Receiver:  s.node,
 		Logger:    s.lg,
 		Faults:    s.cfg.PeerFaults,
+		OnRemoved: func() {
+			s.lg.Error("a peer says this member was removed from the cluster; stopping")
+			s.removedOnce.Do(func() { close(s.removedc) })
+		},
 	})
 	if err != nil {
 		return err
@@ -337,6 +341,18 @@ func (s *Server) proposeConfChange(ctx context.Context, cc *raftpb.ConfChange, c
 	case <-s.donec:
 		return ErrStopped
 	}
+}
+
+// encodeRemove encodes a conf change entry that removes member id.
+func encodeRemove(id uint64) []byte {
+	b, err := proto.Marshal(&raftpb.ConfChange{
+		Type: raftpb.ConfChangeRemoveNode.Enum(), NodeId: proto.Uint64(id),
+		Context: membership.Change{Member: membership.Member{ID: id}}.Encode(),
+	})
+	if err != nil {
+		panic(err) // a ConfChange always encodes
+	}
+	return b
 }
 
 // AddMember adds a member (a learner when learner is set) with peerURLs

@@ -42,11 +42,20 @@ type Config struct {
 	// MaxLearners bounds the learners in the cluster; default 1 (etcd's
 	// --max-learners).
 	MaxLearners int
+	// ForceNewCluster restarts the member as the only member of its
+	// cluster, keeping its data (etcd's --force-new-cluster).
+	ForceNewCluster bool
 	// PeerFaults, when set, injects faults into the peer transport (tests).
 	PeerFaults *transport.Faults
 	// SnapshotCount is the number of applied entries between raft
 	// snapshots; default 10000.
 	SnapshotCount uint64
+	// SnapshotCatchUpEntries are the raft log entries kept after a raft
+	// snapshot for slow followers; default 5000.
+	SnapshotCatchUpEntries uint64
+	// MaxSnapshots bounds the raft snapshot files kept; default 5, and
+	// negative keeps all (etcd's 0).
+	MaxSnapshots int
 	// HeartbeatInterval is raft's tick; default 100ms.
 	HeartbeatInterval time.Duration
 	// ElectionTimeout; default 1000ms. Must be a multiple of the heartbeat

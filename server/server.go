@@ -55,6 +55,9 @@ type Server struct {
 	tr        *transport.Transport
 	lateTr    lateTransport
 	fwd       forwarder
+	// removedc closes when a peer refuses this member as removed.
+	removedc    chan struct{}
+	removedOnce sync.Once
 	// bootPeers are the members a joining member was told of, its peers
 	// until the cluster's state reaches it.
 	bootPeers []membership.Member
@@ -99,12 +102,13 @@ type walMetadata struct {
 func New(cfg Config) (*Server, error) {
 	cfg.ensureDefaults()
 	s := &Server{
-		cfg:    cfg,
-		lg:     cfg.Logger,
-		readyc: make(chan struct{}),
-		drainc: make(chan struct{}),
-		stopc:  make(chan struct{}),
-		donec:  make(chan struct{}),
+		cfg:      cfg,
+		lg:       cfg.Logger,
+		readyc:   make(chan struct{}),
+		removedc: make(chan struct{}),
+		drainc:   make(chan struct{}),
+		stopc:    make(chan struct{}),
+		donec:    make(chan struct{}),
 	}
 	initial, err := membership.ParseInitialCluster(cfg.InitialCluster, cfg.InitialClusterToken)
 	if err != nil {
@@ -189,19 +193,23 @@ func New(cfg Config) (*Server, error) {
 			err := json.Unmarshal(md, &meta)
 			return meta.MemberID, err
 		},
-		Peers:          peers,
-		Join:           cfg.InitialClusterState == "existing",
-		Dir:            memberDir,
-		FS:             cfg.FS,
-		Metadata:       md,
-		TickInterval:   cfg.HeartbeatInterval,
-		ElectionTicks:  int(cfg.ElectionTimeout / cfg.HeartbeatInterval),
-		SnapshotCount:  cfg.SnapshotCount,
-		WALSegmentSize: cfg.WALSegmentSize,
-		Transport:      &s.lateTr,
-		SnapshotBody:   s.snapshotBody,
-		StoreSnapshot:  s.storeSnapshot,
-		Logger:         cfg.Logger,
+		Peers:                  peers,
+		Join:                   cfg.InitialClusterState == "existing",
+		ForceNewCluster:        cfg.ForceNewCluster && !fresh,
+		RemoveEntry:            encodeRemove,
+		Dir:                    memberDir,
+		FS:                     cfg.FS,
+		Metadata:               md,
+		TickInterval:           cfg.HeartbeatInterval,
+		ElectionTicks:          int(cfg.ElectionTimeout / cfg.HeartbeatInterval),
+		SnapshotCount:          cfg.SnapshotCount,
+		SnapshotCatchUpEntries: cfg.SnapshotCatchUpEntries,
+		MaxSnapshots:           cfg.MaxSnapshots,
+		WALSegmentSize:         cfg.WALSegmentSize,
+		Transport:              &s.lateTr,
+		SnapshotBody:           s.snapshotBody,
+		StoreSnapshot:          s.storeSnapshot,
+		Logger:                 cfg.Logger,
 		// Times the WAL fsyncs for /metrics.
 		WALSyncObserver: s.metrics.walFsync.observe,
 	})
@@ -550,6 +558,9 @@ func (s *Server) applyLoop(applied, lastSnap uint64, cs *raftpb.ConfState) {
 		select {
 		case a = <-s.node.Apply():
 		case <-s.node.Done():
+			return
+		case <-s.removedc:
+			fatal = ErrRemoved
 			return
 		case <-s.stopc:
 			return

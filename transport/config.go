@@ -94,6 +94,11 @@ type Config struct {
 	Metrics prometheus.Registerer
 	// Faults is the fault-injection seam for tests; nil injects none.
 	Faults *Faults
+	// OnRemoved, when set, is called once, on a goroutine of its own, when
+	// a peer of this cluster refuses a stream because it removed this
+	// member: the member learns that it was removed even when the conf
+	// change removing it never reaches it.
+	OnRemoved func()
 
 	// QueueSize bounds each peer's outgoing queue, in messages; default
 	// 4096. Send drops a message for a peer whose queue is full. Bytes are

@@ -189,6 +189,9 @@ func (p *peer) run() {
 // logRefusal logs a refusal once per reason until a stream is accepted, so a
 // misconfigured member retrying forever fills no log.
 func (p *peer) logRefusal(r rejection) {
+	if r.reason == rejectRemovedMember && r.clusterID == p.t.cfg.ClusterID && p.t.cfg.OnRemoved != nil {
+		p.t.removed.Do(func() { go p.t.cfg.OnRemoved() })
+	}
 	if p.refused == r.reason {
 		p.lg.Debug("peer refused the stream again", zap.Stringer("reason", r.reason))
 		return

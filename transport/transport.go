@@ -31,6 +31,7 @@ type Transport struct {
 	wg     sync.WaitGroup
 
 	reportc chan struct{} // wakes the reporter; capacity 1
+	removed sync.Once     // guards Config.OnRemoved
 
 	mu struct {
 		sync.RWMutex

@@ -33,10 +33,11 @@ type options struct {
 	listenClientURLs, advertiseClientURLs           string
 	listenMetricsURLs                               string
 	listenPeerURLs, initialAdvertisePeerURLs        string
-	strictReconfigCheck                             bool
+	strictReconfigCheck, forceNewCluster            bool
 	maxLearners                                     int
 	initialCluster, initialClusterState, clusterTok string
-	snapshotCount                                   uint64
+	snapshotCount, snapshotCatchUpEntries           uint64
+	maxSnapshots, maxWALs                           uint
 	heartbeatMs, electionMs                         uint
 	maxRequestBytes, maxTxnOps                      uint
 	quotaBackendBytes                               int64
@@ -62,8 +63,13 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.initialClusterState, "initial-cluster-state", "new", "Initial cluster state ('new' or 'existing').")
 	fs.StringVar(&o.clusterTok, "initial-cluster-token", server.DefaultInitialClusterToken, "Initial cluster token for the cluster during bootstrap.")
 	fs.BoolVar(&o.strictReconfigCheck, "strict-reconfig-check", true, "Reject reconfiguration requests that would cause quorum loss.")
+	fs.BoolVar(&o.forceNewCluster, "force-new-cluster", false, "Force to create a new one member cluster.")
 	fs.IntVar(&o.maxLearners, "max-learners", 1, "Sets the maximum number of learners that can be available in the cluster membership.")
 	fs.Uint64Var(&o.snapshotCount, "snapshot-count", server.DefaultSnapshotCount, "Number of committed transactions to trigger a snapshot to disk.")
+	fs.Uint64Var(&o.snapshotCatchUpEntries, "snapshot-catchup-entries", 5000, "Number of entries for a slow follower to catch-up after compacting the raft storage entries.")
+	fs.Uint64Var(&o.snapshotCatchUpEntries, "experimental-snapshot-catchup-entries", 5000, "Deprecated alias of --snapshot-catchup-entries.")
+	fs.UintVar(&o.maxSnapshots, "max-snapshots", 5, "Maximum number of snapshot files to retain (0 is unlimited).")
+	fs.UintVar(&o.maxWALs, "max-wals", 5, "Accepted for etcd compatibility: Cairn deletes WAL segments as soon as a snapshot covers them.")
 	fs.UintVar(&o.heartbeatMs, "heartbeat-interval", 100, "Time (in milliseconds) of a heartbeat interval.")
 	fs.UintVar(&o.electionMs, "election-timeout", 1000, "Time (in milliseconds) for an election to timeout.")
 	fs.UintVar(&o.maxRequestBytes, "max-request-bytes", server.DefaultMaxRequestBytes, "Maximum client request size in bytes the server will accept.")
@@ -234,7 +240,10 @@ func (o *options) config(lg *zap.Logger) (server.Config, []*url.URL, error) {
 		InitialClusterState:         o.initialClusterState,
 		NoStrictReconfigCheck:       !o.strictReconfigCheck,
 		MaxLearners:                 o.maxLearners,
+		ForceNewCluster:             o.forceNewCluster,
 		SnapshotCount:               o.snapshotCount,
+		SnapshotCatchUpEntries:      o.snapshotCatchUpEntries,
+		MaxSnapshots:                maxSnapshots(o.maxSnapshots),
 		HeartbeatInterval:           time.Duration(o.heartbeatMs) * time.Millisecond,
 		ElectionTimeout:             time.Duration(o.electionMs) * time.Millisecond,
 		MaxRequestBytes:             o.maxRequestBytes,
@@ -245,6 +254,15 @@ func (o *options) config(lg *zap.Logger) (server.Config, []*url.URL, error) {
 		Logger:                      lg,
 	}
 	return cfg, listen, nil
+}
+
+// maxSnapshots maps --max-snapshots to server.Config, where etcd's 0
+// (unlimited) is negative.
+func maxSnapshots(n uint) int {
+	if n == 0 {
+		return -1
+	}
+	return int(n)
 }
 
 func parseURLs(s string) ([]*url.URL, error) {

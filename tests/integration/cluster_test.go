@@ -339,3 +339,85 @@ func TestClusterLeaseThroughFollower(t *testing.T) {
 		t.Fatalf("keep-alive of an unknown lease through a follower: %v", err)
 	}
 }
+
+// TestClusterRemovedMemberStops: a removed member stops itself with
+// etcd's message, and the rest go on without it.
+func TestClusterRemovedMemberStops(t *testing.T) {
+	c := framework.StartCluster(t, 3)
+	ctx := framework.Context(t, 30*time.Second)
+	lead := c.Leader(ctx)
+	var gone *framework.Member
+	for _, m := range c.Members {
+		if m != lead {
+			gone = m
+		}
+	}
+	if _, err := lead.Client().MemberRemove(ctx, gone.Server.ID()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gone.Server.StopNotify():
+	case <-ctx.Done():
+		t.Fatal("the removed member did not stop")
+	}
+	if err := gone.Server.Err(); !errors.Is(err, server.ErrRemoved) {
+		t.Fatalf("removed member stopped with %v", err)
+	}
+	ml, err := lead.Client().MemberList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ml.Members) != 2 {
+		t.Fatalf("%d members after removal", len(ml.Members))
+	}
+	if _, err := lead.Client().Put(ctx, "after-remove", "v"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestClusterForceNewCluster: with two of three members lost for good, the
+// survivor restarted with ForceNewCluster forms a one-member cluster with
+// all its data, and takes writes.
+func TestClusterForceNewCluster(t *testing.T) {
+	c := framework.StartCluster(t, 3)
+	ctx := framework.Context(t, 30*time.Second)
+	for i := 0; i < 100; i++ {
+		if _, err := c.Client().Put(ctx, fmt.Sprintf("k/%03d", i), "v"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	survivor := c.Members[2]
+	// Everything acknowledged is on the survivor once it has applied it.
+	if _, err := survivor.Client().Get(ctx, "barrier"); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range c.Members {
+		m.Stop()
+	}
+	survivor.Config.ForceNewCluster = true
+	survivor.Start()
+	cl := survivor.Client()
+	g, err := cl.Get(ctx, "k/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Count != 100 {
+		t.Fatalf("the survivor kept %d of 100 keys", g.Count)
+	}
+	ml, err := cl.MemberList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ml.Members) != 1 || ml.Members[0].ID != survivor.Server.ID() {
+		t.Fatalf("members after force-new-cluster: %v", ml.Members)
+	}
+	if _, err := cl.Put(ctx, "after", "v"); err != nil {
+		t.Fatal(err)
+	}
+	// A later restart without the flag keeps the one-member cluster.
+	survivor.Config.ForceNewCluster = false
+	survivor.Restart()
+	if _, err := survivor.Client().Put(ctx, "after-restart", "v"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -11,6 +11,7 @@ go build -o bin/cairn ./cmd/cairn
 CAIRNCTL_DIFF_SERVER="$PWD/bin/cairn" go test -count=1 ./cmd/cairnctl/
 # The packages with concurrency on the data path, again under the race detector.
 go test -race -count=1 -timeout 25m ./raftnode/... ./server/... ./wal/... ./mvcc/... ./lease/... ./transport/...
-# Leases end to end through clientv3 under the race detector too: the lessor
-# is shared by the apply loop, its expiry loop and the RPC handlers.
-go test -race -count=1 -run TestLease ./tests/integration/
+# Leases and clusters end to end through clientv3 under the race detector
+# too: the lessor is shared by the apply loop, its expiry loop and the RPC
+# handlers; clusters add the transport, snapshot install and forwarding.
+go test -race -count=1 -run 'TestLease|TestCluster' ./tests/integration/

@@ -405,7 +405,12 @@ func (s *Server) PromoteMember(ctx context.Context, id uint64) error {
 		return membership.ErrNotLearner
 	}
 	if !s.node.Status().IsLeader {
-		return s.forwardPromote(ctx, id)
+		if err := s.forwardPromote(ctx, id); err != nil {
+			return err
+		}
+		// The caller reads the member list here next: let it show the
+		// promotion the leader applied.
+		return s.LinearizableBarrier(ctx)
 	}
 	rs, err := s.node.RaftStatus(ctx)
 	if err != nil {

@@ -9,6 +9,7 @@
 //
 // The implementation lives in internal/ctl; this package only wires it to the
 // process. Commands in this version: get, put, del, txn, watch, compaction,
-// lease grant|revoke|timetolive|list|keep-alive, endpoint health|status,
-// member list, version, options.
+// lease grant|revoke|timetolive|list|keep-alive, endpoint
+// health|status|hashkv (also --cluster), member
+// add|remove|update|promote|list, move-leader, version, options.
 package main

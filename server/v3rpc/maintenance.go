@@ -63,7 +63,8 @@ func (m *maintenanceServer) MoveLeader(ctx context.Context, r *pb.MoveLeaderRequ
 	if err := m.s.MoveLeader(ctx, r.TargetID); err != nil {
 		return nil, toGRPC(err)
 	}
-	return &pb.MoveLeaderResponse{Header: m.hdr.new()}, nil
+	// etcd answers MoveLeader without a header.
+	return &pb.MoveLeaderResponse{}, nil
 }
 
 func (m *maintenanceServer) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {

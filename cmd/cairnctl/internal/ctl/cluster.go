@@ -263,51 +263,6 @@ func (a *app) endpointHashKV(cmd *cobra.Command, rev int64) error {
 	return nil
 }
 
-func (a *app) memberCommand() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:     "member <subcommand>",
-		Short:   "Cluster membership; see `member --help`",
-		Long:    "Commands about the members of the cluster.",
-		GroupID: groupCluster,
-	}
-	var consistency string
-	list := &cobra.Command{
-		Use:   "list",
-		Short: "Lists the members of the cluster",
-		Long: `Lists the members of the cluster. The simple format writes one
-comma-separated line per member: ID, status, name, peer URLs, client URLs,
-learner.`,
-	}
-	list.Flags().StringVar(&consistency, "consistency", "l", "l for a linearizable list, s for a serializable one")
-	list.Run = a.run(func(cmd *cobra.Command, _ []string) error {
-		// etcdctl names get's --consistency (always "l" here) in this
-		// error, not the value given; scripts see exactly that.
-		s, err := serializable(consistency, "l")
-		if err != nil {
-			return err
-		}
-		var opts []clientv3.OpOption
-		if s {
-			opts = append(opts, clientv3.WithSerializable())
-		}
-		ctx, cancel := commandContext(cmd)
-		defer cancel()
-		cli, err := a.client(cmd)
-		if err != nil {
-			return err
-		}
-		defer cli.Close()
-		resp, err := cli.MemberList(ctx, opts...)
-		cancel()
-		if err != nil {
-			return exitWith(exitErr, err)
-		}
-		return a.display.MemberList(resp)
-	})
-	cmd.AddCommand(list)
-	return cmd
-}
-
 func (a *app) versionCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:     "version",

@@ -217,6 +217,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.compactionCommand(),
 		a.endpointCommand(),
 		a.memberCommand(),
+		a.moveLeaderCommand(),
 		a.versionCommand(),
 		a.optionsCommand(root),
 	)

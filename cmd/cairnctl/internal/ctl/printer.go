@@ -29,7 +29,16 @@ type printer interface {
 	// simple format then lists them, even when there are none.
 	TimeToLive(r *clientv3.LeaseTimeToLiveResponse, keys bool) error
 	Leases(*clientv3.LeaseLeasesResponse) error
+	// MemberAdd gets the new member's name and --peer-urls as given: the
+	// simple format prints the settings that start it.
+	MemberAdd(r *clientv3.MemberAddResponse, name, peerURLs string) error
+	// The other member changes get the ID from the command line: their
+	// responses do not carry it.
+	MemberRemove(id uint64, r *clientv3.MemberRemoveResponse) error
+	MemberUpdate(id uint64, r *clientv3.MemberUpdateResponse) error
+	MemberPromote(id uint64, r *clientv3.MemberPromoteResponse) error
 	MemberList(*clientv3.MemberListResponse) error
+	MoveLeader(leader, target uint64, r *clientv3.MoveLeaderResponse) error
 	EndpointHealth([]epHealth) error
 	EndpointStatus([]epStatus) error
 	EndpointHashKV([]epHashKV) error
@@ -63,7 +72,7 @@ func newPrinter(format string, isHex bool, out, errOut io.Writer) printer {
 	case "simple":
 		return &simplePrinter{w: out, errw: errOut, hex: isHex}
 	case "fields":
-		return &fieldsPrinter{w: out, hex: isHex}
+		return &fieldsPrinter{unsupported: "fields", w: out, hex: isHex}
 	case "json":
 		return &jsonPrinter{w: out, errw: errOut, hex: isHex}
 	case "protobuf":
@@ -87,7 +96,16 @@ func (u unsupported) Del(*clientv3.DeleteResponse) error            { return u.f
 func (u unsupported) Txn(*clientv3.TxnResponse) error               { return u.fail() }
 func (u unsupported) Watch(*clientv3.WatchResponse) error           { return u.fail() }
 func (u unsupported) MemberList(*clientv3.MemberListResponse) error { return u.fail() }
-func (u unsupported) Grant(*clientv3.LeaseGrantResponse) error      { return u.fail() }
+func (u unsupported) MemberAdd(*clientv3.MemberAddResponse, string, string) error {
+	return u.fail()
+}
+func (u unsupported) MemberRemove(uint64, *clientv3.MemberRemoveResponse) error   { return u.fail() }
+func (u unsupported) MemberUpdate(uint64, *clientv3.MemberUpdateResponse) error   { return u.fail() }
+func (u unsupported) MemberPromote(uint64, *clientv3.MemberPromoteResponse) error { return u.fail() }
+func (u unsupported) MoveLeader(uint64, uint64, *clientv3.MoveLeaderResponse) error {
+	return u.fail()
+}
+func (u unsupported) Grant(*clientv3.LeaseGrantResponse) error { return u.fail() }
 func (u unsupported) Revoke(clientv3.LeaseID, *clientv3.LeaseRevokeResponse) error {
 	return u.fail()
 }

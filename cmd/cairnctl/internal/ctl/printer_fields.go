@@ -11,8 +11,10 @@ import (
 )
 
 // fieldsPrinter writes one `"Name" : value` line per field, strings quoted
-// Go-style. --hex switches IDs and leases to hexadecimal, not keys.
+// Go-style. --hex switches IDs and leases to hexadecimal, not keys. Member
+// changes and move-leader have no fields form: they fail after the request.
 type fieldsPrinter struct {
+	unsupported
 	w   io.Writer
 	hex bool
 }

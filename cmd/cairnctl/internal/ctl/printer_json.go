@@ -117,37 +117,88 @@ type hexMemberJSON struct {
 	IsLearner  bool     `json:"isLearner,omitempty"`
 }
 
-type hexMemberListJSON struct {
+// hexHeader and hexMember return nil for nil, which marshals as null.
+func hexHeader(h *pb.ResponseHeader) *hexHeaderJSON {
+	if h == nil {
+		return nil
+	}
+	return &hexHeaderJSON{
+		ClusterID: strconv.FormatUint(h.ClusterId, 16),
+		MemberID:  strconv.FormatUint(h.MemberId, 16),
+		Revision:  h.Revision,
+		RaftTerm:  h.RaftTerm,
+	}
+}
+
+func hexMember(m *pb.Member) *hexMemberJSON {
+	if m == nil {
+		return nil
+	}
+	return &hexMemberJSON{
+		ID:         strconv.FormatUint(m.ID, 16),
+		Name:       m.Name,
+		PeerURLs:   m.PeerURLs,
+		ClientURLs: m.ClientURLs,
+		IsLearner:  m.IsLearner,
+	}
+}
+
+// hexMembers is never nil: no members marshal as [], not null.
+func hexMembers(ms []*pb.Member) []*hexMemberJSON {
+	out := make([]*hexMemberJSON, len(ms))
+	for i, m := range ms {
+		out[i] = hexMember(m)
+	}
+	return out
+}
+
+// hexMembersJSON is the --hex form of every member response but add's.
+type hexMembersJSON struct {
 	Header  *hexHeaderJSON   `json:"header"`
 	Members []*hexMemberJSON `json:"members"`
 }
 
-func (p *jsonPrinter) MemberList(r *clientv3.MemberListResponse) error {
+type hexMemberAddJSON struct {
+	Header  *hexHeaderJSON   `json:"header"`
+	Member  *hexMemberJSON   `json:"member"`
+	Members []*hexMemberJSON `json:"members"`
+}
+
+// members prints a member response: as the client's struct, or with --hex
+// in the hex form of its header and members.
+func (p *jsonPrinter) members(r any, h *pb.ResponseHeader, ms []*pb.Member) error {
 	if !p.hex {
-		return p.print((*pb.MemberListResponse)(r))
+		return p.print(r)
 	}
-	out := hexMemberListJSON{Members: make([]*hexMemberJSON, len(r.Members))}
-	if h := r.Header; h != nil {
-		out.Header = &hexHeaderJSON{
-			ClusterID: strconv.FormatUint(h.ClusterId, 16),
-			MemberID:  strconv.FormatUint(h.MemberId, 16),
-			Revision:  h.Revision,
-			RaftTerm:  h.RaftTerm,
-		}
+	return p.print(hexMembersJSON{Header: hexHeader(h), Members: hexMembers(ms)})
+}
+
+func (p *jsonPrinter) MemberList(r *clientv3.MemberListResponse) error {
+	return p.members(r, r.Header, r.Members)
+}
+
+func (p *jsonPrinter) MemberAdd(r *clientv3.MemberAddResponse, _, _ string) error {
+	if !p.hex {
+		return p.print(r)
 	}
-	for i, m := range r.Members {
-		if m == nil {
-			continue
-		}
-		out.Members[i] = &hexMemberJSON{
-			ID:         strconv.FormatUint(m.ID, 16),
-			Name:       m.Name,
-			PeerURLs:   m.PeerURLs,
-			ClientURLs: m.ClientURLs,
-			IsLearner:  m.IsLearner,
-		}
-	}
-	return p.print(out)
+	return p.print(hexMemberAddJSON{Header: hexHeader(r.Header), Member: hexMember(r.Member), Members: hexMembers(r.Members)})
+}
+
+func (p *jsonPrinter) MemberRemove(_ uint64, r *clientv3.MemberRemoveResponse) error {
+	return p.members(r, r.Header, r.Members)
+}
+
+func (p *jsonPrinter) MemberUpdate(_ uint64, r *clientv3.MemberUpdateResponse) error {
+	return p.members(r, r.Header, r.Members)
+}
+
+func (p *jsonPrinter) MemberPromote(_ uint64, r *clientv3.MemberPromoteResponse) error {
+	return p.members(r, r.Header, r.Members)
+}
+
+// MoveLeader prints the response message; --hex changes nothing.
+func (p *jsonPrinter) MoveLeader(_, _ uint64, r *clientv3.MoveLeaderResponse) error {
+	return p.print((*pb.MoveLeaderResponse)(r))
 }
 
 // pbPrinter writes the binary protobuf encoding of the response message,
@@ -207,4 +258,24 @@ func (p *pbPrinter) Revoke(_ clientv3.LeaseID, r *clientv3.LeaseRevokeResponse) 
 }
 func (p *pbPrinter) MemberList(r *clientv3.MemberListResponse) error {
 	return p.print((*pb.MemberListResponse)(r))
+}
+
+func (p *pbPrinter) MemberAdd(r *clientv3.MemberAddResponse, _, _ string) error {
+	return p.print((*pb.MemberAddResponse)(r))
+}
+
+func (p *pbPrinter) MemberRemove(_ uint64, r *clientv3.MemberRemoveResponse) error {
+	return p.print((*pb.MemberRemoveResponse)(r))
+}
+
+func (p *pbPrinter) MemberUpdate(_ uint64, r *clientv3.MemberUpdateResponse) error {
+	return p.print((*pb.MemberUpdateResponse)(r))
+}
+
+func (p *pbPrinter) MemberPromote(_ uint64, r *clientv3.MemberPromoteResponse) error {
+	return p.print((*pb.MemberPromoteResponse)(r))
+}
+
+func (p *pbPrinter) MoveLeader(_, _ uint64, r *clientv3.MoveLeaderResponse) error {
+	return p.print((*pb.MoveLeaderResponse)(r))
 }

@@ -3,6 +3,7 @@ package ctl
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -88,6 +89,40 @@ func (p *simplePrinter) MemberList(r *clientv3.MemberListResponse) error {
 	for _, row := range memberRows(r) {
 		fmt.Fprintln(p.w, strings.Join(row, ", "))
 	}
+	return nil
+}
+
+// The member changes print IDs with %16x: an ID below 2^60 is padded with
+// spaces, not zeros.
+
+func (p *simplePrinter) MemberAdd(r *clientv3.MemberAddResponse, name, peerURLs string) error {
+	as := " "
+	if r.Member.GetIsLearner() {
+		as = " as learner "
+	}
+	fmt.Fprintf(p.w, "Member %16x added%sto cluster %16x\n", r.Member.GetID(), as, r.Header.GetClusterId())
+	fmt.Fprint(p.w, memberEnv(r, name, peerURLs))
+	return nil
+}
+
+func (p *simplePrinter) MemberRemove(id uint64, r *clientv3.MemberRemoveResponse) error {
+	fmt.Fprintf(p.w, "Member %16x removed from cluster %16x\n", id, r.Header.GetClusterId())
+	return nil
+}
+
+func (p *simplePrinter) MemberUpdate(id uint64, r *clientv3.MemberUpdateResponse) error {
+	fmt.Fprintf(p.w, "Member %16x updated in cluster %16x\n", id, r.Header.GetClusterId())
+	return nil
+}
+
+func (p *simplePrinter) MemberPromote(id uint64, r *clientv3.MemberPromoteResponse) error {
+	fmt.Fprintf(p.w, "Member %16x promoted in cluster %16x\n", id, r.Header.GetClusterId())
+	return nil
+}
+
+// MoveLeader prints the IDs in hex without padding.
+func (p *simplePrinter) MoveLeader(leader, target uint64, _ *clientv3.MoveLeaderResponse) error {
+	fmt.Fprintf(p.w, "Leadership transferred from %s to %s\n", strconv.FormatUint(leader, 16), strconv.FormatUint(target, 16))
 	return nil
 }
 

@@ -18,7 +18,21 @@
 // run as Ctrl-C would (or by closing stdin in interactive mode). The same
 // proxy runs "lease keep-alive": it lets a fixed number of renewals through
 // and holds the next ones, so the number printed does not depend on the
-// client's renewal timer. No wait in this package depends on elapsed time.
+// client's renewal timer. None of these waits depends on elapsed time.
+//
+// Cluster commands (member, endpoint --cluster, move-leader) need several
+// members, and twins cannot have them: member IDs derive from peer URLs,
+// which hold ports. [StartCluster] starts N members on loopback ports and
+// both CLIs run against that one cluster, one after the other. Each side's
+// member changes add members of their own, whose random IDs and ports
+// [Created] turns into placeholders and whose place in a member list
+// [SortMembers] fixes; [WaitSettled], [WaitCaughtUp], [MoveLeader] and
+// [WaitReconfigurable] poll the cluster's state, with a deadline, before a
+// comparison. Two of those states follow etcd's own timers and so take time
+// to reach: sizes that stay put across its 100 ms backend commit interval,
+// and a membership change it accepts only once its peers have been
+// connected for five seconds. CAIRNCTL_DIFF_CLUSTER_SERVER selects the
+// server of these tests, the reference etcd by default.
 //
 // Leases add three normalizations, each applied only where a case asks for
 // it: twin servers grant different lease IDs, which [LeaseIDs] turns into

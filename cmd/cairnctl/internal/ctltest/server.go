@@ -27,13 +27,20 @@ type Server struct {
 	// ClientURL is the advertised client URL (http://Endpoint).
 	ClientURL string
 	cmd       *exec.Cmd
-	exited    chan error
+	logPath   string
+	// done is closed once the process has exited; err is then what
+	// Wait returned.
+	done chan struct{}
+	err  error
 }
 
 // twinPeerURL is advertised by every server of a test run, never listened
 // on: a single-member cluster never dials its own peer URL, and equal peer
 // URLs give twins equal member and cluster IDs.
 const twinPeerURL = "http://127.0.0.1:2380"
+
+// readyTimeout bounds the start of a server or cluster.
+const readyTimeout = 60 * time.Second
 
 func freePort(t testing.TB) int {
 	t.Helper()
@@ -53,41 +60,78 @@ func StartServer(t testing.TB, bin string) *Server {
 	dir := t.TempDir()
 	client := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	peer := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
-	s := &Server{Endpoint: client, ClientURL: "http://" + client, exited: make(chan error, 1)}
-	logPath := filepath.Join(dir, "server.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.cmd = exec.Command(bin,
+	s, err := startProcess(t, bin, dir, client,
 		"--name", "twin",
-		"--data-dir", filepath.Join(dir, "data"),
-		"--listen-client-urls", s.ClientURL,
-		"--advertise-client-urls", s.ClientURL,
 		"--listen-peer-urls", peer,
 		"--initial-advertise-peer-urls", twinPeerURL,
 		"--initial-cluster", "twin="+twinPeerURL,
 		"--initial-cluster-token", "cairnctl-diff",
 		"--initial-cluster-state", "new",
 	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	if err := s.waitReady(ctx); err != nil {
+		t.Fatalf("server %s not ready: %v", client, err)
+	}
+	return s
+}
+
+// startProcess starts bin serving clients on client (host:port), with its
+// data and log in dir, and args added. The process is killed when the test
+// ends, its log tail printed if the test failed.
+func startProcess(t testing.TB, bin, dir, client string, args ...string) (*Server, error) {
+	s := &Server{
+		Endpoint:  client,
+		ClientURL: "http://" + client,
+		logPath:   filepath.Join(dir, "server.log"),
+		done:      make(chan struct{}),
+	}
+	logf, err := os.Create(s.logPath)
+	if err != nil {
+		return nil, err
+	}
+	s.cmd = exec.Command(bin, append([]string{
+		"--data-dir", filepath.Join(dir, "data"),
+		"--listen-client-urls", s.ClientURL,
+		"--advertise-client-urls", s.ClientURL,
+	}, args...)...)
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
 	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
+		logf.Close()
+		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
-	go func() { s.exited <- s.cmd.Wait(); logf.Close() }()
+	go func() {
+		s.err = s.cmd.Wait()
+		logf.Close()
+		close(s.done)
+	}()
 	t.Cleanup(func() {
-		_ = s.cmd.Process.Kill()
-		<-s.exited
+		s.Stop()
 		if t.Failed() {
-			if b, err := os.ReadFile(logPath); err == nil && len(b) > 0 {
+			if b, err := os.ReadFile(s.logPath); err == nil && len(b) > 0 {
 				t.Logf("server %s log (tail):\n%s", client, tail(string(b), 30))
 			}
 		}
 	})
-	if err := s.waitReady(60 * time.Second); err != nil {
-		t.Fatalf("server %s not ready: %v", client, err)
-	}
-	return s
+	return s, nil
+}
+
+// Stop kills the process, if it still runs, and waits for it to exit.
+func (s *Server) Stop() {
+	_ = s.cmd.Process.Kill()
+	<-s.done
+}
+
+// Exited is closed once the process has ended, by itself or by Stop.
+func (s *Server) Exited() <-chan struct{} { return s.done }
+
+// Log returns what the process has logged so far.
+func (s *Server) Log() string {
+	b, _ := os.ReadFile(s.logPath)
+	return string(b)
 }
 
 func tail(s string, n int) string {
@@ -100,9 +144,7 @@ func tail(s string, n int) string {
 
 // waitReady blocks on a linearizable read: the client waits for the
 // connection by itself, and a read only succeeds once there is a leader.
-func (s *Server) waitReady(limit time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
+func (s *Server) waitReady(ctx context.Context) error {
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{s.Endpoint}, Logger: zap.NewNop()})
 	if err != nil {
 		return err
@@ -114,10 +156,9 @@ func (s *Server) waitReady(limit time.Duration) error {
 		go func() { _, err := cli.Get(attempt, "cairnctl-ready"); done <- err }()
 		select {
 		case err = <-done:
-		case werr := <-s.exited:
+		case <-s.done:
 			stop()
-			s.exited <- werr
-			return fmt.Errorf("server exited: %v", werr)
+			return fmt.Errorf("server exited: %v", s.err)
 		}
 		stop()
 		if err == nil {

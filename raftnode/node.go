@@ -507,7 +507,11 @@ func (n *Node) LeaderChanged() <-chan struct{} {
 // Propose hands data to raft. A nil error means raft accepted the proposal,
 // not that it committed; the caller learns that from the apply loop.
 func (n *Node) Propose(ctx context.Context, data []byte) error {
-	p := proposal{data: data, errc: make(chan error, 1)}
+	return n.submit(ctx, proposal{data: data, errc: make(chan error, 1)})
+}
+
+// submit hands p to the raft loop and waits for raft's verdict on it.
+func (n *Node) submit(ctx context.Context, p proposal) error {
 	select {
 	case n.propc <- p:
 	case <-ctx.Done():

@@ -181,22 +181,7 @@ func (r *reports) deliver(rn *raft.RawNode) {
 // ProposeConfChange proposes a configuration change. As with Propose, a nil
 // error means raft accepted it, not that it committed.
 func (n *Node) ProposeConfChange(ctx context.Context, cc raftpb.ConfChangeI) error {
-	p := proposal{cc: cc, errc: make(chan error, 1)}
-	select {
-	case n.propc <- p:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-n.donec:
-		return ErrStopped
-	}
-	select {
-	case err := <-p.errc:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-n.donec:
-		return ErrStopped
-	}
+	return n.submit(ctx, proposal{cc: cc, errc: make(chan error, 1)})
 }
 
 // RaftStatus returns raft's full status, with the leader's view of every

@@ -174,6 +174,7 @@ func (s *Server) startTransport() error {
 		Receiver:  s.node,
 		Logger:    s.lg,
 		Faults:    s.cfg.PeerFaults,
+		Metrics:   s.peerMetrics,
 		OnRemoved: func() {
 			s.lg.Error("a peer says this member was removed from the cluster; stopping")
 			s.removedOnce.Do(func() { close(s.removedc) })

@@ -133,10 +133,13 @@ func (c metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range allMetricsDescs {
 		ch <- d
 	}
+	c.s.peerMetrics.Describe(ch)
 }
 
 func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.s
+	// The peer transport's etcd_network_* metrics.
+	s.peerMetrics.Collect(ch)
 	st := s.node.Status()
 	status := s.Status()
 	watch := s.hub.Stats()

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/raft/v3/raftpb"
@@ -55,6 +56,9 @@ type Server struct {
 	tr        *transport.Transport
 	lateTr    lateTransport
 	fwd       forwarder
+	// peerMetrics holds the transport's metrics, exported through
+	// MetricsCollector.
+	peerMetrics *prometheus.Registry
 	// removedc closes when a peer refuses this member as removed.
 	removedc    chan struct{}
 	removedOnce sync.Once
@@ -102,13 +106,14 @@ type walMetadata struct {
 func New(cfg Config) (*Server, error) {
 	cfg.ensureDefaults()
 	s := &Server{
-		cfg:      cfg,
-		lg:       cfg.Logger,
-		readyc:   make(chan struct{}),
-		removedc: make(chan struct{}),
-		drainc:   make(chan struct{}),
-		stopc:    make(chan struct{}),
-		donec:    make(chan struct{}),
+		cfg:         cfg,
+		lg:          cfg.Logger,
+		readyc:      make(chan struct{}),
+		peerMetrics: prometheus.NewRegistry(),
+		removedc:    make(chan struct{}),
+		drainc:      make(chan struct{}),
+		stopc:       make(chan struct{}),
+		donec:       make(chan struct{}),
 	}
 	initial, err := membership.ParseInitialCluster(cfg.InitialCluster, cfg.InitialClusterToken)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -83,6 +84,26 @@ func TestClusterWritesAndReadsThroughEveryMember(t *testing.T) {
 	slices.Sort(names)
 	if !slices.Equal(names, []string{"m0", "m1", "m2"}) {
 		t.Fatalf("members %v", names)
+	}
+	// The peer transport's metrics are exported with the member's.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c.Members[0].Server.MetricsCollector())
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	peersSent := 0
+	for _, mf := range mfs {
+		if mf.GetName() == "etcd_network_peer_sent_bytes_total" {
+			for _, m := range mf.GetMetric() {
+				if m.GetCounter().GetValue() > 0 {
+					peersSent++
+				}
+			}
+		}
+	}
+	if peersSent != 2 {
+		t.Fatalf("etcd_network_peer_sent_bytes_total is positive for %d of 2 peers", peersSent)
 	}
 	sameState(t, ctx, c)
 }

@@ -57,9 +57,11 @@ func (c *Created) AddAddr(addr, name string) {
 func (c *Created) Text(s string) string {
 	for _, id := range c.ids {
 		ph := "<" + id.name + ">"
-		s = strings.ReplaceAll(s, fmt.Sprintf("%16x", id.id), ph)
 		s = strings.ReplaceAll(s, strconv.FormatUint(id.id, 16), ph)
 		s = strings.ReplaceAll(s, strconv.FormatUint(id.id, 10), ph)
+		// etcdctl pads some IDs to 16 hex digits ("%16x"): a created ID
+		// with fewer digits leaves extra spaces, another run's does not.
+		s = regexp.MustCompile(`  +`+regexp.QuoteMeta(ph)).ReplaceAllString(s, " "+ph)
 	}
 	for _, a := range c.addrs {
 		s = strings.ReplaceAll(s, a.addr, "<"+a.name+">")
@@ -124,7 +126,7 @@ func (c *Created) member(m *pb.Member) {
 var (
 	memberRowRE     = regexp.MustCompile(`^[^,]+, (?:un)?started, `)
 	initialRE       = regexp.MustCompile(`(?m)^(ETCD_INITIAL_CLUSTER=")([^"]*)(")$`)
-	fieldsMemberKey = `"ID" : `
+	fieldsMemberKey = `"ID" :` // no space: a placeholder may replace a padded ID with its padding
 )
 
 // SortMembers puts the members in the output of a member command in a fixed

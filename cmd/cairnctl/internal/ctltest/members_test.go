@@ -20,6 +20,8 @@ func TestCreatedText(t *testing.T) {
 		{`{"ID":"2e0d43c38fa7e69"}`, `{"ID":"<new>"}`},
 		{"http://127.0.0.1:40001,http://127.0.0.1:4000", "http://<peer2>,http://<peer>"},
 		{"unrelated 117b9266988c4966", "unrelated 117b9266988c4966"},
+		// fields with --hex pads to 16 digits; a 16-digit ID has no padding.
+		{"\"ID\" :  2e0d43c38fa7e69\n", "\"ID\" : <new>\n"},
 	} {
 		if got := c.Text(tc.in); got != tc.want {
 			t.Errorf("Text(%q) = %q, want %q", tc.in, got, tc.want)
@@ -73,6 +75,10 @@ func TestSortMembers(t *testing.T) {
 		{"fields",
 			"\"ClusterID\" : 1\n\"ID\" : 9\n\"IsLearner\" : false\n\n\"ID\" : 3\n\"IsLearner\" : true\n\n",
 			"\"ClusterID\" : 1\n\"ID\" : 3\n\"IsLearner\" : true\n\n\"ID\" : 9\n\"IsLearner\" : false\n\n"},
+		// A placeholder that replaced a space-padded hex ID.
+		{"fields",
+			"\"ClusterID\" : 1\n\"ID\" : 9\n\n\"ID\" :<new>\n\n\"ID\" : 3\n\n",
+			"\"ClusterID\" : 1\n\"ID\" : 3\n\n\"ID\" : 9\n\n\"ID\" :<new>\n\n"},
 		{"table",
 			"┌─┐\n│ H │\n├─┤\n│ b │\n│ a │\n└─┘\n",
 			"┌─┐\n│ H │\n├─┤\n│ a │\n│ b │\n└─┘\n"},

@@ -250,6 +250,19 @@ func (a *app) client(cmd *cobra.Command) (*clientv3.Client, error) {
 	return a.newClient(cfg, "etcd-client")
 }
 
+// withClient runs f with a client for the command's endpoints, under a
+// context bounded by --command-timeout that also covers connecting.
+func (a *app) withClient(cmd *cobra.Command, f func(context.Context, *clientv3.Client) error) error {
+	ctx, cancel := commandContext(cmd)
+	defer cancel()
+	cli, err := a.client(cmd)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	return f(ctx, cli)
+}
+
 func commandContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	d, _ := cmd.Flags().GetDuration("command-timeout")
 	return context.WithTimeout(context.Background(), d)

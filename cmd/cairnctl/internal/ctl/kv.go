@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strconv"
@@ -84,19 +85,13 @@ must follow "--", as in "put <key> -- -value".`,
 		if err != nil {
 			return err
 		}
-		ctx, cancel := commandContext(cmd)
-		defer cancel()
-		cli, err := a.client(cmd)
-		if err != nil {
-			return err
-		}
-		defer cli.Close()
-		resp, err := cli.Put(ctx, key, value, opts...)
-		cancel()
-		if err != nil {
-			return exitWith(exitErr, err)
-		}
-		return a.display.Put(resp)
+		return a.withClient(cmd, func(ctx context.Context, cli *clientv3.Client) error {
+			resp, err := cli.Put(ctx, key, value, opts...)
+			if err != nil {
+				return exitWith(exitErr, err)
+			}
+			return a.display.Put(resp)
+		})
 	})
 	return cmd
 }
@@ -264,38 +259,32 @@ func (a *app) getCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		ctx, cancel := commandContext(cmd)
-		defer cancel()
-		cli, err := a.client(cmd)
-		if err != nil {
-			return err
-		}
-		defer cli.Close()
-		var resp *clientv3.GetResponse
-		if o.stream {
-			var ch clientv3.GetStreamChan
-			if ch, err = cli.GetStream(ctx, key, opts...); err == nil {
-				resp, err = clientv3.GetStreamToGetResponse(ch)
+		return a.withClient(cmd, func(ctx context.Context, cli *clientv3.Client) error {
+			var resp *clientv3.GetResponse
+			if o.stream {
+				var ch clientv3.GetStreamChan
+				if ch, err = cli.GetStream(ctx, key, opts...); err == nil {
+					resp, err = clientv3.GetStreamToGetResponse(ch)
+				}
+			} else {
+				resp, err = cli.Get(ctx, key, opts...)
 			}
-		} else {
-			resp, err = cli.Get(ctx, key, opts...)
-		}
-		cancel()
-		if err != nil {
-			return exitWith(exitErr, err)
-		}
-		// Checked after the read, as etcdctl does.
-		if _, ok := a.display.(*fieldsPrinter); o.countOnly && !ok {
-			return exitf(exitBadArgs, "--count-only is only for `--write-out=fields`")
-		}
-		if o.valueOnly {
-			sp, ok := a.display.(*simplePrinter)
-			if !ok {
-				return exitf(exitBadArgs, "print-value-only is only for `--write-out=simple`")
+			if err != nil {
+				return exitWith(exitErr, err)
 			}
-			sp.valueOnly = true
-		}
-		return a.display.Get(resp)
+			// Checked after the read, as etcdctl does.
+			if _, ok := a.display.(*fieldsPrinter); o.countOnly && !ok {
+				return exitf(exitBadArgs, "--count-only is only for `--write-out=fields`")
+			}
+			if o.valueOnly {
+				sp, ok := a.display.(*simplePrinter)
+				if !ok {
+					return exitf(exitBadArgs, "print-value-only is only for `--write-out=simple`")
+				}
+				sp.valueOnly = true
+			}
+			return a.display.Get(resp)
+		})
 	})
 	return cmd
 }
@@ -362,19 +351,13 @@ func (a *app) delCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		ctx, cancel := commandContext(cmd)
-		defer cancel()
-		cli, err := a.client(cmd)
-		if err != nil {
-			return err
-		}
-		defer cli.Close()
-		resp, err := cli.Delete(ctx, key, opts...)
-		cancel()
-		if err != nil {
-			return exitWith(exitErr, err)
-		}
-		return a.display.Del(resp)
+		return a.withClient(cmd, func(ctx context.Context, cli *clientv3.Client) error {
+			resp, err := cli.Delete(ctx, key, opts...)
+			if err != nil {
+				return exitWith(exitErr, err)
+			}
+			return a.display.Del(resp)
+		})
 	})
 	return cmd
 }

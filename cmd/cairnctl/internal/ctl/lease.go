@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 
@@ -62,19 +63,13 @@ short TTL to its minimum; it refuses one above 9000000000 seconds.`,
 		if err != nil {
 			return exitf(exitBadArgs, "bad TTL (%w)", err)
 		}
-		ctx, cancel := commandContext(cmd)
-		defer cancel()
-		cli, err := a.client(cmd)
-		if err != nil {
-			return err
-		}
-		defer cli.Close()
-		resp, err := cli.Grant(ctx, ttl)
-		cancel()
-		if err != nil {
-			return exitf(exitErr, "failed to grant lease (%w)", err)
-		}
-		return a.display.Grant(resp)
+		return a.withClient(cmd, func(ctx context.Context, cli *clientv3.Client) error {
+			resp, err := cli.Grant(ctx, ttl)
+			if err != nil {
+				return exitf(exitErr, "failed to grant lease (%w)", err)
+			}
+			return a.display.Grant(resp)
+		})
 	})
 	return cmd
 }
@@ -92,19 +87,13 @@ func (a *app) leaseRevokeCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		ctx, cancel := commandContext(cmd)
-		defer cancel()
-		cli, err := a.client(cmd)
-		if err != nil {
-			return err
-		}
-		defer cli.Close()
-		resp, err := cli.Revoke(ctx, id)
-		cancel()
-		if err != nil {
-			return exitf(exitErr, "failed to revoke lease (%w)", err)
-		}
-		return a.display.Revoke(id, resp)
+		return a.withClient(cmd, func(ctx context.Context, cli *clientv3.Client) error {
+			resp, err := cli.Revoke(ctx, id)
+			if err != nil {
+				return exitf(exitErr, "failed to revoke lease (%w)", err)
+			}
+			return a.display.Revoke(id, resp)
+		})
 	})
 	return cmd
 }

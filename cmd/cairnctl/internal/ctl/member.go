@@ -52,19 +52,6 @@ func oneMemberID(args []string) (uint64, error) {
 	return memberID(args[0])
 }
 
-// clusterCall dials with the global flags of cmd and runs f under the
-// command timeout, which, as in etcdctl, starts before the dial.
-func (a *app) clusterCall(cmd *cobra.Command, f func(context.Context, *clientv3.Client) error) error {
-	ctx, cancel := commandContext(cmd)
-	defer cancel()
-	cli, err := a.client(cmd)
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
-	return f(ctx, cli)
-}
-
 func (a *app) memberAddCommand() *cobra.Command {
 	var peerURLs string
 	var learner bool
@@ -97,7 +84,7 @@ ETCD_* settings the new member must start with.`,
 		// Split as given: no trimming, empty items are the server's to
 		// refuse.
 		urls := strings.Split(peerURLs, ",")
-		return a.clusterCall(cmd, func(ctx context.Context, cli *clientv3.Client) error {
+		return a.withClient(cmd, func(ctx context.Context, cli *clientv3.Client) error {
 			var resp *clientv3.MemberAddResponse
 			var err error
 			if learner {
@@ -124,7 +111,7 @@ func (a *app) memberRemoveCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return a.clusterCall(cmd, func(ctx context.Context, cli *clientv3.Client) error {
+		return a.withClient(cmd, func(ctx context.Context, cli *clientv3.Client) error {
 			resp, err := cli.MemberRemove(ctx, id)
 			if err != nil {
 				return exitWith(exitErr, err)
@@ -151,7 +138,7 @@ func (a *app) memberUpdateCommand() *cobra.Command {
 			return exitf(exitBadArgs, "member peer urls not provided")
 		}
 		urls := strings.Split(peerURLs, ",")
-		return a.clusterCall(cmd, func(ctx context.Context, cli *clientv3.Client) error {
+		return a.withClient(cmd, func(ctx context.Context, cli *clientv3.Client) error {
 			resp, err := cli.MemberUpdate(ctx, id, urls)
 			if err != nil {
 				return exitWith(exitErr, err)
@@ -174,7 +161,7 @@ learner's log is not close enough to its own.`,
 		if err != nil {
 			return err
 		}
-		return a.clusterCall(cmd, func(ctx context.Context, cli *clientv3.Client) error {
+		return a.withClient(cmd, func(ctx context.Context, cli *clientv3.Client) error {
 			resp, err := cli.MemberPromote(ctx, id)
 			if err != nil {
 				return exitWith(exitErr, err)
@@ -206,7 +193,7 @@ learner.`,
 		if s {
 			opts = append(opts, clientv3.WithSerializable())
 		}
-		return a.clusterCall(cmd, func(ctx context.Context, cli *clientv3.Client) error {
+		return a.withClient(cmd, func(ctx context.Context, cli *clientv3.Client) error {
 			resp, err := cli.MemberList(ctx, opts...)
 			if err != nil {
 				return exitWith(exitErr, err)

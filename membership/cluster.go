@@ -149,6 +149,15 @@ func (c *Cluster) Member(id uint64) (Member, bool) {
 	return m.clone(), true
 }
 
+// IsLearner reports whether id is a learner. It copies nothing: every
+// client request asks it.
+func (c *Cluster) IsLearner(id uint64) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	m, ok := c.members[id]
+	return ok && m.IsLearner
+}
+
 // IsRemoved reports whether id was removed from the cluster.
 func (c *Cluster) IsRemoved(id uint64) bool {
 	c.mu.RLock()

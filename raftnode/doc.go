@@ -1,6 +1,7 @@
 // Package raftnode drives one go.etcd.io/raft/v3 RawNode from a single
 // goroutine and owns everything raft needs from the outside: the WAL, the
-// snapshot files and (later) the peer transport.
+// snapshot files and the peer transport (Config.Transport; the Node is the
+// transport's Receiver).
 //
 // The loop follows raft's Ready contract: hand the committed entries that an
 // earlier Ready made durable to the apply loop over Node.Apply (so applying
@@ -21,6 +22,15 @@
 // snapshot index never has to equal the state machine's applied index; it
 // only must not exceed the state machine's durable applied index, which is
 // why RequestSnapshot is called only after the state machine synced.
+//
+// Snapshots: the files record where the state machine stood (for
+// restarts); the snapshot raft sends a member behind the log is made when
+// raft asks for it, at the state machine's applied index with the
+// configuration there (SetApplied), and travels with the state machine's
+// own snapshot (Config.SnapshotBody). A received one is stored by
+// Config.StoreSnapshot before raft sees it, made durable here, and handed
+// to the apply loop as Apply.Snapshot. The in-memory log keeps
+// SnapshotCatchUpEntries applied entries, none while the member is alone.
 //
 // A failed WAL write stops the node: the error is reported on Done and every
 // pending call fails with ErrStopped.

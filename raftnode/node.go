@@ -184,9 +184,6 @@ type Node struct {
 	// alone is true while this member is the only voter and there are no
 	// learners: no follower will ever need old log entries. Raft loop only.
 	alone bool
-	// confState is the configuration as of the newest conf change raft
-	// applied. Raft loop only.
-	curConf *raftpb.ConfState
 	// applied is the state machine's applied index, reported by SetApplied,
 	// and appliedConf the configuration there.
 	applied     atomic.Uint64
@@ -284,7 +281,6 @@ func Start(cfg Config) (*Node, error) {
 		n.wal.Close()
 		return nil, fmt.Errorf("raftnode: %w", err)
 	}
-	n.curConf = n.confState
 	n.alone = isAlone(n.confState, n.cfg.ID)
 	if n.alone {
 		// A lone voter need not wait an election timeout to lead.
@@ -676,45 +672,9 @@ func (n *Node) run() {
 }
 
 func (n *Node) applyConfChange(cc confChange) {
-	prev := n.curConf
 	cs := n.rn.ApplyConfChange(cc.cc)
-	n.curConf = cs
-	wasAlone := n.alone
 	n.alone = isAlone(cs, n.cfg.ID)
-	if wasAlone && !n.alone {
-		n.coverTrimmedLog(prev)
-	}
-	if n.alone && !wasAlone && n.lead.Load() != n.cfg.ID {
-		// The others were removed (--force-new-cluster): lead at once.
-		if err := n.rn.Campaign(); err != nil {
-			n.lg.Warn("campaign after becoming the only member failed", zap.Error(err))
-		}
-	}
 	cc.resp <- cs
-}
-
-// coverTrimmedLog makes raft's snapshot reach the start of the in-memory
-// log, which trimLog cut freely while this member was alone. A follower
-// that needs entries from before the log's start is sent raft's snapshot;
-// were that older than the log's start, the follower would need the
-// missing entries again after installing it, and again, forever.
-//
-// cs is the configuration before the change that ended the member's
-// solitude: no other change can have come between the log's start and it,
-// since every change but an update ends that solitude, and updates leave
-// the configuration alone.
-func (n *Node) coverTrimmedLog(cs *raftpb.ConfState) {
-	first, err := n.ms.FirstIndex()
-	if err != nil {
-		return
-	}
-	ss, err := n.ms.Snapshot()
-	if err != nil || ss.GetMetadata().GetIndex() >= first-1 {
-		return
-	}
-	if _, err := n.ms.CreateSnapshot(first-1, cs, nil); err != nil {
-		n.lg.Warn("raft snapshot for the trimmed log failed", zap.Error(err))
-	}
 }
 
 // step hands a peer's message to raft.
@@ -746,16 +706,9 @@ func (n *Node) trimLog() error {
 	if applied <= keep {
 		return nil
 	}
+	// Nothing trimmed is lost to followers: one behind the log's start is
+	// sent a snapshot at the applied index (snapshotStorage).
 	to := applied - keep
-	if !n.alone {
-		// Followers behind the log's start get raft's snapshot, which must
-		// cover everything trimmed (see coverTrimmedLog).
-		ss, err := n.ms.Snapshot()
-		if err != nil {
-			return err
-		}
-		to = min(to, ss.GetMetadata().GetIndex())
-	}
 	first, err := n.ms.FirstIndex()
 	if err != nil {
 		return err
@@ -769,14 +722,12 @@ func (n *Node) trimLog() error {
 	return nil
 }
 
-// SetApplied tells the node how far the state machine has applied, and the
-// configuration as of there, so the in-memory log can drop what no one
-// will read again and a member behind the log can be sent a snapshot at
-// that index. cs may be nil when the caller does not track it.
+// SetApplied tells the node how far in raft's log the state machine has
+// applied, and the configuration cs as of there, so the in-memory log can
+// drop what no one will read again and a member behind the log can be
+// sent a snapshot at that index.
 func (n *Node) SetApplied(index uint64, cs *raftpb.ConfState) {
-	if cs != nil {
-		n.appliedConf.Store(&appliedConf{index: index, cs: cs})
-	}
+	n.appliedConf.Store(&appliedConf{index: index, cs: cs})
 	n.applied.Store(index)
 }
 
@@ -941,27 +892,16 @@ func (n *Node) snapshot(r snapRequest) error {
 	if !n.ShouldSnapshot(r.index, n.snapIndex) {
 		return nil
 	}
-	var s *raftpb.Snapshot
-	if first, err := n.ms.FirstIndex(); err != nil {
-		return err
-	} else if r.index >= first {
-		// Still in the in-memory log: make it raft's snapshot too, so a
-		// lagging follower can be sent it.
-		if s, err = n.ms.CreateSnapshot(r.index, r.cs, nil); err != nil {
-			return fmt.Errorf("raftnode: create snapshot at %d: %w", r.index, err)
-		}
-	} else {
-		// trimLog already dropped it (a lone member keeps no applied
-		// entries); the apply loop told us its term.
-		s = &raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{
-			Index: proto.Uint64(r.index), Term: proto.Uint64(r.term), ConfState: r.cs,
-		}}
-	}
-	term := s.GetMetadata().GetTerm()
+	// The file records where the state machine is; raft's in-memory
+	// snapshot, the one followers are sent, is made when raft asks for it
+	// (snapshotStorage).
+	s := &raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{
+		Index: proto.Uint64(r.index), Term: proto.Uint64(r.term), ConfState: r.cs,
+	}}
 	if err := n.snap.SaveSnap(s); err != nil {
 		return err
 	}
-	if err := n.wal.SaveSnapshot(wal.Snapshot{Index: r.index, Term: term}); err != nil {
+	if err := n.wal.SaveSnapshot(wal.Snapshot{Index: r.index, Term: r.term}); err != nil {
 		return err
 	}
 	n.snapIndex = r.index
@@ -976,7 +916,7 @@ func (n *Node) snapshot(r snapRequest) error {
 	if err := n.snap.Purge(n.cfg.MaxSnapshots); err != nil {
 		n.lg.Warn("purging old snapshots failed", zap.Error(err))
 	}
-	n.lg.Info("saved raft snapshot", zap.Uint64("index", r.index), zap.Uint64("term", term))
+	n.lg.Info("saved raft snapshot", zap.Uint64("index", r.index), zap.Uint64("term", r.term))
 	return nil
 }
 

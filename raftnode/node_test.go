@@ -175,7 +175,7 @@ func TestLogTrimmedWhenAlone(t *testing.T) {
 			t.Fatal(err)
 		}
 		last = collect(t, n, 1)[0].GetIndex()
-		n.SetApplied(last, nil)
+		n.SetApplied(last, n.ConfState())
 	}
 	first, err := n.ms.FirstIndex()
 	if err != nil {
@@ -224,7 +224,7 @@ func TestSnapshotOfTrimmedIndex(t *testing.T) {
 			t.Fatal(err)
 		}
 		ents = append(ents, collect(t, n, 1)...)
-		n.SetApplied(ents[len(ents)-1].GetIndex(), nil)
+		n.SetApplied(ents[len(ents)-1].GetIndex(), n.ConfState())
 	}
 	old := ents[200]
 	if first, _ := n.ms.FirstIndex(); old.GetIndex() >= first {

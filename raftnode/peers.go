@@ -75,8 +75,7 @@ func (n *Node) installSnapshot(s *raftpb.Snapshot) error {
 		return fmt.Errorf("raftnode: applying snapshot %d: %w", md.GetIndex(), err)
 	}
 	n.confState = md.GetConfState()
-	n.curConf = md.GetConfState()
-	n.alone = isAlone(n.curConf, n.cfg.ID)
+	n.alone = isAlone(n.confState, n.cfg.ID)
 	n.snapIndex = md.GetIndex()
 	if c := md.GetIndex(); c > n.commit.Load() {
 		n.commit.Store(c)

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/membershippb"
 	"go.etcd.io/raft/v3"
@@ -20,6 +22,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cairn-kv/cairn/internal/fsutil"
 	"github.com/cairn-kv/cairn/membership"
 	"github.com/cairn-kv/cairn/transport"
 )
@@ -429,11 +432,30 @@ func (s *Server) PromoteMember(ctx context.Context, id uint64) error {
 	return s.proposeConfChange(ctx, cc, membership.Change{Member: m, Promote: true})
 }
 
-// IsLearner reports whether this member is a learner.
-func (s *Server) IsLearner() bool {
-	m, ok := s.members.Member(s.id)
-	return ok && m.IsLearner
+// removedMarker is a file in the member directory recording that the
+// member learned it was removed. A member stopped by its peers' refusal
+// may never apply its own removal, so its member list cannot tell a
+// restart that it is gone; this file does.
+const removedMarker = "removed"
+
+func (s *Server) markRemoved() {
+	path := filepath.Join(s.memberDir, removedMarker)
+	f, err := s.cfg.FS.Create(path, vfs.WriteCategoryUnspecified)
+	if err == nil {
+		err = errors.Join(f.Sync(), f.Close(), fsutil.SyncDir(s.cfg.FS, s.memberDir))
+	}
+	if err != nil {
+		s.lg.Warn("recording the member's removal failed", zap.Error(err))
+	}
 }
+
+func (s *Server) wasRemoved() bool {
+	_, err := s.cfg.FS.Stat(filepath.Join(s.memberDir, removedMarker))
+	return err == nil
+}
+
+// IsLearner reports whether this member is a learner.
+func (s *Server) IsLearner() bool { return s.members.IsLearner(s.id) }
 
 func (s *Server) strict() bool { return !s.cfg.NoStrictReconfigCheck }
 

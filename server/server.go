@@ -101,6 +101,12 @@ type walMetadata struct {
 	Name      string `json:"name"`
 }
 
+func decodeWALMetadata(b []byte) (walMetadata, error) {
+	var meta walMetadata
+	err := json.Unmarshal(b, &meta)
+	return meta, err
+}
+
 // New opens or creates the member in cfg.DataDir and starts it. The member
 // serves once ReadyNotify closes.
 func New(cfg Config) (*Server, error) {
@@ -194,8 +200,7 @@ func New(cfg Config) (*Server, error) {
 	s.node, err = raftnode.Start(raftnode.Config{
 		ID: self.ID,
 		MetadataID: func(md []byte) (uint64, error) {
-			var meta walMetadata
-			err := json.Unmarshal(md, &meta)
+			meta, err := decodeWALMetadata(md)
 			return meta.MemberID, err
 		},
 		Peers:                  peers,
@@ -222,8 +227,8 @@ func New(cfg Config) (*Server, error) {
 		s.closeStorage()
 		return nil, err
 	}
-	var meta walMetadata
-	if err := json.Unmarshal(s.node.Metadata(), &meta); err != nil {
+	meta, err := decodeWALMetadata(s.node.Metadata())
+	if err != nil {
 		s.node.Stop()
 		s.closeStorage()
 		return nil, fmt.Errorf("member WAL metadata in %s is unreadable: %w", memberDir, err)
@@ -233,7 +238,7 @@ func New(cfg Config) (*Server, error) {
 			zap.String("data-dir-member-id", fmt.Sprintf("%x", meta.MemberID)))
 	}
 	s.id, s.clusterID = meta.MemberID, meta.ClusterID
-	if s.members.IsRemoved(s.id) {
+	if s.members.IsRemoved(s.id) || s.wasRemoved() {
 		s.node.Stop()
 		s.closeStorage()
 		return nil, fmt.Errorf("member %x was removed from the cluster and cannot rejoin with data dir %s: remove the data dir, add the member again (member add), and start it with --initial-cluster-state=existing", s.id, cfg.DataDir)
@@ -547,6 +552,9 @@ func (s *Server) applyLoop(applied, lastSnap uint64, cs *raftpb.ConfState) {
 		if err := s.eng.Close(); fatal == nil && err != nil {
 			fatal = err
 		}
+		if errors.Is(fatal, ErrRemoved) {
+			s.markRemoved()
+		}
 		s.errMu.Lock()
 		s.err = fatal
 		s.errMu.Unlock()
@@ -558,6 +566,9 @@ func (s *Server) applyLoop(applied, lastSnap uint64, cs *raftpb.ConfState) {
 		close(s.donec)
 	}()
 	var appliedTerm uint64
+	// pos is the last entry handed over by raft, applied or replayed; cs
+	// is the configuration as of pos.
+	pos, posTerm := lastSnap, uint64(0)
 	for {
 		var a raftnode.Apply
 		select {
@@ -576,14 +587,16 @@ func (s *Server) applyLoop(applied, lastSnap uint64, cs *raftpb.ConfState) {
 			}
 			m := s.kv.Meta()
 			applied, appliedTerm = m.AppliedIndex, m.AppliedTerm
-			lastSnap, cs = a.Snapshot.GetMetadata().GetIndex(), a.Snapshot.GetMetadata().GetConfState()
+			md := a.Snapshot.GetMetadata()
+			pos, posTerm, lastSnap, cs = md.GetIndex(), md.GetTerm(), md.GetIndex(), md.GetConfState()
 			s.appliedIndex.Store(applied)
 			s.applied.advance(applied)
-			s.node.SetApplied(applied, cs)
+			s.node.SetApplied(pos, cs)
 		}
 		var done []pendingResult
 		removed := false
 		for _, e := range a.Entries {
+			pos, posTerm = e.GetIndex(), e.GetTerm()
 			if e.GetIndex() <= applied {
 				if e.GetType() == raftpb.EntryConfChange {
 					if _, _, cs, fatal = s.applyConfChange(e, true); fatal != nil {
@@ -616,7 +629,7 @@ func (s *Server) applyLoop(applied, lastSnap uint64, cs *raftpb.ConfState) {
 			}
 			applied, appliedTerm = e.GetIndex(), e.GetTerm()
 		}
-		snapshot := s.node.ShouldSnapshot(applied, lastSnap)
+		snapshot := s.node.ShouldSnapshot(pos, lastSnap)
 		commitStart := time.Now()
 		if err := s.kv.Commit(mvcc.Meta{AppliedIndex: applied, AppliedTerm: appliedTerm}, snapshot); err != nil {
 			fatal = fmt.Errorf("apply: commit at index %d: %w", applied, err)
@@ -633,10 +646,14 @@ func (s *Server) applyLoop(applied, lastSnap uint64, cs *raftpb.ConfState) {
 		}
 		s.appliedIndex.Store(applied)
 		s.applied.advance(applied)
-		s.node.SetApplied(applied, cs)
+		// Raft learns the position in its own log, with the configuration
+		// there: while entries the state already held replay (after a
+		// restart or a snapshot whose state was newer than its index), pos
+		// trails applied, and cs is right only for pos.
+		s.node.SetApplied(pos, cs)
 		if snapshot {
-			s.node.RequestSnapshot(applied, appliedTerm, cs)
-			lastSnap = applied
+			s.node.RequestSnapshot(pos, posTerm, cs)
+			lastSnap = pos
 		}
 		if removed {
 			fatal = ErrRemoved

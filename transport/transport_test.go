@@ -10,6 +10,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"go.etcd.io/raft/v3"
@@ -339,7 +340,8 @@ func TestWrongRecipientAndUnknownMemberRefused(t *testing.T) {
 }
 
 func TestRemovedPeerRefused(t *testing.T) {
-	a := startNode(t, 1, testCluster, nil)
+	var removed atomic.Int32
+	a := startNode(t, 1, testCluster, func(c *Config) { c.OnRemoved = func() { removed.Add(1) } })
 	b := startNode(t, 2, testCluster, nil)
 	mesh(t, a, b)
 	a.tr.Send(traffic(1, 2, 0, 3))
@@ -361,6 +363,11 @@ func TestRemovedPeerRefused(t *testing.T) {
 	}
 	if c := a.logCount(zapcore.ErrorLevel, "peer refused our raft stream", fields); c != 1 {
 		t.Fatalf("removed member logged the refusal %d times, want once", c)
+	}
+	// The removed member was told, once, through OnRemoved.
+	waitFor(t, "OnRemoved called", func() bool { return removed.Load() >= 1 })
+	if n := removed.Load(); n != 1 {
+		t.Fatalf("OnRemoved called %d times, want once", n)
 	}
 	if err := b.tr.AddPeer(1, []string{a.url()}); !errors.Is(err, ErrPeerRemoved) {
 		t.Fatalf("re-adding a removed member: %v", err)

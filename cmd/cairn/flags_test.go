@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/cairn-kv/cairn/server"
 )
 
 // TestLeaseCheckpointFlags: etcd's current and experimental names both set
@@ -38,5 +40,39 @@ func TestLeaseCheckpointFlags(t *testing.T) {
 		if cfg.LeaseCheckpointInterval != c.want {
 			t.Errorf("%v %v: interval %v, want %v", c.args, c.env, cfg.LeaseCheckpointInterval, c.want)
 		}
+	}
+}
+
+// TestClusterFlags: etcd's clustering flags, and their ETCD_* variables,
+// reach the server config with etcd's defaults and meanings.
+func TestClusterFlags(t *testing.T) {
+	config := func(args []string, env map[string]string) server.Config {
+		t.Helper()
+		o, err := parse(args, io.Discard, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, _, err := o.config(zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	def := config(nil, nil)
+	if def.InitialClusterState != "new" || def.NoStrictReconfigCheck || def.MaxLearners != 1 ||
+		def.ForceNewCluster || def.SnapshotCatchUpEntries != 5000 || def.MaxSnapshots != 5 {
+		t.Fatalf("defaults: %+v", def)
+	}
+	got := config([]string{
+		"--initial-cluster-state=existing", "--strict-reconfig-check=false", "--max-learners=3",
+		"--force-new-cluster", "--experimental-snapshot-catchup-entries=7", "--max-snapshots=0", "--max-wals=2",
+	}, nil)
+	if got.InitialClusterState != "existing" || !got.NoStrictReconfigCheck || got.MaxLearners != 3 ||
+		!got.ForceNewCluster || got.SnapshotCatchUpEntries != 7 || got.MaxSnapshots >= 0 {
+		t.Fatalf("flags: %+v", got)
+	}
+	env := config(nil, map[string]string{"ETCD_SNAPSHOT_CATCHUP_ENTRIES": "9", "ETCD_MAX_SNAPSHOTS": "2", "ETCD_FORCE_NEW_CLUSTER": "true"})
+	if env.SnapshotCatchUpEntries != 9 || env.MaxSnapshots != 2 || !env.ForceNewCluster {
+		t.Fatalf("environment: %+v", env)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -266,10 +267,37 @@ func TestClusterLearnerJoinsByStreamedSnapshot(t *testing.T) {
 	if g.Count != 300 {
 		t.Fatalf("the learner holds %d of 300 keys", g.Count)
 	}
+	// A learner serves Status and serializable reads only, as etcd's.
+	st, err := m.Client().Status(ctx, m.Endpoint)
+	if err != nil || !st.IsLearner {
+		t.Fatalf("learner's status: %+v, %v", st, err)
+	}
+	for what, call := range map[string]func() error{
+		"linearizable get": func() error { _, err := m.Client().Get(ctx, "k/000"); return err },
+		"put":              func() error { _, err := m.Client().Put(ctx, "k", "v"); return err },
+		"lease grant":      func() error { _, err := m.Client().Grant(ctx, 60); return err },
+	} {
+		if err := call(); !errors.Is(rpctypes.Error(err), rpctypes.Error(rpctypes.ErrGRPCNotSupportedForLearner)) {
+			t.Errorf("%s on a learner: %v, want %v", what, err, rpctypes.ErrGRPCNotSupportedForLearner)
+		}
+	}
+	// Promotion sent to a follower is forwarded to the leader, and the
+	// answer lists the member as promoted.
 	lead := c.Leader(ctx)
+	var follower *framework.Member
+	for _, o := range c.Members[:3] {
+		if o != lead {
+			follower = o
+		}
+	}
 	for {
-		_, err := lead.Client().MemberPromote(ctx, m.Server.ID())
+		resp, err := follower.Client().MemberPromote(ctx, m.Server.ID())
 		if err == nil {
+			for _, pm := range resp.Members {
+				if pm.ID == m.Server.ID() && pm.IsLearner {
+					t.Fatal("the promote answer still lists the member as a learner")
+				}
+			}
 			break
 		}
 		if !errors.Is(rpctypes.Error(err), rpctypes.Error(rpctypes.ErrGRPCLearnerNotReady)) {
@@ -314,8 +342,12 @@ func TestClusterMoveLeader(t *testing.T) {
 	if _, err := lead.Client().MoveLeader(ctx, 12345); !errors.Is(rpctypes.Error(err), rpctypes.ErrBadLeaderTransferee) {
 		t.Fatalf("move-leader to a non-member: %v", err)
 	}
-	if _, err := lead.Client().MoveLeader(ctx, target.Server.ID()); err != nil {
+	resp, err := lead.Client().MoveLeader(ctx, target.Server.ID())
+	if err != nil {
 		t.Fatal(err)
+	}
+	if resp.Header != nil {
+		t.Fatalf("MoveLeader answered with a header, etcd's has none: %v", resp.Header)
 	}
 	if now := c.Leader(ctx); now != target {
 		t.Fatalf("leader is %s, want %s", now.Config.Name, target.Config.Name)
@@ -384,6 +416,14 @@ func TestClusterRemovedMemberStops(t *testing.T) {
 	if err := gone.Server.Err(); !errors.Is(err, server.ErrRemoved) {
 		t.Fatalf("removed member stopped with %v", err)
 	}
+	// Its data dir cannot bring it back.
+	gone.Stop()
+	if srv, err := server.New(gone.Config); err == nil {
+		srv.Stop()
+		t.Fatal("a removed member restarted from its data dir")
+	} else if !strings.Contains(err.Error(), "was removed from the cluster") {
+		t.Fatalf("restarting a removed member: %v", err)
+	}
 	ml, err := lead.Client().MemberList(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -440,5 +480,125 @@ func TestClusterForceNewCluster(t *testing.T) {
 	survivor.Restart()
 	if _, err := survivor.Client().Put(ctx, "after-restart", "v"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestClusterFollowerCatchesUpBySnapshot: a follower cut off while the
+// leader's log moves past it receives the leader's engine as a snapshot.
+// A watch open on it then delivers every event it missed, in order; the
+// leases granted meanwhile are known to it (a put with one applies alike on
+// every member); and the snapshot really was streamed.
+func TestClusterFollowerCatchesUpBySnapshot(t *testing.T) {
+	c := framework.StartCluster(t, 3, func(cfg *server.Config) {
+		cfg.SnapshotCount, cfg.SnapshotCatchUpEntries = 100, 10
+	})
+	ctx := framework.Context(t, 60*time.Second)
+	lead := c.Leader(ctx)
+	var f *framework.Member
+	for _, m := range c.Members {
+		if m != lead {
+			f = m
+		}
+	}
+	start, err := f.Client().Get(ctx, "w/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wch := f.Client().Watch(ctx, "w/", clientv3.WithPrefix(), clientv3.WithRev(start.Header.Revision+1))
+	for _, m := range c.Members {
+		if m != f {
+			m.Faults.Cut(transport.Both, f.Server.ID())
+			f.Faults.Cut(transport.Both, m.Server.ID())
+		}
+	}
+	cl := lead.Client()
+	for i := 0; i < 300; i++ {
+		if _, err := cl.Put(ctx, fmt.Sprintf("w/%03d", i), "v"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := cl.Grant(ctx, 600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range c.Members {
+		m.Faults.Heal()
+	}
+	if _, err := cl.Put(ctx, "w/leased", "v", clientv3.WithLease(l.ID)); err != nil {
+		t.Fatal(err)
+	}
+	next := 0
+	for next < 301 {
+		select {
+		case wr, ok := <-wch:
+			if !ok || wr.Err() != nil {
+				t.Fatalf("watch on the follower ended after %d events: %v", next, wr.Err())
+			}
+			for _, ev := range wr.Events {
+				want := fmt.Sprintf("w/%03d", next)
+				if next == 300 {
+					want = "w/leased"
+				}
+				if string(ev.Kv.Key) != want {
+					t.Fatalf("event %d is %s, want %s", next, ev.Kv.Key, want)
+				}
+				next++
+			}
+		case <-ctx.Done():
+			t.Fatalf("the follower's watch delivered %d of 301 events", next)
+		}
+	}
+	// The follower has installed the snapshot: a put with the lease
+	// granted while it was cut off must apply there too.
+	if _, err := cl.Put(ctx, "w/leased-after", "v", clientv3.WithLease(l.ID)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case wr := <-wch:
+		if len(wr.Events) != 1 || string(wr.Events[0].Kv.Key) != "w/leased-after" {
+			t.Fatalf("after catching up, the follower's watch got %v", wr.Events)
+		}
+	case <-ctx.Done():
+		t.Fatal("the follower did not apply a put with the lease granted while it was cut off")
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(f.Server.MetricsCollector())
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	received := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == "etcd_network_snapshot_receive_success" {
+			for _, m := range mf.GetMetric() {
+				received += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if received < 1 {
+		t.Fatal("the follower caught up without receiving a snapshot: the test did not exercise it")
+	}
+	sameState(t, ctx, c)
+}
+
+// TestClusterStartErrors: start-up refuses, with a message saying what to
+// do, advertised peer URLs that --initial-cluster does not list, and a
+// member joining a cluster that never added it.
+func TestClusterStartErrors(t *testing.T) {
+	c := framework.StartCluster(t, 1)
+	m := c.Members[0]
+	cfg := server.Config{
+		Name: "x", DataDir: t.TempDir(), ClientURLs: []string{"http://127.0.0.1:1"},
+		PeerURLs:          []string{"http://127.0.0.1:2"},
+		InitialCluster:    "x=http://127.0.0.1:3",
+		HeartbeatInterval: 10 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
+	}
+	if _, err := server.New(cfg); err == nil || !strings.Contains(err.Error(), "--initial-advertise-peer-urls") {
+		t.Fatalf("mismatched advertise URLs: %v", err)
+	}
+	cfg.InitialCluster = "x=http://127.0.0.1:2," + m.Config.Name + "=http://" + m.PeerAddr
+	cfg.InitialClusterState = "existing"
+	if _, err := server.New(cfg); err == nil || !strings.Contains(err.Error(), "member add") {
+		t.Fatalf("joining without member add: %v", err)
 	}
 }

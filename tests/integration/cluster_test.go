@@ -50,6 +50,27 @@ func sameState(t *testing.T, ctx context.Context, c *framework.Cluster) {
 	}
 }
 
+// counters returns the values of the counter series named name among m's
+// metrics, as a scrape of /metrics would show them.
+func counters(t *testing.T, m *framework.Member, name string) []float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m.Server.MetricsCollector())
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, s := range mf.GetMetric() {
+				out = append(out, s.GetCounter().GetValue())
+			}
+		}
+	}
+	return out
+}
+
 // TestClusterWritesAndReadsThroughEveryMember: a 3-member cluster accepts
 // writes sent to followers, serves linearizable reads on every member,
 // lists its members with their names and client URLs, and every member
@@ -87,20 +108,10 @@ func TestClusterWritesAndReadsThroughEveryMember(t *testing.T) {
 		t.Fatalf("members %v", names)
 	}
 	// The peer transport's metrics are exported with the member's.
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(c.Members[0].Server.MetricsCollector())
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
 	peersSent := 0
-	for _, mf := range mfs {
-		if mf.GetName() == "etcd_network_peer_sent_bytes_total" {
-			for _, m := range mf.GetMetric() {
-				if m.GetCounter().GetValue() > 0 {
-					peersSent++
-				}
-			}
+	for _, v := range counters(t, c.Members[0], "etcd_network_peer_sent_bytes_total") {
+		if v > 0 {
+			peersSent++
 		}
 	}
 	if peersSent != 2 {
@@ -561,19 +572,9 @@ func TestClusterFollowerCatchesUpBySnapshot(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the follower did not apply a put with the lease granted while it was cut off")
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(f.Server.MetricsCollector())
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
 	received := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() == "etcd_network_snapshot_receive_success" {
-			for _, m := range mf.GetMetric() {
-				received += m.GetCounter().GetValue()
-			}
-		}
+	for _, v := range counters(t, f, "etcd_network_snapshot_receive_success") {
+		received += v
 	}
 	if received < 1 {
 		t.Fatal("the follower caught up without receiving a snapshot: the test did not exercise it")

@@ -34,6 +34,9 @@ import (
 var (
 	ErrNotEnoughStartedMembers = errors.New("server: re-configuration failed due to not enough started members")
 	ErrLearnerNotReady         = errors.New("server: can only promote a learner member which is in sync with leader")
+	// ErrUnhealthy refuses a membership change while this member has not
+	// been connected to enough peers for HealthInterval.
+	ErrUnhealthy = errors.New("server: unhealthy cluster")
 	// ErrRemoved stops a member that was removed from the cluster.
 	ErrRemoved = errors.New("the member has been permanently removed from the cluster")
 )
@@ -370,8 +373,15 @@ func (s *Server) AddMember(ctx context.Context, peerURLs []string, learner bool)
 	typ := raftpb.ConfChangeAddNode
 	if learner {
 		typ = raftpb.ConfChangeAddLearnerNode
-	} else if s.strict() && !s.enoughStarted(0, 1, 0) {
-		return membership.Member{}, ErrNotEnoughStartedMembers
+	}
+	if s.strict() {
+		if !learner && !s.readyToAdd() {
+			return membership.Member{}, ErrNotEnoughStartedMembers
+		}
+		// The new member counts as a voter that is not connected yet.
+		if voters := s.voters(); len(voters) > 1 && s.connected(voters) < quorum(len(voters)+1) {
+			return membership.Member{}, ErrUnhealthy
+		}
 	}
 	cc := &raftpb.ConfChange{Type: typ.Enum(), NodeId: proto.Uint64(m.ID)}
 	if err := s.proposeConfChange(ctx, cc, membership.Change{Member: m}); err != nil {
@@ -382,8 +392,16 @@ func (s *Server) AddMember(ctx context.Context, peerURLs []string, learner bool)
 
 // RemoveMember removes member id from the cluster for good.
 func (s *Server) RemoveMember(ctx context.Context, id uint64) error {
-	if m, ok := s.members.Member(id); ok && !m.IsLearner && s.strict() && !s.enoughStarted(id, 0, 0) {
-		return ErrNotEnoughStartedMembers
+	if m, ok := s.members.Member(id); !(ok && m.IsLearner) && s.strict() {
+		if !s.enoughStarted(id, 0) {
+			return ErrNotEnoughStartedMembers
+		}
+		// A member that is down is not part of the active quorum; one
+		// that is up must leave a connected quorum behind.
+		if voters := s.voters(); (id == s.id || !s.tr.ActiveSince(id).IsZero()) &&
+			s.connected(voters)-1 < quorum(len(voters)-1) {
+			return ErrUnhealthy
+		}
 	}
 	cc := &raftpb.ConfChange{Type: raftpb.ConfChangeRemoveNode.Enum(), NodeId: proto.Uint64(id)}
 	return s.proposeConfChange(ctx, cc, membership.Change{Member: membership.Member{ID: id}})
@@ -425,7 +443,7 @@ func (s *Server) PromoteMember(ctx context.Context, id uint64) error {
 		return ErrLearnerNotReady
 	}
 	// The learner counts as a voter, and as started, as in etcd.
-	if s.strict() && !s.enoughStarted(id, 1, 1) {
+	if s.strict() && !s.enoughStarted(0, 1) {
 		return ErrNotEnoughStartedMembers
 	}
 	cc := &raftpb.ConfChange{Type: raftpb.ConfChangeAddNode.Enum(), NodeId: proto.Uint64(id)}
@@ -459,20 +477,62 @@ func (s *Server) IsLearner() bool { return s.members.IsLearner(s.id) }
 
 func (s *Server) strict() bool { return !s.cfg.NoStrictReconfigCheck }
 
-// enoughStarted reports whether the voting members this member has a live
-// stream to (itself included) would still be a quorum of the voters after
-// leaving out member skip (0: none) and adding addVoters voters, of which
-// addStarted count as started.
-func (s *Server) enoughStarted(skip uint64, addVoters, addStarted int) bool {
-	voters, started := addVoters, addStarted
-	for _, m := range s.members.Members() {
-		if m.IsLearner || m.ID == skip {
+// A member counts as started once it has published its name through
+// raft, as in etcd; connected is a separate, transport-level question.
+
+// enoughStarted reports whether the started voting members, leaving out
+// member skip (0: none) and adding add started voters, would be a quorum
+// of the voters.
+func (s *Server) enoughStarted(skip uint64, add int) bool {
+	voters, started := add, add
+	for _, m := range s.voters() {
+		if m.ID == skip {
 			continue
 		}
 		voters++
-		if m.ID == s.id || !s.tr.ActiveSince(m.ID).IsZero() {
+		if m.Name != "" {
 			started++
 		}
 	}
-	return started >= voters/2+1
+	return started >= quorum(voters)
 }
+
+// readyToAdd is enoughStarted for one more, not yet started, voter, with
+// etcd's exception: a one-member cluster may always grow to two, which is
+// how a cluster restored from a backup is rebuilt.
+func (s *Server) readyToAdd() bool {
+	voters := s.voters()
+	started := 0
+	for _, m := range voters {
+		if m.Name != "" {
+			started++
+		}
+	}
+	return (len(voters) == 1 && started == 1) || started >= quorum(len(voters)+1)
+}
+
+// voters returns the voting members.
+func (s *Server) voters() []membership.Member {
+	var vs []membership.Member
+	for _, m := range s.members.Members() {
+		if !m.IsLearner {
+			vs = append(vs, m)
+		}
+	}
+	return vs
+}
+
+// connected counts the members of ms this member has had a live stream
+// to for at least HealthInterval, itself included.
+func (s *Server) connected(ms []membership.Member) int {
+	since := time.Now().Add(-s.cfg.HealthInterval)
+	n := 0
+	for _, m := range ms {
+		if t := s.tr.ActiveSince(m.ID); m.ID == s.id || (!t.IsZero() && t.Before(since)) {
+			n++
+		}
+	}
+	return n
+}
+
+func quorum(n int) int { return n/2 + 1 }

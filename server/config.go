@@ -39,6 +39,10 @@ type Config struct {
 	// refusing member changes that would leave too few started members
 	// for a quorum.
 	NoStrictReconfigCheck bool
+	// HealthInterval is how long this member must have been connected to
+	// its peers before --strict-reconfig-check lets a membership change
+	// count on them; default 5s, etcd's fixed value.
+	HealthInterval time.Duration
 	// MaxLearners bounds the learners in the cluster; default 1 (etcd's
 	// --max-learners).
 	MaxLearners int
@@ -100,6 +104,7 @@ const (
 	DefaultMaxTxnOps           = 128
 	DefaultQuotaBackendBytes   = 2 << 30
 	DefaultInitialClusterToken = "etcd-cluster"
+	DefaultHealthInterval      = 5 * time.Second
 	// DefaultWatchProgressNotifyInterval is etcd's default.
 	DefaultWatchProgressNotifyInterval = 10 * time.Minute
 )
@@ -143,6 +148,9 @@ func (c *Config) ensureDefaults() {
 	}
 	if c.QuotaBackendBytes == 0 {
 		c.QuotaBackendBytes = DefaultQuotaBackendBytes
+	}
+	if c.HealthInterval == 0 {
+		c.HealthInterval = DefaultHealthInterval
 	}
 	if c.WatchProgressNotifyInterval == 0 {
 		c.WatchProgressNotifyInterval = DefaultWatchProgressNotifyInterval

@@ -41,6 +41,7 @@ var errorTable = []struct {
 	{membership.ErrBadPeerURLs, rpctypes.ErrGRPCMemberBadURLs},
 	{server.ErrNotEnoughStartedMembers, rpctypes.ErrGRPCMemberNotEnoughStarted},
 	{server.ErrLearnerNotReady, rpctypes.ErrGRPCLearnerNotReady},
+	{server.ErrUnhealthy, rpctypes.ErrGRPCUnhealthy},
 	{server.ErrRemoved, rpctypes.ErrGRPCStopped},
 	{server.ErrNotLeader, rpctypes.ErrGRPCNotLeader},
 	{server.ErrBadLeaderTransferee, rpctypes.ErrGRPCBadLeaderTransferee},

@@ -2,6 +2,7 @@ package framework
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -40,6 +42,7 @@ func baseConfig(t testing.TB, name string) server.Config {
 		DataDir:           t.TempDir(),
 		HeartbeatInterval: 10 * time.Millisecond,
 		ElectionTimeout:   100 * time.Millisecond,
+		HealthInterval:    50 * time.Millisecond,
 		WALSegmentSize:    1 << 20, // cuts segments often, and keeps in-memory filesystems small
 		Logger:            zaptest.NewLogger(t, zaptest.Level(logLevel())).Named(name),
 	}
@@ -72,7 +75,8 @@ type Cluster struct {
 }
 
 // StartCluster starts a new cluster of n members named m0, m1, … and waits
-// until every one is ready. edit adjusts each member's configuration.
+// until every one is ready and knows the others started (has applied
+// their published names). edit adjusts each member's configuration.
 func StartCluster(t testing.TB, n int, edit ...func(*server.Config)) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t}
@@ -95,6 +99,14 @@ func StartCluster(t testing.TB, n int, edit ...func(*server.Config)) *Cluster {
 	for _, m := range c.Members {
 		m.waitReady()
 	}
+	// Every name was committed before the last member became ready: a
+	// linearizable read on each member waits until it applied them all.
+	ctx := Context(t, 30*time.Second)
+	for _, m := range c.Members {
+		if _, err := m.Client().Get(ctx, "\x00"); err != nil {
+			t.Fatalf("%s: %v", m.Config.Name, err)
+		}
+	}
 	return c
 }
 
@@ -110,7 +122,7 @@ func (c *Cluster) AddMember(ctx context.Context, learner bool, edit ...func(*ser
 	if learner {
 		add = c.Client().MemberAddAsLearner
 	}
-	if _, err := add(ctx, urls); err != nil {
+	if err := Reconfigure(ctx, func() error { _, err := add(ctx, urls); return err }); err != nil {
 		c.t.Fatalf("member add: %v", err)
 	}
 	initial := []string{m.Config.Name + "=" + urls[0]}
@@ -127,6 +139,23 @@ func (c *Cluster) AddMember(ctx context.Context, learner bool, edit ...func(*ser
 	c.t.Cleanup(m.Stop)
 	m.waitReady()
 	return m
+}
+
+// Reconfigure calls change, a membership change, until the cluster stops
+// refusing it as unhealthy: etcd and Cairn accept one only once the member
+// serving it has been connected to its peers for a while (HealthInterval).
+func Reconfigure(ctx context.Context, change func() error) error {
+	for {
+		err := change()
+		if !errors.Is(rpctypes.Error(err), rpctypes.ErrUnhealthy) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // freeAddr returns a loopback address that was free a moment ago.

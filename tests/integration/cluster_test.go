@@ -236,7 +236,9 @@ func TestClusterMemberErrors(t *testing.T) {
 		call func() error
 		want error
 	}{
-		{"add existing peer URL", func() error { _, err := cl.MemberAdd(ctx, taken); return err }, rpctypes.ErrGRPCPeerURLExist},
+		{"add existing peer URL", func() error {
+			return framework.Reconfigure(ctx, func() error { _, err := cl.MemberAdd(ctx, taken); return err })
+		}, rpctypes.ErrGRPCPeerURLExist},
 		// clientv3 checks URLs itself; the raw service must too.
 		{"add bad URL", func() error {
 			_, err := pb.NewClusterClient(cl.ActiveConnection()).MemberAdd(ctx, &pb.MemberAddRequest{PeerURLs: []string{"ftp://x:1"}})
@@ -251,6 +253,39 @@ func TestClusterMemberErrors(t *testing.T) {
 		if !errors.Is(rpctypes.Error(err), rpctypes.Error(tc.want)) {
 			t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
 		}
+	}
+}
+
+// TestClusterStrictReconfigCheck: --strict-reconfig-check refuses, as
+// etcd does, a change while the serving member has not been connected to
+// its peers for the health interval (unhealthy cluster), and a voter added
+// while too few voters have started (not enough started members).
+func TestClusterStrictReconfigCheck(t *testing.T) {
+	ctx := framework.Context(t, 30*time.Second)
+	c := framework.StartCluster(t, 3, func(cfg *server.Config) { cfg.HealthInterval = time.Hour })
+	lead := c.Leader(ctx)
+	var follower *framework.Member
+	for _, m := range c.Members {
+		if m != lead {
+			follower = m
+		}
+	}
+	if _, err := lead.Client().MemberAddAsLearner(ctx, []string{"http://127.0.0.1:1"}); !errors.Is(rpctypes.Error(err), rpctypes.ErrUnhealthy) {
+		t.Errorf("add learner: got %v, want %v", err, rpctypes.ErrUnhealthy)
+	}
+	if _, err := lead.Client().MemberRemove(ctx, follower.Server.ID()); !errors.Is(rpctypes.Error(err), rpctypes.ErrUnhealthy) {
+		t.Errorf("remove running follower: got %v, want %v", err, rpctypes.ErrUnhealthy)
+	}
+
+	// A one-member cluster may grow to two; a third voter needs the second
+	// to have started first.
+	one := framework.StartCluster(t, 1)
+	cl := one.Client()
+	if _, err := cl.MemberAdd(ctx, []string{"http://127.0.0.1:1"}); err != nil {
+		t.Fatalf("second voter: %v", err)
+	}
+	if _, err := cl.MemberAdd(ctx, []string{"http://127.0.0.1:2"}); !errors.Is(rpctypes.Error(err), rpctypes.ErrMemberNotEnoughStarted) {
+		t.Errorf("third voter: got %v, want %v", err, rpctypes.ErrMemberNotEnoughStarted)
 	}
 }
 
@@ -416,7 +451,7 @@ func TestClusterRemovedMemberStops(t *testing.T) {
 			gone = m
 		}
 	}
-	if _, err := lead.Client().MemberRemove(ctx, gone.Server.ID()); err != nil {
+	if err := framework.Reconfigure(ctx, func() error { _, err := lead.Client().MemberRemove(ctx, gone.Server.ID()); return err }); err != nil {
 		t.Fatal(err)
 	}
 	select {

@@ -35,8 +35,17 @@
 # so it has a step of its own: the keep-alive step's server CPU then counts
 # the keep-alives alone (plus one LeaseLeases and the connection set-up).
 #
+# Cluster: three members of the same server on this machine (each with its
+# own data dir, so three WALs fsync on the one disk), started together with
+# --initial-cluster. 1 client on 1 connection to the leader sends
+# PUT1_TOTAL puts (latency), then 1000 clients over 100 connections spread
+# over all three members send PUTN_TOTAL puts (throughput; puts sent to a
+# follower are forwarded to the leader, as with etcd). The server CPU column
+# sums the three members. Not in the default sections: add "cluster" to
+# BENCH_SECTIONS. Needs curl (to find the leader from /metrics).
+#
 # Knobs (environment): BENCH_ROUNDS (2), BENCH_SECTIONS ("main load watch
-# lease": which server processes to run), PUT1_TOTAL (2000), PUTN_TOTAL
+# lease", and "cluster": which server processes to run), PUT1_TOTAL (2000), PUTN_TOTAL
 # (100000), RANGE_TOTAL (100000), LOAD_KEYS (1000000), LOAD_TXN_OPS (10,
 # at most etcd's --max-txn-ops of 128), BENCH_STEP_TIMEOUT
 # (180), WATCH_PUTS (20000), STALL_PUTS (20000), LEASE_TOTAL (200000),
@@ -75,6 +84,9 @@ if (( LOAD_KEYS % LOAD_TXN_OPS != 0 )); then
 	exit 2
 fi
 command -v jq >/dev/null || { echo "bench-compare: needs jq (apt-get install jq)" >&2; exit 2; }
+if [[ " ${BENCH_SECTIONS:-} " == *" cluster "* ]]; then
+	command -v curl >/dev/null || { echo "bench-compare: the cluster section needs curl (apt-get install curl)" >&2; exit 2; }
+fi
 
 log() { echo "bench-compare: $*" >&2; }
 
@@ -118,6 +130,7 @@ done
 # --- servers -----------------------------------------------------------------
 
 SERVER_PID=""
+SERVER_PIDS=()
 ENDPOINT=""
 DATA_DIRS=()
 
@@ -182,16 +195,81 @@ start_server() {
 	return 1
 }
 
-stop_server() {
-	[ -n "$SERVER_PID" ] || return 0
-	kill -TERM "$SERVER_PID" 2>/dev/null || true
-	for _ in $(seq 200); do
-		kill -0 "$SERVER_PID" 2>/dev/null || break
-		sleep 0.1
+# start_cluster KIND LOGNAME: starts three members of etcd or cairn as one
+# new cluster with fresh data dirs and waits until each is ready; sets
+# SERVER_PIDS, CLUSTER_EPS (all client endpoints, comma-separated) and
+# LEADER_EP.
+start_cluster() {
+	local kind=$1 attempt i bin dir initial logf ready lead
+	local -a cports pports
+	case $kind in
+	etcd) bin=$ETCD ;;
+	cairn) bin=$CAIRN ;;
+	esac
+	for attempt in 1 2 3; do
+		cports=() pports=() initial=""
+		for i in 0 1 2; do
+			cports+=("$(free_port)")
+			pports+=("$(free_port)")
+			initial+="${initial:+,}m$i=http://127.0.0.1:${pports[i]}"
+		done
+		dir=$(mktemp -d "${TMPDIR:-/tmp}/bench-$kind-cluster.XXXXXX")
+		DATA_DIRS+=("$dir")
+		SERVER_PIDS=()
+		for i in 0 1 2; do
+			"$bin" --name "m$i" --data-dir "$dir/m$i" \
+				--listen-client-urls "http://127.0.0.1:${cports[i]}" \
+				--advertise-client-urls "http://127.0.0.1:${cports[i]}" \
+				--listen-peer-urls "http://127.0.0.1:${pports[i]}" \
+				--initial-advertise-peer-urls "http://127.0.0.1:${pports[i]}" \
+				--initial-cluster "$initial" --initial-cluster-state new \
+				>"$OUT/$kind-$2-m$i.log" 2>&1 &
+			SERVER_PIDS+=($!)
+		done
+		SERVER_PID=${SERVER_PIDS[0]}
+		CLUSTER_EPS=127.0.0.1:${cports[0]},127.0.0.1:${cports[1]},127.0.0.1:${cports[2]}
+		for _ in $(seq 600); do
+			ready=0
+			for i in 0 1 2; do
+				kill -0 "${SERVER_PIDS[i]}" 2>/dev/null || break 2
+				grep -qs "ready to serve client requests" "$OUT/$kind-$2-m$i.log" && ready=$((ready + 1))
+			done
+			if [ "$ready" -eq 3 ]; then
+				for i in 0 1 2; do
+					# No grep -q: with pipefail, curl's SIGPIPE would fail the test.
+					if curl -fsS "http://127.0.0.1:${cports[i]}/metrics" | grep -x 'etcd_server_is_leader 1' >/dev/null; then
+						LEADER_EP=127.0.0.1:${cports[i]}
+						log "$kind cluster ready on $CLUSTER_EPS, leader $LEADER_EP"
+						return 0
+					fi
+				done
+			fi
+			sleep 0.1
+		done
+		log "$kind cluster did not become ready with a leader (attempt $attempt); log tails:"
+		for i in 0 1 2; do tail -n 3 "$OUT/$kind-$2-m$i.log" >&2; done
+		stop_server
 	done
-	kill -KILL "$SERVER_PID" 2>/dev/null || true
-	wait "$SERVER_PID" 2>/dev/null || true
+	return 1
+}
+
+# stop_server stops the running server, or every member of the running
+# cluster.
+stop_server() {
+	local pid
+	[ -n "$SERVER_PID" ] || return 0
+	[ ${#SERVER_PIDS[@]} -gt 0 ] || SERVER_PIDS=("$SERVER_PID")
+	for pid in "${SERVER_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+	for pid in "${SERVER_PIDS[@]}"; do
+		for _ in $(seq 200); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
 	SERVER_PID=""
+	SERVER_PIDS=()
 }
 
 # rss_kib FIELD: a field of /proc/PID/status of the running server, in KiB.
@@ -216,8 +294,14 @@ stop_sampler() {
 	SAMPLER_PID=""
 }
 
-# cpu_ticks: user+system CPU time of the running server, in clock ticks.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"; }
+# cpu_ticks: user+system CPU time of the running server (or the sum over
+# the running cluster's members), in clock ticks.
+cpu_ticks() {
+	local pid files=()
+	[ ${#SERVER_PIDS[@]} -gt 0 ] || files=("/proc/$SERVER_PID/stat")
+	for pid in "${SERVER_PIDS[@]}"; do files+=("/proc/$pid/stat"); done
+	awk '{ t += $14 + $15 } END { print t }' "${files[@]}"
+}
 
 # bench NAME ARGS...: runs cairn-bench against the running server, JSON into
 # $RES/NAME.json with the server's CPU seconds added as server_cpu_seconds.
@@ -296,6 +380,18 @@ run_server() {
 		fi
 		bench leasegrant --clients 100 --conns 10 --total 1 lease-keepalive --leases 10000 --ttl 60 --keep-leases
 		bench lease --clients 100 --conns 10 --total "$LEASE_TOTAL" lease-keepalive --existing-leases --in-flight 64
+		stop_server
+	fi
+
+	if [[ $SECTIONS == *" cluster "* ]]; then
+		if ! start_cluster "$KIND" "cluster-$ROUND"; then
+			log "$KIND: cannot start a cluster; skipping the cluster workloads"
+			return 0
+		fi
+		ENDPOINT=$LEADER_EP
+		bench cput1 --clients 1 --conns 1 --total "$PUT1_TOTAL" put
+		ENDPOINT=$CLUSTER_EPS
+		bench cputN --clients 1000 --conns 100 --total "$PUTN_TOTAL" put --key-space-size 100000 --sequential-keys
 		stop_server
 	fi
 }
@@ -393,6 +489,13 @@ if [[ $SECTIONS == *" watch "* ]]; then
 	row "stalled" "server CPU us/put" stall "$CPU_PER_REQ"
 	row "stalled" "VmRSS MiB before" stall-rss '.before_kib / 1024'
 	row "stalled" "peak VmRSS MiB during the puts (lower is better)" stall-rss '.peak_kib / 1024'
+fi
+if [[ $SECTIONS == *" cluster "* ]]; then
+	row "3-member cluster: put, 1 client, 1 conn to the leader, $PUT1_TOTAL req" "p50 latency ms (lower is better)" cput1 .latency_ms.p50
+	row "3-member cluster: put, 1 client" "p99 latency ms" cput1 .latency_ms.p99
+	row "3-member cluster: put, 1000 clients, 100 conns over 3 members, $PUTN_TOTAL req" "requests/s (higher is better)" cputN .requests_per_second
+	row "3-member cluster: put, 1000 clients" "p99 latency ms" cputN .latency_ms.p99
+	row "3-member cluster: put, 1000 clients" "server CPU us/request (3 members)" cputN "$CPU_PER_REQ"
 fi
 if [[ $SECTIONS == *" lease "* ]]; then
 	row "lease keep-alive, 10000 leases, 100 clients, 10 conns, 64 in flight per stream, $LEASE_TOTAL keep-alives" "keep-alives/s (higher is better)" lease .requests_per_second

@@ -529,6 +529,56 @@ func TestClusterForceNewCluster(t *testing.T) {
 	}
 }
 
+// TestClusterForceNewClusterDropsUncommitted: the survivor is a leader
+// cut off from its followers with writes in its log that never committed
+// (their clients got errors). --force-new-cluster keeps everything
+// committed and drops those entries, as etcd does.
+func TestClusterForceNewClusterDropsUncommitted(t *testing.T) {
+	// A long election timeout keeps the cut-off leader leading (check
+	// quorum) while it appends the writes it cannot commit.
+	c := framework.StartCluster(t, 3, func(cfg *server.Config) { cfg.ElectionTimeout = 2 * time.Second })
+	ctx := framework.Context(t, 60*time.Second)
+	lead := c.Leader(ctx)
+	for i := 0; i < 20; i++ {
+		if _, err := lead.Client().Put(ctx, fmt.Sprintf("k/%03d", i), "v"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, m := range c.Members {
+		if m != lead {
+			lead.Faults.Cut(transport.Both, m.Server.ID())
+		}
+	}
+	before := lead.Server.Status().RaftIndex
+	for i := 0; i < 5; i++ {
+		pctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		_, err := lead.Client().Put(pctx, fmt.Sprintf("lost/%d", i), "v")
+		cancel()
+		if err == nil {
+			t.Fatal("a put committed without a quorum")
+		}
+	}
+	if st := lead.Server.Status(); st.RaftIndex != before || st.Leader != lead.Server.ID() {
+		t.Fatalf("the cut-off leader committed (index %d → %d) or lost the lead (%x)", before, st.RaftIndex, st.Leader)
+	}
+	for _, m := range c.Members {
+		m.Stop()
+	}
+	lead.Faults.Heal()
+	lead.Config.ForceNewCluster = true
+	lead.Start()
+	cl := lead.Client()
+	if g, err := cl.Get(ctx, "k/", clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil || g.Count != 20 {
+		t.Fatalf("committed keys after force-new-cluster: %v, %v", g, err)
+	}
+	if _, err := cl.Put(ctx, "after", "v"); err != nil {
+		t.Fatal(err)
+	}
+	if g, err := cl.Get(ctx, "lost/", clientv3.WithPrefix()); err != nil || len(g.Kvs) != 0 {
+		t.Fatalf("uncommitted writes after force-new-cluster: %v, %v", g, err)
+	}
+}
+
 // TestClusterFollowerCatchesUpBySnapshot: a follower cut off while the
 // leader's log moves past it receives the leader's engine as a snapshot.
 // A watch open on it then delivers every event it missed, in order; the

@@ -108,9 +108,9 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 	}
 }
 
-func newClient(t testing.TB, ep string) *clientv3.Client {
+func newClient(t testing.TB, eps ...string) *clientv3.Client {
 	t.Helper()
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	c, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,6 +79,7 @@ type proc struct {
 	mu       sync.Mutex
 	log      bytes.Buffer
 	exited   chan struct{}
+	ready    chan struct{}
 }
 
 // startCairn starts cairn with a fresh data dir (or dataDir when non-empty)
@@ -109,6 +110,14 @@ func startProc(t testing.TB, endpoint, dataDir string, args, env []string) *proc
 
 func (p *proc) start() {
 	p.t.Helper()
+	p.launch()
+	p.waitReady()
+}
+
+// launch starts the process without waiting for it to be ready, for
+// members of a new cluster, none of which is ready before a quorum runs.
+func (p *proc) launch() {
+	p.t.Helper()
 	p.cmd = exec.Command(cairnBin, p.args...)
 	p.cmd.Env = append(os.Environ(), p.env...)
 	stderr, err := p.cmd.StderrPipe()
@@ -119,7 +128,7 @@ func (p *proc) start() {
 		p.t.Fatal(err)
 	}
 	p.exited = make(chan struct{})
-	ready := make(chan struct{})
+	p.ready = make(chan struct{})
 	go func() {
 		var once sync.Once
 		sc := bufio.NewScanner(stderr)
@@ -129,15 +138,21 @@ func (p *proc) start() {
 			p.log.WriteString(line + "\n")
 			p.mu.Unlock()
 			if strings.Contains(line, "ready to serve client requests") {
-				once.Do(func() { close(ready) })
+				once.Do(func() { close(p.ready) })
 			}
 		}
 		io.Copy(io.Discard, stderr)
 		p.cmd.Wait()
 		close(p.exited)
 	}()
+}
+
+// waitReady waits for the launched process's "ready to serve client
+// requests" line.
+func (p *proc) waitReady() {
+	p.t.Helper()
 	select {
-	case <-ready:
+	case <-p.ready:
 	case <-p.exited:
 		p.t.Fatalf("cairn exited before ready:\n%s", p.Log())
 	case <-time.After(60 * time.Second):

@@ -12,4 +12,16 @@
 // /debug/vars, plus /debug/pprof/ with --enable-pprof or --log-level debug
 // (see server/httpapi). --listen-metrics-urls adds listeners for /metrics,
 // /health, /livez and /readyz only, each logged as "serving metrics".
+//
+// --config-file (or ETCD_CONFIG_FILE) reads etcd's YAML configuration file
+// instead: its keys are the flag names, and as in etcd every other flag and
+// ETCD_* variable is then ignored (configfile.go has the value types and
+// the errors).
+//
+// Logs are etcd's zap configuration (logging.go): --logger zap,
+// --log-level, --log-format json|console, --log-outputs
+// stderr|stdout|file paths.
+//
+// --auto-compaction-mode and --auto-compaction-retention run package
+// compactor against the member once it serves, as etcd does.
 package main

@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
 
+	"github.com/cairn-kv/cairn/compactor"
 	"github.com/cairn-kv/cairn/server"
 )
 
@@ -44,9 +44,13 @@ type options struct {
 	watchProgressNotifyInterval                     time.Duration
 	leaseCheckpointInterval                         time.Duration
 	leaseCheckpointPersist                          bool
-	logLevel                                        string
+	logger, logLevel, logFormat                     string
+	logOutputs                                      []string
+	autoCompactionMode, autoCompactionRetention     string
 	enablePprof                                     bool
 	version                                         bool
+	// configFile is the --config-file the options came from, if any.
+	configFile string
 }
 
 func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
@@ -80,14 +84,22 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.leaseCheckpointInterval, "experimental-lease-checkpoint-interval", 5*time.Minute, "Deprecated alias of --lease-checkpoint-interval.")
 	fs.BoolVar(&o.leaseCheckpointPersist, "lease-checkpoint-persist", true, "Accepted for etcd compatibility: Cairn always persists lease checkpoints.")
 	fs.BoolVar(&o.leaseCheckpointPersist, "experimental-enable-lease-checkpoint-persist", true, "Accepted for etcd compatibility: Cairn always persists lease checkpoints.")
+	fs.StringVar(&o.logger, "logger", "zap", "Currently only supports 'zap' for structured logging.")
 	fs.StringVar(&o.logLevel, "log-level", "info", "Configures log level. Only supports debug, info, warn, error, panic, or fatal.")
+	fs.StringVar(&o.logFormat, "log-format", "json", "Configures log format. Only supports json, console.")
+	fs.Var(newStringList(&o.logOutputs, logOutputDefault), "log-outputs", "Specify 'stdout' or 'stderr', or a comma-separated list of output targets (file paths; 'default' is stderr).")
+	fs.StringVar(&o.autoCompactionMode, "auto-compaction-mode", compactor.ModePeriodic, "Interpret 'auto-compaction-retention' one of: periodic|revision. 'periodic' for duration based retention, defaulting to hours if no time unit is provided (e.g. '5m'). 'revision' for revision number based retention.")
+	fs.StringVar(&o.autoCompactionRetention, "auto-compaction-retention", "0", "Auto compaction retention for mvcc key value store. 0 means disable auto compaction.")
+	fs.StringVar(&o.configFile, "config-file", "", "Path to the server configuration file. Note that if a configuration file is provided, other command line flags and environment variables will be ignored.")
 	fs.BoolVar(&o.enablePprof, "enable-pprof", false, "Enable runtime profiling data via HTTP server. Address is at client URL + \"/debug/pprof/\"")
 	fs.BoolVar(&o.version, "version", false, "Print the version and exit.")
 	return fs
 }
 
 // parse reads flags from args, then fills every flag not given there from
-// ETCD_<NAME> in the environment.
+// ETCD_<NAME> in the environment. With --config-file (or, when that flag is
+// not given, ETCD_CONFIG_FILE) the options come from that file alone, as in
+// etcd: other flags and the environment are ignored.
 func parse(args []string, stderr io.Writer, getenv func(string) (string, bool)) (*options, error) {
 	o := &options{}
 	fs := newFlagSet(o, stderr)
@@ -99,42 +111,80 @@ func parse(args []string, stderr io.Writer, getenv func(string) (string, bool)) 
 		fmt.Fprintln(stderr, err)
 		return nil, err
 	}
+	if o.version {
+		return o, nil
+	}
+	if o.configFile == "" {
+		o.configFile, _ = getenv(envName("config-file"))
+	}
+	if o.configFile != "" {
+		return loadConfigFile(o.configFile)
+	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] || envErr != nil {
+		// ETCD_VERSION is often set to the image's version in containers;
+		// etcd ignores it too.
+		if set[f.Name] || envErr != nil || f.Name == "version" || f.Name == "config-file" {
 			return
 		}
-		key := "ETCD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		key := envName(f.Name)
 		if v, ok := getenv(key); ok {
 			if err := fs.Set(f.Name, v); err != nil {
 				envErr = fmt.Errorf("invalid value %q for %s: %v", v, key, err)
+				fmt.Fprintln(stderr, envErr)
 			}
 		}
 	})
 	return o, envErr
 }
 
+// envName is the ETCD_* variable of a flag.
+func envName(flag string) string {
+	return "ETCD_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) (string, bool)) int {
 	o, err := parse(args, stderr, getenv)
-	if errors.Is(err, flag.ErrHelp) {
+	var fileErr *configFileError
+	switch {
+	case errors.Is(err, flag.ErrHelp):
 		return 0
-	}
-	if err != nil {
+	case errors.As(err, &fileErr):
+		// etcd reports a bad config file with its default logger.
+		o := &options{}
+		newFlagSet(o, io.Discard)
+		if lg, closeLog, lerr := newLogger(o, stdout, stderr); lerr == nil {
+			lg.Warn("failed to verify flags", zap.Error(err))
+			lg.Sync()
+			closeLog()
+		}
+		return 1
+	case err != nil:
 		return 2
 	}
 	if o.version {
 		fmt.Fprintf(stdout, "cairn Version: %s\netcd API Version: %s\n", server.Version, server.EtcdAPIVersion)
 		return 0
 	}
-	lg, err := newLogger(o.logLevel, stderr)
+	lg, closeLog, err := newLogger(o, stdout, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "cairn: %v\n", err)
 		return 2
 	}
+	defer closeLog()
 	defer lg.Sync()
+	if o.configFile != "" {
+		lg.Info("loaded server configuration, other configuration command line flags and environment variables will be ignored if provided",
+			zap.String("path", o.configFile))
+	}
 	cfg, listen, err := o.config(lg)
+	if err != nil {
+		lg.Error("invalid configuration", zap.Error(err))
+		return 1
+	}
+	compaction, err := o.compaction(lg)
 	if err != nil {
 		lg.Error("invalid configuration", zap.Error(err))
 		return 1
@@ -178,7 +228,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case <-ctx.Done():
 		return 0
 	}
-	code := serve(ctx, lg, srv, o, lns, metricsLns)
+	code := serve(ctx, lg, srv, o, compaction, lns, metricsLns)
 	srv.Stop()
 	return code
 }
@@ -256,6 +306,17 @@ func (o *options) config(lg *zap.Logger) (server.Config, []*url.URL, error) {
 	return cfg, listen, nil
 }
 
+// compaction is the auto-compaction of --auto-compaction-mode and
+// --auto-compaction-retention, logging to lg.
+func (o *options) compaction(lg *zap.Logger) (compactor.Config, error) {
+	c, err := compactor.ParseRetention(o.autoCompactionMode, o.autoCompactionRetention)
+	if err != nil {
+		return c, err
+	}
+	c.Logger = lg
+	return c, nil
+}
+
 // maxSnapshots maps --max-snapshots to server.Config, where etcd's 0
 // (unlimited) is negative.
 func maxSnapshots(n uint) int {
@@ -286,16 +347,4 @@ func urlStrings(us []*url.URL) []string {
 		out[i] = u.String()
 	}
 	return out
-}
-
-func newLogger(level string, w io.Writer) (*zap.Logger, error) {
-	var lvl zapcore.Level
-	if err := lvl.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn, error, panic or fatal", level)
-	}
-	enc := zap.NewProductionEncoderConfig()
-	enc.TimeKey = "ts"
-	enc.EncodeTime = zapcore.RFC3339NanoTimeEncoder
-	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(w), lvl)
-	return zap.New(core, zap.AddCaller()), nil
 }

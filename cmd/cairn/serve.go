@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
+	"github.com/cairn-kv/cairn/compactor"
 	"github.com/cairn-kv/cairn/internal/connmux"
 	"github.com/cairn-kv/cairn/server"
 	"github.com/cairn-kv/cairn/server/httpapi"
@@ -75,9 +76,10 @@ func closeAll(lns []net.Listener) {
 
 // serve serves the ready member until ctx ends, the member stops, or
 // serving fails: gRPC and HTTP together on each client listener (as etcd
-// does), the metrics and health endpoints on each metrics listener. It
-// returns the process exit code once every server has stopped.
-func serve(ctx context.Context, lg *zap.Logger, srv *server.Server, o *options, clients, metrics []net.Listener) int {
+// does), the metrics and health endpoints on each metrics listener, and
+// auto-compaction when enabled. It returns the process exit code once
+// every server has stopped.
+func serve(ctx context.Context, lg *zap.Logger, srv *server.Server, o *options, compaction compactor.Config, clients, metrics []net.Listener) int {
 	pprofOn := o.enablePprof || o.logLevel == "debug" // etcd also mounts pprof at debug level
 	if pprofOn {
 		// etcd's sampling rate, unless the process already chose one.
@@ -122,6 +124,17 @@ func serve(ctx context.Context, lg *zap.Logger, srv *server.Server, o *options, 
 		start("metrics", ln.Addr(), func() error { return metricsHTTP.Serve(ln) })
 		lg.Info("serving metrics", zap.String("address", ln.Addr().String()))
 	}
+	compactCtx, stopCompactor := context.WithCancel(context.Background())
+	defer stopCompactor()
+	if compaction.Enabled() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := compactor.Run(compactCtx, srv, compaction); err != nil {
+				lg.Error("auto compaction stopped", zap.Error(err)) // not reached: validated before start
+			}
+		}()
+	}
 
 	code := 0
 	select {
@@ -134,6 +147,7 @@ func serve(ctx context.Context, lg *zap.Logger, srv *server.Server, o *options, 
 		lg.Error("serving clients failed", zap.Error(err))
 		code = 1
 	}
+	stopCompactor()
 	srv.Drain() // ends watch streams, so the graceful stop does not wait for them
 	stopServers(lg, g, []*http.Server{clientHTTP, metricsHTTP}, shutdownTimeout)
 	for _, m := range muxes {

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v2"
+)
+
+// configFileError is a --config-file that cannot be read or is invalid.
+type configFileError struct {
+	path string
+	err  error
+}
+
+func (e *configFileError) Error() string { return fmt.Sprintf("config file %s: %v", e.path, e.err) }
+func (e *configFileError) Unwrap() error { return e.err }
+
+// loadConfigFile reads the options from the YAML file at path, etcd's
+// --config-file. Its keys are the flag names, as in etcd, and start from
+// the flags' defaults; nothing else (command line, environment) counts.
+//
+// Values have etcd's types: URL lists and --initial-cluster are
+// comma-separated strings, log-outputs a list, durations integer
+// nanoseconds (as etcd, whose file goes through JSON) or, in addition, Go
+// duration strings ("10m"). A key whose value is null keeps its default, as
+// in etcd. Unlike etcd, which ignores keys it does not know, a key that is
+// no option (a typo) or an etcd option Cairn does not implement is an error.
+func loadConfigFile(path string) (*options, error) {
+	o, err := readConfigFile(path)
+	if err != nil {
+		return nil, &configFileError{path: path, err: err}
+	}
+	return o, nil
+}
+
+func readConfigFile(path string) (*options, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var doc yaml.MapSlice
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, err
+	}
+	o := &options{}
+	fs := newFlagSet(o, io.Discard)
+	o.configFile = path
+	seen := map[string]bool{}
+	for _, item := range doc {
+		key, ok := item.Key.(string)
+		if !ok {
+			return nil, fmt.Errorf("key %v is not a string", item.Key)
+		}
+		if seen[key] {
+			return nil, fmt.Errorf("key %q given twice", key)
+		}
+		seen[key] = true
+		if err := setFromYAML(fs, key, item.Value); err != nil {
+			return nil, err
+		}
+	}
+	return o, nil
+}
+
+// notFileKeys are flags that have no config-file key in etcd.
+var notFileKeys = map[string]bool{"config-file": true, "version": true}
+
+// setFromYAML sets flag key from its YAML value, checking the type.
+func setFromYAML(fs *flag.FlagSet, key string, v any) error {
+	f := fs.Lookup(key)
+	if f == nil || notFileKeys[key] {
+		switch {
+		case !etcdOnlyKeys[key]:
+			return fmt.Errorf("unknown key %q", key)
+		case v == nil || (tlsKeys[key] && isEmpty(v)):
+			// Unset, as in etcd: no TLS is what Cairn does.
+			return nil
+		default:
+			return fmt.Errorf("key %q: etcd's option is not supported by cairn (remove it, or leave its value empty)", key)
+		}
+	}
+	if v == nil {
+		return nil
+	}
+	var s string
+	switch def := f.Value.(flag.Getter).Get().(type) {
+	case bool:
+		b, ok := v.(bool)
+		if !ok {
+			return typeError(key, "a boolean", v)
+		}
+		s = strconv.FormatBool(b)
+	case int, int64, uint, uint64:
+		n, ok := yamlInt(v)
+		if !ok {
+			return typeError(key, "an integer", v)
+		}
+		s = n
+	case time.Duration:
+		if n, ok := yamlInt(v); ok {
+			d, err := strconv.ParseInt(n, 10, 64)
+			if err != nil {
+				return fmt.Errorf("key %q: %v", key, err)
+			}
+			s = time.Duration(d).String()
+		} else if str, ok := v.(string); ok {
+			s = str
+		} else {
+			return typeError(key, "integer nanoseconds or a duration string", v)
+		}
+	case string:
+		if n, ok := yamlInt(v); ok {
+			s = n
+		} else if str, ok := v.(string); ok {
+			s = str
+		} else {
+			return typeError(key, "a string", v)
+		}
+	case []string:
+		if str, ok := v.(string); ok {
+			s = str
+			break
+		}
+		list, ok := v.([]any)
+		if !ok {
+			return typeError(key, "a list of strings", v)
+		}
+		items := make([]string, len(list))
+		for i, e := range list {
+			if items[i], ok = e.(string); !ok || strings.Contains(items[i], ",") {
+				return typeError(key, "a list of strings without commas", v)
+			}
+		}
+		s = strings.Join(items, ",")
+	default:
+		panic(fmt.Sprintf("flag --%s has a value of type %T, unknown to the config file", key, def))
+	}
+	if err := fs.Set(key, s); err != nil {
+		return fmt.Errorf("key %q: invalid value %q: %v", key, s, err)
+	}
+	return nil
+}
+
+func typeError(key, want string, got any) error {
+	return fmt.Errorf("key %q: want %s, got %T %v", key, want, got, got)
+}
+
+// yamlInt returns v in decimal if YAML decoded it as an integer.
+func yamlInt(v any) (string, bool) {
+	switch n := v.(type) {
+	case int:
+		return strconv.Itoa(n), true
+	case int64:
+		return strconv.FormatInt(n, 10), true
+	case uint64:
+		return strconv.FormatUint(n, 10), true
+	}
+	return "", false
+}
+
+// isEmpty reports whether v sets nothing: null, "", false, 0, an empty
+// list, or a mapping of such values.
+func isEmpty(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return true
+	case string:
+		return x == ""
+	case bool:
+		return !x
+	case int:
+		return x == 0
+	case []any:
+		return len(x) == 0
+	case yaml.MapSlice:
+		for _, item := range x {
+			if !isEmpty(item.Value) {
+				return false
+			}
+		}
+		return true
+	case map[any]any:
+		for _, e := range x {
+			if !isEmpty(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// tlsKeys hold etcd's TLS settings; empty, they mean plain HTTP, which is
+// what Cairn serves.
+var tlsKeys = map[string]bool{"client-transport-security": true, "peer-transport-security": true}
+
+// etcdOnlyKeys are etcd v3.5–3.7 config-file keys with no Cairn flag. They
+// are refused with a clear message unless empty (see setFromYAML).
+var etcdOnlyKeys = keySet(`
+	wal-dir initial-election-tick-advance pre-vote
+	backend-batch-interval backend-batch-limit backend-bbolt-freelist-type
+	max-concurrent-streams self-signed-cert-validity
+	cipher-suites tls-min-version tls-max-version
+	client-transport-security peer-transport-security
+	discovery discovery-fallback discovery-proxy discovery-srv discovery-srv-name
+	discovery-config discovery-token discovery-endpoints
+	grpc-keepalive-min-time grpc-keepalive-interval grpc-keepalive-timeout
+	socket-options auth-token bcrypt-cost auth-token-ttl
+	corrupt-check-time compact-hash-check-time compaction-batch-limit compaction-sleep-interval
+	warning-apply-duration warning-unary-request-duration
+	bootstrap-defrag-threshold-megabytes metrics
+	enable-distributed-tracing distributed-tracing-address distributed-tracing-service-name
+	distributed-tracing-instance-id distributed-tracing-sampling-rate
+	enable-log-rotation log-rotation-config-json
+	enable-grpc-gateway unsafe-no-fsync downgrade-check-time memory-mlock
+	v2-deprecation enable-v2 listen-client-http-urls cors host-whitelist
+	feature-gates proxy debug log-package-levels
+`)
+
+func keySet(keys string) map[string]bool {
+	m := map[string]bool{}
+	for _, k := range strings.Fields(keys) {
+		m[k] = true
+	}
+	return m
+}

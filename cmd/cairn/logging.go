@@ -1,0 +1,139 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// etcd's --log-outputs values besides file paths.
+const (
+	logOutputDefault = "default" // stderr, alone
+	logOutputStderr  = "stderr"
+	logOutputStdout  = "stdout"
+	logOutputJournal = "systemd/journal"
+)
+
+// stringList is a comma-separated flag kept as a sorted set, etcd's
+// UniqueStringsValue (--log-outputs). Each Set replaces the value.
+type stringList []string
+
+func newStringList(p *[]string, def ...string) flag.Value {
+	*p = def
+	return (*stringList)(p)
+}
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+func (l *stringList) Get() any       { return []string(*l) }
+
+func (l *stringList) Set(s string) error {
+	var vs []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			vs = append(vs, v)
+		}
+	}
+	slices.Sort(vs)
+	*l = slices.Compact(vs)
+	return nil
+}
+
+// encoderConfig is etcd's (client/pkg/logutil's default zap config): keys
+// "level", "ts", "caller", "msg", "stacktrace", microsecond timestamps,
+// durations as strings.
+func encoderConfig() zapcore.EncoderConfig {
+	return zapcore.EncoderConfig{
+		TimeKey:       "ts",
+		LevelKey:      "level",
+		NameKey:       "logger",
+		CallerKey:     "caller",
+		MessageKey:    "msg",
+		StacktraceKey: "stacktrace",
+		LineEnding:    zapcore.DefaultLineEnding,
+		EncodeLevel:   zapcore.LowercaseLevelEncoder,
+		EncodeTime: func(t time.Time, enc zapcore.PrimitiveArrayEncoder) {
+			enc.AppendString(t.Format("2006-01-02T15:04:05.000000Z0700"))
+		},
+		EncodeDuration: zapcore.StringDurationEncoder,
+		EncodeCaller:   zapcore.ShortCallerEncoder,
+	}
+}
+
+// newLogger builds the logger of --logger, --log-level, --log-format and
+// --log-outputs as etcd's zap configuration does: sampled (the first 100
+// entries of a message each second, then every 100th), with the caller,
+// and stack traces from error level. "default" and "stderr" write to
+// stderr, "stdout" to stdout, anything else appends to that file. close
+// closes the files.
+func newLogger(o *options, stdout, stderr io.Writer) (lg *zap.Logger, close func(), err error) {
+	switch o.logger {
+	case "zap":
+	case "capnslog":
+		return nil, nil, errors.New("--logger=capnslog is removed in v3.5")
+	default:
+		return nil, nil, fmt.Errorf("unknown logger option %q", o.logger)
+	}
+	var lvl zapcore.Level
+	if err := lvl.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return nil, nil, fmt.Errorf("--log-level %q: want debug, info, warn, error, panic or fatal", o.logLevel)
+	}
+	var enc zapcore.Encoder
+	switch o.logFormat {
+	case "json", "":
+		enc = zapcore.NewJSONEncoder(encoderConfig())
+	case "console":
+		enc = zapcore.NewConsoleEncoder(encoderConfig())
+	default:
+		return nil, nil, fmt.Errorf("unknown log format: %s, supported values json, console", o.logFormat)
+	}
+	outputs := o.logOutputs
+	if len(outputs) == 0 {
+		outputs = []string{logOutputDefault}
+	}
+	if len(outputs) > 1 && slices.Contains(outputs, logOutputDefault) {
+		return nil, nil, fmt.Errorf("multi logoutput for %q is not supported yet", logOutputDefault)
+	}
+	if slices.Contains(outputs, "/dev/null") {
+		outputs = []string{"/dev/null"} // etcd's way to discard everything
+	}
+	var (
+		sinks []zapcore.WriteSyncer
+		files []*os.File
+	)
+	close = func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}
+	for _, out := range outputs {
+		switch out {
+		case logOutputDefault, logOutputStderr:
+			sinks = append(sinks, zapcore.AddSync(stderr))
+		case logOutputStdout:
+			sinks = append(sinks, zapcore.AddSync(stdout))
+		case logOutputJournal:
+			close()
+			return nil, nil, fmt.Errorf("--log-outputs %s is not supported by cairn", out)
+		default:
+			f, err := os.OpenFile(out, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+			if err != nil {
+				close()
+				return nil, nil, fmt.Errorf("--log-outputs: %w", err)
+			}
+			files = append(files, f)
+			sinks = append(sinks, f)
+		}
+	}
+	sink := zapcore.Lock(zapcore.NewMultiWriteSyncer(sinks...))
+	core := zapcore.NewSamplerWithOptions(zapcore.NewCore(enc, sink, lvl), time.Second, 100, 100)
+	lg = zap.New(core, zap.ErrorOutput(sink), zap.AddCaller(), zap.AddStacktrace(zap.ErrorLevel))
+	return lg, close, nil
+}

@@ -311,8 +311,9 @@ func (s *Store) discardGroup() {
 	g.open, g.txn, g.waiters, g.err = false, nil, nil, nil
 }
 
-// Commit writes the open group and m in one batch, fsyncing Pebble's WAL
-// when sync is set, then publishes the group's revision to readers and
+// Commit writes the open group and m in one batch, made durable before it
+// returns when sync is set (a flush of the engine's memtables, which works
+// whether or not the engine keeps a WAL of its own), then publishes the group's revision to readers and
 // hands a compaction scheduled in the group to the background compactor.
 // With no open group it records m alone. An error is final: the group is
 // lost, every later Commit fails the same way, and the member must stop.
@@ -342,16 +343,15 @@ func (s *Store) Commit(m Meta, sync bool) error {
 	binary.BigEndian.PutUint64(st[:], m.AppliedIndex)
 	binary.BigEndian.PutUint64(st[8:], m.AppliedTerm)
 	binary.BigEndian.PutUint64(st[16:], uint64(rev))
-	wo := pebble.NoSync
-	if sync {
-		wo = pebble.Sync
-	}
 	err := b.Set(stateKey, st[:], nil)
 	if err == nil {
-		err = b.Commit(wo)
+		err = b.Commit(pebble.NoSync)
 	}
 	if !g.open {
 		b.Close()
+	}
+	if err == nil && sync {
+		err = s.db.Flush()
 	}
 	if err != nil {
 		s.broken = fmt.Errorf("mvcc: commit: %w", err)

@@ -127,7 +127,7 @@ const (
 // OpenEngineSnapshot takes a consistent point-in-time checkpoint of eng
 // into a fresh directory under scratchDir (on eng.FS(); created if
 // missing) and returns a reader for it. The checkpoint holds every write
-// committed before the call (the WAL is flushed first) and nothing
+// committed before the call (the memtables are flushed first) and nothing
 // committed after it returns; it hard-links sstables, so it is cheap when
 // scratchDir is on the engine's filesystem (elsewhere Pebble copies them),
 // but it copies the WAL and MANIFEST. The snapshot stays valid if the
@@ -139,6 +139,12 @@ const (
 func OpenEngineSnapshot(eng *storage.Engine, scratchDir string) (*EngineSnapshot, error) {
 	fs := eng.FS()
 	dir := fs.PathJoin(scratchDir, fmt.Sprintf("%s%016x", checkpointPrefix, rand.Uint64()))
+	// A checkpoint holds the sstables and the WAL; an engine without a WAL
+	// (storage.Options.DisableWAL) holds its latest writes only in
+	// memtables, so those are flushed first.
+	if err := eng.Flush(); err != nil {
+		return nil, fmt.Errorf("snap: flush engine before checkpoint: %w", err)
+	}
 	if err := eng.DB().Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
 		return nil, fmt.Errorf("snap: checkpoint engine into %s: %w", dir, err)
 	}

@@ -65,6 +65,7 @@
 //	'l'  leases              reserved for package lease
 //	'a'  auth                reserved for package auth
 //	'c'  cluster membership  reserved for package membership
+//	'w'  alarms              (package server, alarm.go)
 //
 // A package that needs a new key space adds its prefix here.
 //

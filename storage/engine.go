@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"sync"
@@ -50,6 +51,18 @@ type Options struct {
 	MaxOpenFiles int
 	// Logger receives Pebble's log lines. Default zap.NewNop().
 	Logger *zap.Logger
+	// DisableWAL turns off Pebble's own write-ahead log, for a caller that
+	// can rebuild whatever a crash loses (a member replays its raft WAL).
+	// Writes then become durable only when a memtable is flushed: a crash,
+	// even of the process alone, loses every write since the last flush,
+	// and the engine comes back exactly as of some flush (a prefix of its
+	// writes). Commits with pebble.Sync fail; use Flush (or Pebble's
+	// AsyncFlush) to make writes durable. Restore, Close and engine
+	// checkpoints (package snap) flush first, so they lose nothing. A
+	// member's engine runs this way: each write then costs one write to the
+	// raft WAL instead of two logs, and the raft WAL's fsyncs no longer
+	// carry Pebble's log along (ext4 orders the data of both).
+	DisableWAL bool
 }
 
 // EnsureDefaults fills zero fields with their defaults and returns o.
@@ -93,13 +106,15 @@ type Engine struct {
 	// restoreTableSize is the size in bytes at which Restore starts a new
 	// sstable: DefaultRestoreTableSize; tests lower it.
 	restoreTableSize int64
+	// walDisabled is Options.DisableWAL.
+	walDisabled bool
 	// restoring is set while a Restore runs; a second one is refused.
 	restoring atomic.Bool
 	// mu orders Size, which monitoring calls from any goroutine at any
 	// time, against Close.
-	mu       sync.RWMutex
-	closed   bool
-	lastSize int64
+	mu                  sync.RWMutex
+	closed              bool
+	lastSize, lastInUse int64
 }
 
 // Open opens (creating if needed) the database in dir.
@@ -122,12 +137,13 @@ func Open(dir string, o Options) (*Engine, error) {
 		MaxOpenFiles:                o.MaxOpenFiles,
 		FormatMajorVersion:          pebble.FormatNewest,
 		Logger:                      zapLogger{o.Logger.Sugar()},
+		DisableWAL:                  o.DisableWAL,
 	}
 	db, err := pebble.Open(dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
 	}
-	e := &Engine{db: db, dir: dir, fs: o.FS, logger: po.Logger, restoreTableSize: DefaultRestoreTableSize}
+	e := &Engine{db: db, dir: dir, fs: o.FS, logger: po.Logger, walDisabled: o.DisableWAL, restoreTableSize: DefaultRestoreTableSize}
 	// Pebble fills in the defaults of its own copy of po; the writer
 	// options need them too.
 	wo := po.Clone()
@@ -154,12 +170,38 @@ func (e *Engine) FS() vfs.FS { return e.fs }
 // manifest, including files awaiting deletion); after Close, the last size
 // it saw.
 func (e *Engine) Size() int64 {
+	size, _ := e.Sizes()
+	return size
+}
+
+// Sizes returns Size and the part of it in use: what Size counts except
+// the files Pebble deletes in the background (obsolete sstables and blob
+// files) and the WAL space it reuses. Pebble keeps the files of flushed
+// WALs to write its next WALs into (recycling), and a recycled file keeps
+// its old length whatever it holds, so a WAL counts by the data it holds.
+// Neither kind of space comes back through compaction: leaving it out is
+// what lets compaction and defragmentation bring inUse down, as they bring
+// down an etcd database's size. With DisableWAL, writes still in memtables
+// count in neither until they are flushed. After Close, the last sizes it
+// saw.
+func (e *Engine) Sizes() (size, inUse int64) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if e.closed {
-		return e.lastSize
+		return e.lastSize, e.lastInUse
 	}
-	return int64(e.db.Metrics().DiskSpaceUsage())
+	return sizes(e.db.Metrics())
+}
+
+func sizes(m *pebble.Metrics) (size, inUse int64) {
+	// Pebble measures the live WALs' files as of when each was opened, so
+	// the current one's data may exceed that: it takes at least the space
+	// of what it holds (WAL.Size).
+	live := max(m.WAL.PhysicalSize, m.WAL.Size)
+	rest := m.DiskSpaceUsage() - m.WAL.PhysicalSize - m.WAL.ObsoletePhysicalSize
+	size = int64(rest + live + m.WAL.ObsoletePhysicalSize)
+	inUse = int64(rest - m.Table.Local.ObsoleteSize - m.BlobFiles.Local.ObsoleteSize + m.WAL.Size)
+	return size, inUse
 }
 
 // Close closes the database. Every iterator, snapshot and batch on it must
@@ -170,10 +212,21 @@ func (e *Engine) Close() error {
 	if e.closed {
 		return fmt.Errorf("storage: close: %w", ErrClosed)
 	}
-	e.lastSize = int64(e.db.Metrics().DiskSpaceUsage())
+	var ferr error
+	if e.walDisabled {
+		// Without a log, the memtables are all that hold the latest writes.
+		if ferr = e.db.Flush(); ferr != nil {
+			ferr = fmt.Errorf("storage: flush before close: %w", ferr)
+		}
+	}
+	e.lastSize, e.lastInUse = sizes(e.db.Metrics())
 	e.closed = true
-	return e.db.Close()
+	return errors.Join(ferr, e.db.Close())
 }
+
+// Flush makes every write committed before the call durable: with
+// DisableWAL, the only way to; otherwise a flush of the memtables.
+func (e *Engine) Flush() error { return e.db.Flush() }
 
 // zapLogger adapts zap to pebble.Logger.
 type zapLogger struct{ s *zap.SugaredLogger }

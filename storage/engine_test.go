@@ -1,6 +1,8 @@
 package storage
 
 import (
+	"context"
+	"maps"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -64,5 +66,74 @@ func TestSizeAfterClose(t *testing.T) {
 	}
 	if got := e.Size(); got != want || got <= 0 {
 		t.Fatalf("Size() after Close = %d, want %d", got, want)
+	}
+}
+
+// TestDisableWAL: an engine without a WAL of its own keeps exactly what was
+// flushed through a crash, refuses synced commits, and loses nothing that
+// Flush, Restore or Close made durable.
+func TestDisableWAL(t *testing.T) {
+	mem := vfs.NewCrashableMem()
+	open := func(fs vfs.FS) *Engine {
+		t.Helper()
+		e, err := Open("db", Options{FS: fs, CacheSize: 1 << 20, MemTableSize: 1 << 20, DisableWAL: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	commit := func(db *pebble.DB, kv map[string]string) {
+		t.Helper()
+		b := db.NewBatch()
+		for k, v := range kv {
+			if err := b.Set([]byte(k), []byte(v), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := b.Commit(pebble.NoSync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reopened := func(fs vfs.FS) map[string]string {
+		t.Helper()
+		e := open(fs)
+		defer e.Close()
+		return contents(t, e.DB())
+	}
+
+	e := open(mem)
+	flushed, unflushed := keys("a", 50, "1"), keys("b", 50, "2")
+	commit(e.DB(), flushed)
+	if err := e.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	commit(e.DB(), unflushed)
+	if err := e.DB().Set([]byte("s"), nil, pebble.Sync); err == nil {
+		t.Fatal("a synced commit succeeded without a WAL")
+	}
+	if got := reopened(mem.CrashClone(vfs.CrashCloneCfg{})); !maps.Equal(got, flushed) {
+		t.Fatalf("after a crash: %s", diff(got, flushed))
+	}
+
+	// Restore over unflushed writes (its ingest sits above the memtable)
+	// is durable once it returns.
+	restored := keys("k", 50, "3")
+	makeSource(t, mem, "src", func(db *pebble.DB) { set(t, db, restored) })
+	if err := e.Restore(context.Background(), "src"); err != nil {
+		t.Fatal(err)
+	}
+	if got := reopened(mem.CrashClone(vfs.CrashCloneCfg{})); !maps.Equal(got, restored) {
+		t.Fatalf("after a crash following Restore: %s", diff(got, restored))
+	}
+
+	// Close flushes.
+	last := keys("z", 50, "4")
+	commit(e.DB(), last)
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := union(restored, last)
+	if got := reopened(mem.CrashClone(vfs.CrashCloneCfg{})); !maps.Equal(got, want) {
+		t.Fatalf("after Close and a crash: %s", diff(got, want))
 	}
 }

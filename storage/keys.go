@@ -15,6 +15,7 @@ const (
 	PrefixLease      byte = 'l'
 	PrefixAuth       byte = 'a'
 	PrefixMembership byte = 'c'
+	PrefixAlarm      byte = 'w'
 )
 
 // Escape bytes of the order-preserving component encoding.

@@ -130,6 +130,13 @@ func (e *Engine) restore(ctx context.Context, srcDir string) error {
 	if err := e.db.Ingest(ctx, paths); err != nil {
 		return fmt.Errorf("ingest %d tables: %w", len(paths), err)
 	}
+	// An ingest that had to sit above a memtable is recorded only in the
+	// log; without one, it is durable once flushed.
+	if e.walDisabled {
+		if err := e.db.Flush(); err != nil {
+			return fmt.Errorf("flush the ingested tables: %w", err)
+		}
+	}
 	return nil
 }
 

@@ -24,6 +24,9 @@ type kvView interface {
 
 // applyRequest applies one committed request. It runs on the apply loop.
 func (s *Server) applyRequest(r *pb.InternalRaftRequest) result {
+	if err := s.alarmRefusal(r); err != nil {
+		return result{err: err}
+	}
 	switch {
 	case r.Put != nil:
 		t := s.kv.Write()
@@ -53,6 +56,8 @@ func (s *Server) applyRequest(r *pb.InternalRaftRequest) result {
 		return s.applyLease(r)
 	case r.ClusterMemberAttrSet != nil:
 		return s.applyMemberAttr(r.ClusterMemberAttrSet)
+	case r.Alarm != nil:
+		return s.applyAlarm(r.Alarm)
 	}
 	// Every member rejects the same unknown request the same way, so
 	// apply stays deterministic.

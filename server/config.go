@@ -87,6 +87,11 @@ type Config struct {
 	// LeaseTickInterval is how often the leader looks for expired leases;
 	// default 500ms.
 	LeaseTickInterval time.Duration
+	// Metrics is etcd's --metrics, the detail of the exported metrics:
+	// MetricsBasic (default) or MetricsExtensive, which adds the gRPC
+	// handling-time histogram grpc_server_handling_seconds. Any other
+	// value counts as basic, as in etcd.
+	Metrics string
 	// FS is the filesystem seam for WAL, snapshots and engine; default
 	// vfs.Default.
 	FS vfs.FS

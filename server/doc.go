@@ -11,9 +11,34 @@
 // applied index, and only then wakes the waiters, so an acknowledged write is
 // both durable in the WAL and visible to reads.
 //
+// Durability: the raft WAL is the member's only log. The engine runs
+// without Pebble's WAL (storage.Options.DisableWAL), so its state survives
+// a crash only as of its last memtable flush, and the raft WAL replays
+// every entry after the applied index found there. The WAL may lose
+// entries only below an index the engine holds durably: at every
+// --snapshot-count entries the apply loop starts a memtable flush and asks
+// raft for the snapshot (which releases the WAL before it) only once that
+// flush is done, without waiting for it. Snapshot installs (Engine.Restore),
+// engine checkpoints and shutdown flush too.
+//
 // Read path: serializable reads read the committed MVCC state at once;
 // linearizable reads first obtain a raft ReadIndex (concurrent reads share
 // one round) and wait until the apply loop has passed it.
+//
+// Space quota and alarms (alarm.go): the cluster's alarms (etcd's
+// AlarmMember: a member ID and NOSPACE or CORRUPT) change only through
+// raft (InternalRaftRequest.Alarm), are persisted in the apply group under
+// storage.PrefixAlarm and reloaded at start and after a snapshot install,
+// so every member holds the same set. A member that finds, when proposing
+// a put, a txn with a put or a lease grant, that the bytes its engine has
+// in use (storage.Engine.Sizes: on disk, less what Pebble frees or reuses
+// by itself) exceed --quota-backend-bytes, raises NOSPACE for itself unless
+// it is active, waits for that to apply, and refuses the request with
+// ErrNoSpace. While NOSPACE is active for any member, every member refuses
+// those same requests at apply; while CORRUPT is, every write through raft
+// (put, delete, txn, compaction, lease grant and revoke). Only an Alarm
+// DEACTIVATE clears an alarm; a member still over its quota raises NOSPACE
+// again at its next such request.
 //
 // Apply is deterministic: it depends only on the log and the state, never on
 // the clock or on which member runs it. Requests that fail their checks fail

@@ -11,6 +11,7 @@ var (
 	ErrLeaseTTLTooLarge = errors.New("server: lease TTL too large")
 	ErrRequestTooLarge  = errors.New("server: request is too large")
 	ErrNoSpace          = errors.New("server: database space exceeded")
+	ErrCorrupt          = errors.New("server: corrupt cluster")
 	ErrStopped          = errors.New("server: stopped")
 	ErrTimeout          = errors.New("server: request timed out")
 	ErrCanceled         = errors.New("server: request canceled")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,7 +32,42 @@ type serverMetrics struct {
 	// backendCommit times the apply loop's storage commits, etcd's
 	// backend commit.
 	backendCommit latencyHistogram
+	// layers holds the collectors of the layers above the server that
+	// export through this member (RegisterMetrics): the gRPC services'
+	// grpc_server_* metrics.
+	layers layerCollectors
 }
+
+// layerCollectors is a registry created on first use, so that the zero
+// serverMetrics stays ready.
+type layerCollectors struct {
+	once sync.Once
+	reg  *prometheus.Registry
+}
+
+func (l *layerCollectors) registry() *prometheus.Registry {
+	l.once.Do(func() { l.reg = prometheus.NewRegistry() })
+	return l.reg
+}
+
+// RegisterMetrics adds c to what MetricsCollector exports, for the layers
+// built on the member (server/v3rpc's grpc_server_* metrics). It fails as
+// prometheus.Registry.Register does: registering a collector with the same
+// descriptions again returns a prometheus.AlreadyRegisteredError holding
+// the first, so that the several gRPC servers of one member share theirs.
+func (s *Server) RegisterMetrics(c prometheus.Collector) error {
+	return s.metrics.layers.registry().Register(c)
+}
+
+// Values of Config.Metrics, etcd's --metrics.
+const (
+	MetricsBasic     = "basic"
+	MetricsExtensive = "extensive"
+)
+
+// ExtensiveMetrics reports whether Config.Metrics asks for etcd's
+// "extensive" metrics.
+func (s *Server) ExtensiveMetrics() bool { return s.cfg.Metrics == MetricsExtensive }
 
 // latencyBuckets are the upper bounds, in seconds, that etcd gives its disk
 // latency histograms: 1ms doubling up to 8.192s
@@ -134,12 +170,14 @@ func (c metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- d
 	}
 	c.s.peerMetrics.Describe(ch)
+	c.s.metrics.layers.registry().Describe(ch)
 }
 
 func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.s
 	// The peer transport's etcd_network_* metrics.
 	s.peerMetrics.Collect(ch)
+	s.metrics.layers.registry().Collect(ch)
 	st := s.node.Status()
 	status := s.Status()
 	watch := s.hub.Stats()

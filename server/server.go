@@ -73,11 +73,14 @@ type Server struct {
 	applied appliedWait
 	// appliedIndex mirrors the apply loop's position for Status.
 	appliedIndex atomic.Uint64
-	// size caches the engine's size on disk, computed at sizeAt (unix ns).
-	size, sizeAt atomic.Int64
+	// size and inUse cache the engine's sizes (storage.Engine.Sizes),
+	// computed at sizeAt (unix ns).
+	size, inUse, sizeAt atomic.Int64
 
 	hub    *watch.Hub
 	lessor *lease.Lessor
+	// alarms are the cluster's active alarms (alarm.go).
+	alarms *alarmSet
 	// applyEvents collects the watch events of the group being applied;
 	// apply loop only.
 	applyEvents []*mvccpb.Event
@@ -155,7 +158,9 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.eng, err = storage.Open(filepath.Join(memberDir, "db"), storage.Options{FS: cfg.FS})
+	// The raft WAL is the member's log: the engine keeps none of its own,
+	// and what a crash takes from it is applied again from the raft WAL.
+	s.eng, err = storage.Open(filepath.Join(memberDir, "db"), storage.Options{FS: cfg.FS, DisableWAL: true})
 	if err != nil {
 		return nil, err
 	}
@@ -176,6 +181,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if s.members, err = membership.Load(s.eng, s.kv, cfg.MaxLearners); err != nil {
+		s.closeStorage()
+		return nil, err
+	}
+	if s.alarms, err = loadAlarms(s.eng, s.kv); err != nil {
 		s.closeStorage()
 		return nil, err
 	}
@@ -401,12 +410,16 @@ func (s *Server) Status() *pb.StatusResponse {
 	// applied in between would show applied past committed.
 	applied := s.appliedIndex.Load()
 	st := s.node.Status()
-	size := s.dbSize()
+	size, inUse := s.dbSizes()
+	var errs []string
+	for _, a := range s.Alarms() {
+		errs = append(errs, alarmText(a))
+	}
 	return &pb.StatusResponse{
 		Header:           &pb.ResponseHeader{},
 		Version:          EtcdAPIVersion,
 		DbSize:           size,
-		DbSizeInUse:      size,
+		DbSizeInUse:      inUse,
 		Leader:           st.Lead,
 		RaftIndex:        st.Commit,
 		RaftTerm:         st.Term,
@@ -415,26 +428,42 @@ func (s *Server) Status() *pb.StatusResponse {
 		StorageVersion:   "3.6.0",
 		IsLearner:        s.IsLearner(),
 		DowngradeInfo:    &pb.DowngradeInfo{},
+		Errors:           errs,
 	}
 }
 
 func (s *Server) nextID() uint64 { return s.reqID.Add(1) }
 
-// dbSizeMaxAge bounds how stale the size used for the quota and Status may
-// be. Computing it walks the engine's metrics, too costly for every write.
+// dbSizeMaxAge bounds how stale the sizes used for the quota and Status
+// may be. Computing them walks the engine's metrics, too costly for every
+// write.
 const dbSizeMaxAge = 100 * time.Millisecond
 
-// dbSize returns the engine's size on disk, recomputed at most every
-// dbSizeMaxAge.
-func (s *Server) dbSize() int64 {
+// dbSizes returns the engine's size on disk and the part of it in use
+// (storage.Engine.Sizes), recomputed at most every dbSizeMaxAge.
+func (s *Server) dbSizes() (size, inUse int64) {
 	now := time.Now().UnixNano()
 	if at := s.sizeAt.Load(); at != 0 && now-at < int64(dbSizeMaxAge) {
-		return s.size.Load()
+		return s.size.Load(), s.inUse.Load()
 	}
-	size := s.eng.Size()
+	size, inUse = s.eng.Sizes()
 	s.size.Store(size)
+	s.inUse.Store(inUse)
 	s.sizeAt.Store(now)
-	return size
+	return size, inUse
+}
+
+// overQuota reports whether the bytes the engine has in use exceed
+// --quota-backend-bytes: what it occupies on disk, less the space Pebble
+// frees or reuses by itself (storage.Engine.Sizes), which compaction and
+// defragmentation could never give back. Writes still in memtables count
+// once flushed.
+func (s *Server) overQuota() bool {
+	if s.cfg.QuotaBackendBytes <= 0 {
+		return false
+	}
+	_, inUse := s.dbSizes()
+	return inUse > s.cfg.QuotaBackendBytes
 }
 
 // propose sends r through raft and waits for its apply result.
@@ -450,7 +479,8 @@ func (s *Server) propose(ctx context.Context, r *pb.InternalRaftRequest) (result
 	if len(data) > int(s.cfg.MaxRequestBytes) {
 		return result{}, ErrRequestTooLarge
 	}
-	if s.cfg.QuotaBackendBytes > 0 && needsQuota(r) && s.dbSize() > s.cfg.QuotaBackendBytes {
+	if needsQuota(r) && s.overQuota() {
+		s.raiseNoSpace(ctx)
 		return result{}, ErrNoSpace
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.requestTimeout())
@@ -509,6 +539,8 @@ func (s *Server) LinearizableBarrier(ctx context.Context) error {
 	}
 }
 
+// needsQuota reports whether r may grow the database: what the space quota
+// and the NOSPACE alarm refuse.
 func needsQuota(r *pb.InternalRaftRequest) bool {
 	switch {
 	case r.Put != nil, r.LeaseGrant != nil:
@@ -631,7 +663,7 @@ func (s *Server) applyLoop(applied, lastSnap uint64, cs *raftpb.ConfState) {
 		}
 		snapshot := s.node.ShouldSnapshot(pos, lastSnap)
 		commitStart := time.Now()
-		if err := s.kv.Commit(mvcc.Meta{AppliedIndex: applied, AppliedTerm: appliedTerm}, snapshot); err != nil {
+		if err := s.kv.Commit(mvcc.Meta{AppliedIndex: applied, AppliedTerm: appliedTerm}, false); err != nil {
 			fatal = fmt.Errorf("apply: commit at index %d: %w", applied, err)
 			return
 		}
@@ -652,7 +684,9 @@ func (s *Server) applyLoop(applied, lastSnap uint64, cs *raftpb.ConfState) {
 		// trails applied, and cs is right only for pos.
 		s.node.SetApplied(pos, cs)
 		if snapshot {
-			s.node.RequestSnapshot(pos, posTerm, cs)
+			if fatal = s.snapshotWhenDurable(pos, posTerm, cs); fatal != nil {
+				return
+			}
 			lastSnap = pos
 		}
 		if removed {
@@ -660,6 +694,26 @@ func (s *Server) applyLoop(applied, lastSnap uint64, cs *raftpb.ConfState) {
 			return
 		}
 	}
+}
+
+// snapshotWhenDurable asks raft for a snapshot at pos once the engine
+// holds everything applied so far durably: the snapshot lets raft release
+// the WAL before it, which the engine (without a log of its own) must no
+// longer need. The memtables are flushed in the background, so the apply
+// loop does not wait for the flush.
+func (s *Server) snapshotWhenDurable(pos, term uint64, cs *raftpb.ConfState) error {
+	flushed, err := s.eng.DB().AsyncFlush()
+	if err != nil {
+		return fmt.Errorf("apply: flush the engine for a snapshot at %d: %w", pos, err)
+	}
+	go func() {
+		select {
+		case <-flushed:
+			s.node.RequestSnapshot(pos, term, cs)
+		case <-s.stopc:
+		}
+	}()
+	return nil
 }
 
 type pendingResult struct {

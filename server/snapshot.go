@@ -90,6 +90,9 @@ func (s *Server) installSnapshotFiles(dir string) error {
 	if err := s.lessor.Reload(s.eng); err != nil {
 		return err
 	}
+	if err := s.alarms.reload(); err != nil {
+		return err
+	}
 	return s.members.Reload()
 }
 

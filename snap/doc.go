@@ -59,6 +59,16 @@
 // VerifyEngineSnapshot runs the same checks on a saved body without
 // writing anything. ProgressReader reports bytes so far on either side.
 //
+// # Snapshot files
+//
+// Backups (Maintenance.Snapshot, "snapshot save", cairnutl) frame an
+// engine snapshot body the way etcd frames its bbolt files: a 24-byte
+// header ("cairnbak", version, body length), the body, zero padding to a
+// multiple of 512 bytes, then the SHA-256 of everything before it.
+// OpenBackup streams one; VerifyBackup and ReceiveBackup check (and
+// unpack) one with ReceiveEngineSnapshot's guarantees; CheckTrailer checks
+// the trailer of any such file, etcd's included. Layout in backup.go.
+//
 // # Engine snapshot body format
 //
 // Integers are little-endian.

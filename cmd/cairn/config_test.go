@@ -72,6 +72,7 @@ log-level: warn
 log-format: console
 log-outputs: [stdout, /var/log/cairn.log]
 enable-pprof: true
+metrics: extensive
 `
 
 var fileArgs = []string{
@@ -107,6 +108,7 @@ var fileArgs = []string{
 	"--log-format", "console",
 	"--log-outputs", "stdout,/var/log/cairn.log",
 	"--enable-pprof",
+	"--metrics", "extensive",
 }
 
 // TestConfigFileEqualsFlags: a config file gives exactly the options, and

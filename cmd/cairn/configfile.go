@@ -214,7 +214,7 @@ var etcdOnlyKeys = keySet(`
 	socket-options auth-token bcrypt-cost auth-token-ttl
 	corrupt-check-time compact-hash-check-time compaction-batch-limit compaction-sleep-interval
 	warning-apply-duration warning-unary-request-duration
-	bootstrap-defrag-threshold-megabytes metrics
+	bootstrap-defrag-threshold-megabytes
 	enable-distributed-tracing distributed-tracing-address distributed-tracing-service-name
 	distributed-tracing-instance-id distributed-tracing-sampling-rate
 	enable-log-rotation log-rotation-config-json

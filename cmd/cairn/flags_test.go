@@ -76,3 +76,29 @@ func TestClusterFlags(t *testing.T) {
 		t.Fatalf("environment: %+v", env)
 	}
 }
+
+// TestMetricsFlag: --metrics (or ETCD_METRICS) reaches the server config,
+// basic by default; other values than etcd's two are refused.
+func TestMetricsFlag(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		want string
+		err  bool
+	}{
+		{nil, nil, server.MetricsBasic, false},
+		{[]string{"--metrics=extensive"}, nil, server.MetricsExtensive, false},
+		{nil, map[string]string{"ETCD_METRICS": "extensive"}, server.MetricsExtensive, false},
+		{[]string{"--metrics", "basic"}, map[string]string{"ETCD_METRICS": "extensive"}, server.MetricsBasic, false},
+		{[]string{"--metrics", "full"}, nil, "", true},
+	} {
+		o, err := parse(c.args, io.Discard, func(k string) (string, bool) { v, ok := c.env[k]; return v, ok })
+		if err != nil {
+			t.Fatalf("%v %v: %v", c.args, c.env, err)
+		}
+		cfg, _, err := o.config(zap.NewNop())
+		if (err != nil) != c.err || cfg.Metrics != c.want {
+			t.Errorf("%v %v: metrics %q, error %v; want %q, error %v", c.args, c.env, cfg.Metrics, err, c.want, c.err)
+		}
+	}
+}

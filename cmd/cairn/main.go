@@ -48,6 +48,7 @@ type options struct {
 	logOutputs                                      []string
 	autoCompactionMode, autoCompactionRetention     string
 	enablePprof                                     bool
+	metrics                                         string
 	version                                         bool
 	// configFile is the --config-file the options came from, if any.
 	configFile string
@@ -91,6 +92,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.autoCompactionMode, "auto-compaction-mode", compactor.ModePeriodic, "Interpret 'auto-compaction-retention' one of: periodic|revision. 'periodic' for duration based retention, defaulting to hours if no time unit is provided (e.g. '5m'). 'revision' for revision number based retention.")
 	fs.StringVar(&o.autoCompactionRetention, "auto-compaction-retention", "0", "Auto compaction retention for mvcc key value store. 0 means disable auto compaction.")
 	fs.StringVar(&o.configFile, "config-file", "", "Path to the server configuration file. Note that if a configuration file is provided, other command line flags and environment variables will be ignored.")
+	fs.StringVar(&o.metrics, "metrics", server.MetricsBasic, "Set level of detail for exported metrics, specify 'extensive' to include server side grpc histogram metrics.")
 	fs.BoolVar(&o.enablePprof, "enable-pprof", false, "Enable runtime profiling data via HTTP server. Address is at client URL + \"/debug/pprof/\"")
 	fs.BoolVar(&o.version, "version", false, "Print the version and exit.")
 	return fs
@@ -255,6 +257,9 @@ func (o *options) config(lg *zap.Logger) (server.Config, []*url.URL, error) {
 	if o.electionMs > 50000 {
 		return cfg, nil, fmt.Errorf("--election-timeout[%vms] is too long, and should be set less than 50000ms", o.electionMs)
 	}
+	if o.metrics != server.MetricsBasic && o.metrics != server.MetricsExtensive {
+		return cfg, nil, fmt.Errorf("--metrics: unexpected value %q (want %q or %q)", o.metrics, server.MetricsBasic, server.MetricsExtensive)
+	}
 	listen, err := parseURLs(o.listenClientURLs)
 	if err != nil {
 		return cfg, nil, fmt.Errorf("--listen-client-urls: %w", err)
@@ -301,6 +306,7 @@ func (o *options) config(lg *zap.Logger) (server.Config, []*url.URL, error) {
 		QuotaBackendBytes:           o.quotaBackendBytes,
 		WatchProgressNotifyInterval: o.watchProgressNotifyInterval,
 		LeaseCheckpointInterval:     o.leaseCheckpointInterval,
+		Metrics:                     o.metrics,
 		Logger:                      lg,
 	}
 	return cfg, listen, nil

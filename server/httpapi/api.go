@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/cairn-kv/cairn/membership"
 )
@@ -37,6 +38,8 @@ type Member interface {
 	Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error)
 	// MetricsCollector exports the member's own metrics.
 	MetricsCollector() prometheus.Collector
+	// Alarms returns the cluster's active alarms.
+	Alarms() []*pb.AlarmMember
 }
 
 // Options tune an API; zero values take the defaults noted.
@@ -46,6 +49,12 @@ type Options struct {
 	EnablePprof bool
 	// Logger; default zap.NewNop().
 	Logger *zap.Logger
+	// Gateway, when set, is a client connection to the member's own gRPC
+	// server (see DialGateway): the client handler then serves etcd's
+	// JSON gateway under /v3/ (and /v3beta/) through it, as etcd does with
+	// its default --enable-grpc-gateway. The caller closes it. Default
+	// nil: no gateway.
+	Gateway grpc.ClientConnInterface
 }
 
 // API is one member's HTTP endpoints and metrics registry.
@@ -109,6 +118,9 @@ func New(m Member, o Options) *API {
 	mux.HandleFunc(PathVars, serveVars)
 	if o.EnablePprof {
 		handlePprof(mux)
+	}
+	if o.Gateway != nil {
+		handleGateway(mux, o.Gateway)
 	}
 	a.client = withCORS(mux)
 	return a

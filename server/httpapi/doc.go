@@ -1,9 +1,10 @@
 // Package httpapi serves the HTTP endpoints an etcd v3.7 member serves next
-// to its gRPC API: health probes, the version, Prometheus metrics and,
-// optionally, pprof. Status codes, headers and bodies are etcd v3.7.3's
-// byte for byte (tests/integration/http_test.go compares them with a real
-// etcd), because load balancers, Kubernetes probes and monitoring match on
-// them.
+// to its gRPC API: the /v3/ JSON gateway, health probes, the version,
+// Prometheus metrics and, optionally, pprof. Status codes, headers and
+// bodies are etcd v3.7.3's byte for byte (tests/integration/http_test.go
+// and tests/differential/gateway_test.go compare them with a real etcd),
+// because load balancers, Kubernetes probes, monitoring and curl scripts
+// match on them.
 //
 // # Mental model
 //
@@ -18,8 +19,8 @@
 //   - ClientHandler, for the client URLs (--listen-client-urls), where
 //     cmd/cairn serves it and gRPC on the same port (see internal/connmux):
 //     /health, /livez, /readyz and their per-check paths, /version,
-//     /metrics, /debug/vars, and /debug/pprof/ when Options.EnablePprof is
-//     set. Every answer carries etcd's permissive CORS headers (etcd's
+//     /metrics, /debug/vars, /debug/pprof/ when Options.EnablePprof is
+//     set, and /v3/ when Options.Gateway is. Every answer carries etcd's permissive CORS headers (etcd's
 //     default --cors "*") and OPTIONS answers 200 with an empty body.
 //   - MetricsHandler, for --listen-metrics-urls: /metrics, /health, /livez,
 //     /readyz and the per-check paths only (etcd serves neither /version
@@ -54,12 +55,41 @@
 // Maintenance.Status reports), the cluster version derived from it, the
 // storage version from Maintenance.Status, and Cairn's own version.
 //
+// # JSON gateway
+//
+// /v3/ is etcd's grpc-gateway: the generated handlers of
+// go.etcd.io/etcd/api/v3/etcdserverpb/gw for KV, Watch, Lease, Cluster,
+// Maintenance and Auth, each decoding a JSON request body, calling the
+// member's own gRPC server over Options.Gateway, and encoding the answer.
+// Going through gRPC rather than calling the server directly is what etcd
+// does, and it keeps one implementation of validation, error mapping and
+// response headers: an answer over HTTP is the gRPC answer, in JSON. cmd/cairn
+// dials the connection to its first client listener (DialGateway).
+//
+// The marshaling is etcd's: proto field names ("create_revision",
+// "prev_kv"), unset fields left out, 64-bit integers as strings, bytes
+// (keys, values) in standard base64, unknown request fields ignored. An
+// empty body is an empty request. Errors are grpc-gateway's defaults, as in
+// etcd: a {"code":…,"message":…} body (the gRPC code and etcd's message)
+// with the HTTP status grpc-gateway maps the code to (InvalidArgument,
+// OutOfRange and FailedPrecondition 400, NotFound 404, Unimplemented 501,
+// Unavailable 503, …); a body that is not valid JSON for the request is
+// 400 with the decoder's message; unknown paths under /v3/ are 404
+// {"code":5,"message":"Not Found"}, other methods than POST 501
+// {"code":12,"message":"Method Not Allowed"}. Streaming calls (watch,
+// lease keep-alive, snapshot) read one JSON request after another from
+// the body and answer one {"result":…} (or, at the end, {"error":…})
+// object per line, flushed as it comes. /v3beta/ is /v3/, as etcd v3.7
+// still rewrites it.
+//
+// Not served: etcd's WebSocket upgrade of the same paths (it needs a
+// WebSocket library Cairn does not depend on), and the Lock and Election
+// gateways (Cairn has neither service yet).
+//
 // # Alarms
 //
-// The health checks read active alarms through one accessor
-// (activeAlarms). A member that keeps alarms exposes them with an
-// Alarms() []*etcdserverpb.AlarmMember method and is asked directly.
-// Until Cairn stores alarms, NOSPACE counts as active exactly while the
-// database is over its quota, which is when puts fail with "database space
-// exceeded"; no health code changes when real alarms land.
+// The health checks read the member's alarms (Member.Alarms), the
+// cluster's replicated alarm set: /health fails on any active alarm not
+// excluded, whichever member it was raised for, and /readyz's
+// data_corruption on CORRUPT.
 package httpapi

@@ -48,7 +48,7 @@ func (a *API) serveHealth(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) checkHealth(ctx context.Context, excluded map[string]bool, serializable bool) health {
-	for _, al := range activeAlarms(a.m) {
+	for _, al := range a.m.Alarms() {
 		if excluded[al.Alarm.String()] {
 			continue
 		}
@@ -68,26 +68,6 @@ func (a *API) checkHealth(ctx context.Context, excluded map[string]bool, seriali
 		return health{Health: "false", Reason: "RANGE ERROR:" + err.Error()}
 	}
 	return health{Health: "true"}
-}
-
-// alarmer is implemented by a member that keeps alarms.
-type alarmer interface {
-	Alarms() []*pb.AlarmMember
-}
-
-// activeAlarms is the one place the health checks learn about alarms. A
-// member with an Alarms method answers; otherwise NOSPACE is active while
-// the database is over its quota (DbSizeQuota 0 means no quota), which is
-// when the member refuses puts with "database space exceeded".
-func activeAlarms(m Member) []*pb.AlarmMember {
-	if a, ok := m.(alarmer); ok {
-		return a.Alarms()
-	}
-	st := m.Status()
-	if st.DbSizeQuota > 0 && st.DbSize > st.DbSizeQuota {
-		return []*pb.AlarmMember{{MemberID: m.ID(), Alarm: pb.AlarmType_NOSPACE}}
-	}
-	return nil
 }
 
 // check is one named check of /livez or /readyz.
@@ -129,7 +109,7 @@ func readCheck(m Member, serializable bool) func(context.Context) error {
 
 func alarmCheck(m Member, t pb.AlarmType) func(context.Context) error {
 	return func(context.Context) error {
-		for _, al := range activeAlarms(m) {
+		for _, al := range m.Alarms() {
 			if al.Alarm == t {
 				return fmt.Errorf("alarm activated: %s", t)
 			}

@@ -29,6 +29,7 @@ type member struct {
 	dbSize    int64
 	quota     int64
 	learner   bool
+	alarms    []*pb.AlarmMember
 	rangeErr  map[bool]error // by Serializable
 	rangeSeen []bool         // Serializable of each Range
 }
@@ -65,13 +66,21 @@ func (m *member) set(f func(m *member)) {
 	f(m)
 }
 
-// alarmMember keeps alarms of its own.
-type alarmMember struct {
-	*member
-	alarms []*pb.AlarmMember
+func (m *member) Alarms() []*pb.AlarmMember {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.alarms
 }
 
-func (m alarmMember) Alarms() []*pb.AlarmMember { return m.alarms }
+// alarmed is a healthy member with alarms of the given types active, for
+// member 7 (itself).
+func alarmed(types ...pb.AlarmType) *member {
+	m := healthy()
+	for _, t := range types {
+		m.alarms = append(m.alarms, &pb.AlarmMember{MemberID: 7, Alarm: t})
+	}
+	return m
+}
 
 // value reads a counter or gauge.
 func value(t *testing.T, m prometheus.Metric) float64 {
@@ -135,19 +144,20 @@ func TestHealthStates(t *testing.T) {
 		{"healthy", healthy(), "/health", 200, okHealth, []bool{false}},
 		{"healthy serializable", healthy(), "/health?serializable=true", 200, okHealth, []bool{true}},
 		{"serializable=1 is not true", healthy(), "/health?serializable=1", 200, okHealth, []bool{false}},
-		{"over quota", &member{leader: 7, dbSize: 1001, quota: 1000}, "/health", 503, `{"health":"false","reason":"ALARM NOSPACE"}` + "\n", nil},
-		{"over quota serializable", &member{leader: 7, dbSize: 1001, quota: 1000}, "/health?serializable=true", 503, `{"health":"false","reason":"ALARM NOSPACE"}` + "\n", nil},
-		{"over quota, NOSPACE excluded", &member{leader: 7, dbSize: 1001, quota: 1000}, "/health?exclude=NOSPACE", 200, okHealth, []bool{false}},
-		{"exclude is case sensitive", &member{leader: 7, dbSize: 1001, quota: 1000}, "/health?exclude=nospace", 503, `{"health":"false","reason":"ALARM NOSPACE"}` + "\n", nil},
-		{"no quota", &member{leader: 7, dbSize: 1001, quota: 0}, "/health", 200, okHealth, []bool{false}},
-		{"at quota", &member{leader: 7, dbSize: 1000, quota: 1000}, "/health", 200, okHealth, []bool{false}},
+		{"nospace", alarmed(pb.AlarmType_NOSPACE), "/health", 503, `{"health":"false","reason":"ALARM NOSPACE"}` + "\n", nil},
+		{"nospace serializable", alarmed(pb.AlarmType_NOSPACE), "/health?serializable=true", 503, `{"health":"false","reason":"ALARM NOSPACE"}` + "\n", nil},
+		{"nospace excluded", alarmed(pb.AlarmType_NOSPACE), "/health?exclude=NOSPACE", 200, okHealth, []bool{false}},
+		{"exclude is case sensitive", alarmed(pb.AlarmType_NOSPACE), "/health?exclude=nospace", 503, `{"health":"false","reason":"ALARM NOSPACE"}` + "\n", nil},
+		{"another member's alarm", &member{leader: 7, alarms: []*pb.AlarmMember{{MemberID: 9, Alarm: pb.AlarmType_NOSPACE}}}, "/health", 503, `{"health":"false","reason":"ALARM NOSPACE"}` + "\n", nil},
+		{"unknown alarm type", alarmed(pb.AlarmType(5)), "/health", 503, `{"health":"false","reason":"ALARM UNKNOWN"}` + "\n", nil},
+		{"over quota without an alarm", &member{leader: 7, dbSize: 1001, quota: 1000}, "/health", 200, okHealth, []bool{false}},
 		{"no leader", &member{dbSize: 1, quota: 10}, "/health", 503, `{"health":"false","reason":"RAFT NO LEADER"}` + "\n", nil},
 		{"no leader serializable", &member{dbSize: 1, quota: 10}, "/health?serializable=true", 200, okHealth, []bool{true}},
 		{"read fails", &member{leader: 7, rangeErr: map[bool]error{false: fmt.Errorf("wrapped: %w", timeout)}}, "/health", 503, `{"health":"false","reason":"RANGE ERROR:etcdserver: request timed out"}` + "\n", []bool{false}},
 		{"other read error", &member{leader: 7, rangeErr: map[bool]error{true: errors.New("disk on fire")}}, "/health?serializable=true", 503, `{"health":"false","reason":"RANGE ERROR:disk on fire"}` + "\n", []bool{true}},
-		{"corrupt", alarmMember{healthy(), []*pb.AlarmMember{{MemberID: 7, Alarm: pb.AlarmType_CORRUPT}}}, "/health?exclude=NOSPACE", 503, `{"health":"false","reason":"ALARM CORRUPT"}` + "\n", nil},
-		{"both alarms, both excluded", alarmMember{healthy(), []*pb.AlarmMember{{Alarm: pb.AlarmType_NOSPACE}, {Alarm: pb.AlarmType_CORRUPT}}}, "/health?exclude=NOSPACE&exclude=CORRUPT", 200, okHealth, []bool{false}},
-		{"alarms come from the member", alarmMember{&member{leader: 7, dbSize: 1001, quota: 1000}, nil}, "/health", 200, okHealth, []bool{false}},
+		{"corrupt", alarmed(pb.AlarmType_CORRUPT), "/health?exclude=NOSPACE", 503, `{"health":"false","reason":"ALARM CORRUPT"}` + "\n", nil},
+		{"both alarms, both excluded", alarmed(pb.AlarmType_NOSPACE, pb.AlarmType_CORRUPT), "/health?exclude=NOSPACE&exclude=CORRUPT", 200, okHealth, []bool{false}},
+		{"first alarm reported", alarmed(pb.AlarmType_NOSPACE, pb.AlarmType_CORRUPT), "/health", 503, `{"health":"false","reason":"ALARM NOSPACE"}` + "\n", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := New(tc.m, Options{})
@@ -161,13 +171,7 @@ func TestHealthStates(t *testing.T) {
 			if nosniff := got.hdr.Get("X-Content-Type-Options") == "nosniff"; nosniff != (tc.code != 200) {
 				t.Fatalf("X-Content-Type-Options %q on a %d answer", got.hdr.Get("X-Content-Type-Options"), tc.code)
 			}
-			var m *member
-			switch v := tc.m.(type) {
-			case *member:
-				m = v
-			case alarmMember:
-				m = v.member
-			}
+			m := tc.m.(*member)
 			if fmt.Sprint(m.rangeSeen) != fmt.Sprint(tc.reads) {
 				t.Fatalf("reads (serializable) %v, want %v", m.rangeSeen, tc.reads)
 			}
@@ -212,8 +216,8 @@ func TestLivezReadyz(t *testing.T) {
 		{"other checks pass alone", readFails(false), "/readyz/serializable_read", 200, "ok\n"},
 		{"livez serializable read fails", readFails(true), "/livez", 503, "[-]serializable_read failed: etcdserver: request timed out\n\n"},
 		{"livez ignores linearizable failure", readFails(false), "/livez", 200, "ok\n"},
-		{"corrupt", alarmMember{healthy(), []*pb.AlarmMember{{Alarm: pb.AlarmType_CORRUPT}}}, "/readyz/data_corruption", 503, "[-]data_corruption failed: alarm activated: CORRUPT\n\n"},
-		{"nospace is not corruption", &member{leader: 7, dbSize: 2, quota: 1}, "/readyz", 200, "ok\n"},
+		{"corrupt", alarmed(pb.AlarmType_CORRUPT), "/readyz/data_corruption", 503, "[-]data_corruption failed: alarm activated: CORRUPT\n\n"},
+		{"nospace is not corruption", alarmed(pb.AlarmType_NOSPACE), "/readyz", 200, "ok\n"},
 		{"learner", &member{leader: 9, learner: true}, "/readyz?verbose", 503, "[+]data_corruption ok\n[+]serializable_read ok\n[+]linearizable_read ok\n[-]non_learner failed: not supported for learner\n\n"},
 		{"learner is live", &member{leader: 9, learner: true}, "/livez", 200, "ok\n"},
 		{"livez has no such check", healthy(), "/livez/linearizable_read", 404, "404 page not found\n"},

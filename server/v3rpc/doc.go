@@ -7,6 +7,11 @@
 // table (errors.go), matched with errors.Is so wrapping never turns an
 // error into codes.Unknown.
 //
+// Every call is counted, before any other interceptor, in etcd's
+// grpc_server_* Prometheus metrics (metrics.go), which NewServer registers
+// with the member (server.Server.RegisterMetrics) so they reach its
+// /metrics; all gRPC servers of one member share them.
+//
 // Services whose issues have not landed yet (Watch, Lease, Auth and the
 // rest of Cluster and Maintenance) answer codes.Unimplemented.
 package v3rpc

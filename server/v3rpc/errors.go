@@ -27,6 +27,7 @@ var errorTable = []struct {
 	{server.ErrLeaseTTLTooLarge, rpctypes.ErrGRPCLeaseTTLTooLarge},
 	{server.ErrRequestTooLarge, rpctypes.ErrGRPCRequestTooLarge},
 	{server.ErrNoSpace, rpctypes.ErrGRPCNoSpace},
+	{server.ErrCorrupt, rpctypes.ErrGRPCCorrupt},
 	{server.ErrStopped, rpctypes.ErrGRPCStopped},
 	{server.ErrTimeout, rpctypes.ErrGRPCTimeout},
 	{server.ErrCanceled, rpctypes.ErrGRPCCanceled},

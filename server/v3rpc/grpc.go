@@ -1,8 +1,11 @@
 package v3rpc
 
 import (
+	"errors"
+	"fmt"
 	"math"
 
+	"github.com/prometheus/client_golang/prometheus"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -17,14 +20,17 @@ import (
 const grpcOverheadBytes = 512 * 1024
 
 // NewServer returns a gRPC server with every etcd v3 service registered
-// for s.
+// for s, counted in s's grpc_server_* metrics (metrics.go).
 func NewServer(s *server.Server, opts ...grpc.ServerOption) *grpc.Server {
+	metrics := memberGRPCMetrics(s)
 	opts = append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(s.MaxRequestBytes() + grpcOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxConcurrentStreams(math.MaxUint32),
-		grpc.ChainUnaryInterceptor(learnerUnary(s)),
-		grpc.ChainStreamInterceptor(learnerStream(s)),
+		// Metrics first, as in etcd, so that they count the calls the
+		// other interceptors refuse.
+		grpc.ChainUnaryInterceptor(metrics.unaryInterceptor(), learnerUnary(s)),
+		grpc.ChainStreamInterceptor(metrics.streamInterceptor(), learnerStream(s)),
 	}, opts...)
 	g := grpc.NewServer(opts...)
 	h := header{s: s}
@@ -37,7 +43,26 @@ func NewServer(s *server.Server, opts ...grpc.ServerOption) *grpc.Server {
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(g, hs)
+	metrics.initialize(g)
 	return g
+}
+
+// memberGRPCMetrics returns the grpc_server_* metrics of s, registering
+// them with the member the first time: every gRPC server of one member
+// counts into the same series, as all of etcd's do.
+func memberGRPCMetrics(s *server.Server) *grpcMetrics {
+	m := newGRPCMetrics(s.ExtensiveMetrics())
+	err := s.RegisterMetrics(m)
+	var already prometheus.AlreadyRegisteredError
+	switch {
+	case err == nil:
+		return m
+	case errors.As(err, &already):
+		return already.ExistingCollector.(*grpcMetrics)
+	}
+	// Only a collector of the member already using these names with other
+	// labels could collide: a programming error.
+	panic(fmt.Sprintf("v3rpc: registering the gRPC metrics: %v", err))
 }
 
 // header fills response headers.

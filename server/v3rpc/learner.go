@@ -11,8 +11,9 @@ import (
 )
 
 // A learner replicates the log but is not yet a full member: like etcd, it
-// serves only Status and serializable reads, and refuses everything else,
-// streams included, so that clients go to a voting member.
+// serves only Status, serializable reads and Snapshot (a backup may be
+// taken from a learner), and refuses everything else, other streams
+// included, so that clients go to a voting member.
 
 func learnerUnary(s *server.Server) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
@@ -25,7 +26,7 @@ func learnerUnary(s *server.Server) grpc.UnaryServerInterceptor {
 
 func learnerStream(s *server.Server) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-		if s.IsLearner() {
+		if s.IsLearner() && info.FullMethod != snapshotMethod {
 			return rpctypes.ErrGRPCNotSupportedForLearner
 		}
 		return h(srv, ss)

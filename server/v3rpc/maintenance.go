@@ -4,8 +4,6 @@ import (
 	"context"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/cairn-kv/cairn/membership"
 	"github.com/cairn-kv/cairn/server"
@@ -56,9 +54,6 @@ func (m *maintenanceServer) Downgrade(ctx context.Context, r *pb.DowngradeReques
 	return resp, nil
 }
 
-// Alarm answers GET with the active alarms. Alarms (NOSPACE, CORRUPT) are
-// raised through raft with the operations work; until then none is ever
-// active, and activating or deactivating one is not supported.
 func (m *maintenanceServer) MoveLeader(ctx context.Context, r *pb.MoveLeaderRequest) (*pb.MoveLeaderResponse, error) {
 	if err := m.s.MoveLeader(ctx, r.TargetID); err != nil {
 		return nil, toGRPC(err)
@@ -67,11 +62,15 @@ func (m *maintenanceServer) MoveLeader(ctx context.Context, r *pb.MoveLeaderRequ
 	return &pb.MoveLeaderResponse{}, nil
 }
 
+// Alarm gets, activates or deactivates alarms through raft (see
+// server.Server.Alarm for what the answer lists).
 func (m *maintenanceServer) Alarm(ctx context.Context, r *pb.AlarmRequest) (*pb.AlarmResponse, error) {
-	if r.Action != pb.AlarmRequest_GET {
-		return nil, status.Error(codes.Unimplemented, "alarm activation and deactivation are not supported yet")
+	resp, err := m.s.Alarm(ctx, r)
+	if err != nil {
+		return nil, toGRPC(err)
 	}
-	return &pb.AlarmResponse{Header: m.hdr.new()}, nil
+	resp.Header = m.hdr.new()
+	return resp, nil
 }
 
 type clusterServer struct {
@@ -80,13 +79,15 @@ type clusterServer struct {
 	hdr header
 }
 
+// The Cluster service's headers carry no revision, as etcd's: at(0).
+
 func (c *clusterServer) MemberList(ctx context.Context, r *pb.MemberListRequest) (*pb.MemberListResponse, error) {
 	if r.Linearizable {
 		if err := c.s.LinearizableBarrier(ctx); err != nil {
 			return nil, toGRPC(err)
 		}
 	}
-	return &pb.MemberListResponse{Header: c.hdr.new(), Members: c.members()}, nil
+	return &pb.MemberListResponse{Header: c.hdr.at(0), Members: c.members()}, nil
 }
 
 func (c *clusterServer) members() []*pb.Member {
@@ -106,26 +107,26 @@ func (c *clusterServer) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (
 	if err != nil {
 		return nil, toGRPC(err)
 	}
-	return &pb.MemberAddResponse{Header: c.hdr.new(), Member: toPBMember(m), Members: c.members()}, nil
+	return &pb.MemberAddResponse{Header: c.hdr.at(0), Member: toPBMember(m), Members: c.members()}, nil
 }
 
 func (c *clusterServer) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
 	if err := c.s.RemoveMember(ctx, r.ID); err != nil {
 		return nil, toGRPC(err)
 	}
-	return &pb.MemberRemoveResponse{Header: c.hdr.new(), Members: c.members()}, nil
+	return &pb.MemberRemoveResponse{Header: c.hdr.at(0), Members: c.members()}, nil
 }
 
 func (c *clusterServer) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequest) (*pb.MemberUpdateResponse, error) {
 	if err := c.s.UpdateMember(ctx, r.ID, r.PeerURLs); err != nil {
 		return nil, toGRPC(err)
 	}
-	return &pb.MemberUpdateResponse{Header: c.hdr.new(), Members: c.members()}, nil
+	return &pb.MemberUpdateResponse{Header: c.hdr.at(0), Members: c.members()}, nil
 }
 
 func (c *clusterServer) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
 	if err := c.s.PromoteMember(ctx, r.ID); err != nil {
 		return nil, toGRPC(err)
 	}
-	return &pb.MemberPromoteResponse{Header: c.hdr.new(), Members: c.members()}, nil
+	return &pb.MemberPromoteResponse{Header: c.hdr.at(0), Members: c.members()}, nil
 }

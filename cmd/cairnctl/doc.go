@@ -11,5 +11,6 @@
 // process. Commands in this version: get, put, del, txn, watch, compaction,
 // lease grant|revoke|timetolive|list|keep-alive, endpoint
 // health|status|hashkv (also --cluster), member
-// add|remove|update|promote|list, move-leader, version, options.
+// add|remove|update|promote|list, move-leader, alarm list|disarm, snapshot
+// save, version, options.
 package main

@@ -218,6 +218,8 @@ func (a *app) rootCommand() *cobra.Command {
 		a.endpointCommand(),
 		a.memberCommand(),
 		a.moveLeaderCommand(),
+		a.snapshotCommand(),
+		a.alarmCommand(),
 		a.versionCommand(),
 		a.optionsCommand(root),
 	)

@@ -42,6 +42,8 @@ type printer interface {
 	EndpointHealth([]epHealth) error
 	EndpointStatus([]epStatus) error
 	EndpointHashKV([]epHashKV) error
+	// Alarm prints the alarms of alarm list and alarm disarm.
+	Alarm(*clientv3.AlarmResponse) error
 }
 
 // epHealth is the result of probing one endpoint; the JSON names are part of
@@ -115,6 +117,7 @@ func (u unsupported) Leases(*clientv3.LeaseLeasesResponse) error               {
 func (u unsupported) EndpointHealth([]epHealth) error                          { return u.fail() }
 func (u unsupported) EndpointStatus([]epStatus) error                          { return u.fail() }
 func (u unsupported) EndpointHashKV([]epHashKV) error                          { return u.fail() }
+func (u unsupported) Alarm(*clientv3.AlarmResponse) error                      { return u.fail() }
 
 // hexEscape renders every byte as \xNN, the --hex form of keys and values.
 func hexEscape(b []byte) string {

@@ -176,6 +176,18 @@ func (p *fieldsPrinter) EndpointHashKV(list []epHashKV) error {
 	return nil
 }
 
+// Alarm writes the header (zeros for disarm's, which has none), then each
+// alarm's member ID and type name, each alarm followed by an empty line.
+func (p *fieldsPrinter) Alarm(r *clientv3.AlarmResponse) error {
+	p.header(r.Header)
+	for _, a := range r.Alarms {
+		p.line("MemberID", p.id(a.GetMemberID()))
+		p.line("AlarmType", a.GetAlarm())
+		fmt.Fprintln(p.w)
+	}
+	return nil
+}
+
 // leaseID writes a lease ID, in decimal or with --hex as 16 hex digits.
 func (p *fieldsPrinter) leaseID(id clientv3.LeaseID) {
 	if p.hex {

@@ -196,6 +196,13 @@ func (p *jsonPrinter) MemberPromote(_ uint64, r *clientv3.MemberPromoteResponse)
 	return p.members(r, r.Header, r.Members)
 }
 
+// Alarm prints the response message; --hex changes nothing. The alarm
+// type is a number. Disarm's answer, put together by the client from one
+// request per alarm, has no header.
+func (p *jsonPrinter) Alarm(r *clientv3.AlarmResponse) error {
+	return p.print((*pb.AlarmResponse)(r))
+}
+
 // MoveLeader prints the response message; --hex changes nothing.
 func (p *jsonPrinter) MoveLeader(_, _ uint64, r *clientv3.MoveLeaderResponse) error {
 	return p.print((*pb.MoveLeaderResponse)(r))
@@ -278,4 +285,8 @@ func (p *pbPrinter) MemberPromote(_ uint64, r *clientv3.MemberPromoteResponse) e
 
 func (p *pbPrinter) MoveLeader(_, _ uint64, r *clientv3.MoveLeaderResponse) error {
 	return p.print((*pb.MoveLeaderResponse)(r))
+}
+
+func (p *pbPrinter) Alarm(r *clientv3.AlarmResponse) error {
+	return p.print((*pb.AlarmResponse)(r))
 }

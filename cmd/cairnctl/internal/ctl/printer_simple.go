@@ -151,6 +151,15 @@ func (p *simplePrinter) EndpointHashKV(list []epHashKV) error {
 	return nil
 }
 
+// Alarm writes one line per alarm in protobuf's text format, as etcdctl
+// does (see alarmText).
+func (p *simplePrinter) Alarm(r *clientv3.AlarmResponse) error {
+	for _, a := range r.Alarms {
+		fmt.Fprintln(p.w, alarmText(a))
+	}
+	return nil
+}
+
 func (p *simplePrinter) Grant(r *clientv3.LeaseGrantResponse) error {
 	fmt.Fprintf(p.w, "lease %016x granted with TTL(%ds)\n", r.ID, r.TTL)
 	return nil

@@ -53,21 +53,22 @@ func freePort(t testing.TB) int {
 }
 
 // StartServer starts bin as a fresh single-member cluster in a temporary data
-// directory and waits until it serves linearizable reads. It is stopped when
-// the test ends; its log is kept in the data directory and printed on failure.
-func StartServer(t testing.TB, bin string) *Server {
+// directory, with extra flags added, and waits until it serves linearizable
+// reads. It is stopped when the test ends; its log is kept in the data
+// directory and printed on failure.
+func StartServer(t testing.TB, bin string, extra ...string) *Server {
 	t.Helper()
 	dir := t.TempDir()
 	client := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	peer := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
-	s, err := startProcess(t, bin, dir, client,
+	s, err := startProcess(t, bin, dir, client, append([]string{
 		"--name", "twin",
 		"--listen-peer-urls", peer,
 		"--initial-advertise-peer-urls", twinPeerURL,
-		"--initial-cluster", "twin="+twinPeerURL,
+		"--initial-cluster", "twin=" + twinPeerURL,
 		"--initial-cluster-token", "cairnctl-diff",
 		"--initial-cluster-state", "new",
-	)
+	}, extra...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,12 @@
 // request-size threshold adjusted for the length of etcd's request IDs). Both sides start from the same empty
 // store and receive identical sequences, so revisions must agree exactly.
 //
+// The /v3/ JSON gateway is compared the same way one level up
+// (gateway_test.go): plain HTTP requests, as curl sends them, to etcd's
+// client URL and to Cairn's client handler, comparing status codes,
+// headers and JSON bodies; the normalizations that JSON needs are stated
+// there.
+//
 // Each test starts its own pair, so a divergence in one test (a revision
 // bumped where etcd does not bump it, say) cannot cascade into the others.
 // Cases inside one test share the pair and run in order.

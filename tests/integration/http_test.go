@@ -157,12 +157,17 @@ func TestHTTPHealthyMember(t *testing.T) {
 	expectHTTP(t, base+"/debug/pprof/", 404, "404 page not found\n")
 }
 
-// TestHTTPNoSpace: past the quota, /health reports the NOSPACE alarm
-// unless it is excluded, while /livez and /readyz stay ok, and puts
-// through the same port fail as they do in etcd.
+// TestHTTPNoSpace: a put past the quota fails as it does in etcd and
+// raises the NOSPACE alarm, which /health then reports unless it is
+// excluded, while /livez and /readyz stay ok.
 func TestHTTPNoSpace(t *testing.T) {
 	m := startHTTPMember(t, func(c *server.Config) { c.QuotaBackendBytes = 1 })
 	base := "http://" + m.Addr
+	// Over the quota is not yet an alarm: the first refused put raises it.
+	expectHTTP(t, base+"/health", 200, healthOK)
+	if _, err := m.client(t).Put(framework.Context(t, 30*time.Second), "k", "v"); !errors.Is(err, rpctypes.ErrNoSpace) {
+		t.Fatalf("put over quota: %v", err)
+	}
 	noSpace := `{"health":"false","reason":"ALARM NOSPACE"}` + "\n"
 	expectHTTP(t, base+"/health", 503, noSpace)
 	expectHTTP(t, base+"/health?serializable=true", 503, noSpace)
@@ -173,15 +178,12 @@ func TestHTTPNoSpace(t *testing.T) {
 	expectHTTP(t, base+"/readyz", 200, "ok\n")
 	expectHTTP(t, base+"/readyz/data_corruption", 200, "ok\n")
 	expectHTTP(t, base+"/livez", 200, "ok\n")
-	if _, err := m.client(t).Put(framework.Context(t, 30*time.Second), "k", "v"); !errors.Is(err, rpctypes.ErrNoSpace) {
-		t.Fatalf("put over quota: %v", err)
-	}
 	mfs := scrapeMetrics(t, base)
 	if v := metricValue(t, mfs, "etcd_server_health_failures"); v != 4 {
 		t.Fatalf("health_failures %v, want 4", v)
 	}
-	if v := metricValue(t, mfs, "etcd_server_health_success"); v != 2 {
-		t.Fatalf("health_success %v, want 2", v)
+	if v := metricValue(t, mfs, "etcd_server_health_success"); v != 3 {
+		t.Fatalf("health_success %v, want 3", v)
 	}
 }
 
@@ -631,9 +633,8 @@ func metricFamilies(t *testing.T, body string) map[string]string {
 }
 
 // TestHTTPDifferentialEtcd compares every HTTP endpoint with etcd v3.7.3:
-// healthy, then with the NOSPACE alarm (etcd raises it at the first put
-// over its 1-byte quota; Cairn is over a 1-byte quota from the start), on
-// the client port and on the metrics port. For /metrics, every family
+// healthy, then with the NOSPACE alarm (each raises it at the first put
+// over its 1-byte quota), on the client port and on the metrics port. For /metrics, every family
 // Cairn exports must exist in etcd with the same type, help and labels.
 func TestHTTPDifferentialEtcd(t *testing.T) {
 	e := startRefEtcd(t)
@@ -650,6 +651,9 @@ func TestHTTPDifferentialEtcd(t *testing.T) {
 		t.Fatalf("etcd put over a 1-byte quota: %v", err)
 	}
 	full := startHTTPMember(t, func(c *server.Config) { c.QuotaBackendBytes = 1 })
+	if _, err := full.client(t).Put(framework.Context(t, 30*time.Second), "k", "v"); !errors.Is(err, rpctypes.ErrNoSpace) {
+		t.Fatalf("cairn put over a 1-byte quota: %v", err)
+	}
 	compareHTTP(t, "NOSPACE", e.client, "http://"+full.Addr, httpClientCases)
 	compareHTTP(t, "NOSPACE metrics port", e.metrics, "http://"+full.MetricsAddr, httpMetricsCases)
 

@@ -34,7 +34,7 @@ import (
 // StorageVersion is the storage version a member reports: Status's
 // StorageVersion, and the version field of every Snapshot response, which
 // etcdctl prints as "Server version".
-const StorageVersion = "3.6.0"
+const StorageVersion = "3.7.0"
 
 // SnapshotChunkSize is the largest blob of one Snapshot response, etcd's
 // 32 KiB.

@@ -425,7 +425,7 @@ func (s *Server) Status() *pb.StatusResponse {
 		RaftTerm:         st.Term,
 		RaftAppliedIndex: applied,
 		DbSizeQuota:      max(s.cfg.QuotaBackendBytes, 0),
-		StorageVersion:   "3.6.0",
+		StorageVersion:   StorageVersion,
 		IsLearner:        s.IsLearner(),
 		DowngradeInfo:    &pb.DowngradeInfo{},
 		Errors:           errs,

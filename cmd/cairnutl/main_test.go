@@ -90,21 +90,21 @@ func TestStatus(t *testing.T) {
 			t.Errorf("json output %q lacks etcdutl's field %s", out, field)
 		}
 	}
-	if st.Hash != hash || st.Revision != 21 || st.TotalKey != keys || st.TotalSize == 0 || st.Version != "3.6.0" {
+	if st.Hash != hash || st.Revision != 21 || st.TotalKey != keys || st.TotalSize == 0 || st.Version != "3.7.0" {
 		t.Fatalf("status %+v; want hash %x, revision 21, %d keys", st, hash, keys)
 	}
 	size := siBytes(uint64(st.TotalSize))
-	row := fmt.Sprintf("%x, 21, %d, %s, 3.6.0\n", hash, keys, size)
+	row := fmt.Sprintf("%x, 21, %d, %s, 3.7.0\n", hash, keys, size)
 	if out, _, _ := runUtl("snapshot", "status", path); out != row {
 		t.Errorf("simple: %q, want %q", out, row)
 	}
-	fields := fmt.Sprintf("\"Hash\" : %d\n\"Revision\" : 21\n\"Keys\" : %d\n\"Size\" : %d\n\"Version\" : 3.6.0\n", hash, keys, st.TotalSize)
+	fields := fmt.Sprintf("\"Hash\" : %d\n\"Revision\" : 21\n\"Keys\" : %d\n\"Size\" : %d\n\"Version\" : 3.7.0\n", hash, keys, st.TotalSize)
 	if out, _, _ := runUtl("snapshot", "status", path, "-w", "fields"); out != fields {
 		t.Errorf("fields: %q, want %q", out, fields)
 	}
 	out, _, _ = runUtl("snapshot", "status", path, "-w", "table")
 	lines := strings.Split(out, "\n")
-	if len(lines) != 6 || !strings.Contains(lines[1], "│   HASH   │ REVISION │ TOTAL KEYS │") || !strings.HasSuffix(lines[3], "│   3.6.0 │") {
+	if len(lines) != 6 || !strings.Contains(lines[1], "│   HASH   │ REVISION │ TOTAL KEYS │") || !strings.HasSuffix(lines[3], "│   3.7.0 │") {
 		t.Errorf("table:\n%s", out)
 	}
 	if _, errOut, code := runUtl("snapshot", "status", path, "-w", "yaml"); code != exitBadFeature || errOut != "Error: unsupported output format\n" {

@@ -551,8 +551,8 @@ var etcdVersionRE = regexp.MustCompile(`^3\.7\.\d+$`)
 // normalizeHTTP removes what may differ between two correct servers: the
 // order of verbose check lines (etcd runs its checks in random order),
 // and in /version the patch level of the etcd server version, the storage
-// version (Cairn reports Maintenance.Status's, 3.6.0, where a settled etcd
-// 3.7.3 reports 3.7.0) and Cairn's extra "cairn" key.
+// version (an etcd whose cluster version is not set yet reports none) and
+// Cairn's extra "cairn" key.
 func normalizeHTTP(path string, r httpReply) string {
 	body := r.body
 	if strings.HasPrefix(path, "/version") && r.code == 200 {

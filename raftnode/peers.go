@@ -105,6 +105,17 @@ func (n *Node) Process(ctx context.Context, m *raftpb.Message) error {
 	}
 }
 
+// TryProcess hands a peer's message to raft if the raft loop's queue has
+// room (transport.TryProcessor).
+func (n *Node) TryProcess(m *raftpb.Message) bool {
+	select {
+	case n.recvc <- m:
+		return true
+	default:
+		return false
+	}
+}
+
 // ReceiveSnapshot stores a snapshot's body through Config.StoreSnapshot and
 // then hands the MsgSnap to raft (transport.Receiver).
 func (n *Node) ReceiveSnapshot(ctx context.Context, m *raftpb.Message, body io.Reader) error {

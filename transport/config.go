@@ -77,6 +77,17 @@ type Receiver interface {
 	ReportSnapshot(id uint64, status raft.SnapshotStatus)
 }
 
+// TryProcessor is a Receiver that can also take a message without
+// blocking. When nothing from the peer is queued ahead of a message, the
+// transport then hands it over on the stream's own goroutine instead of
+// queueing it for the delivery goroutine: one goroutine hand-off less on
+// every message's way to raft, which is on every write's critical path.
+type TryProcessor interface {
+	// TryProcess hands m to raft if that needs no waiting, and reports
+	// whether it did.
+	TryProcess(m *raftpb.Message) bool
+}
+
 // Config configures a Transport. Zero values take the defaults noted;
 // EnsureDefaults fills them in and Validate checks the rest.
 type Config struct {

@@ -37,7 +37,9 @@
 //     per inbound stream. Messages arriving faster than it takes them wait
 //     in a bounded queue (Config.RecvQueueSize) and beyond it are dropped,
 //     so a slow raft loop never stalls the stream, nor through it the
-//     sender.
+//     sender. A Receiver that is also a TryProcessor is handed a message
+//     directly on the stream's goroutine when nothing of that peer is
+//     queued or being delivered, saving a goroutine hand-off per message.
 //   - MsgSnap travels only through SendSnapshot (Send routes it there with an
 //     empty body), on its own stream; it may overtake or be overtaken by
 //     messages on the message stream, which raft tolerates. The receiver

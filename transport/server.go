@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/raft/v3/raftpb"
@@ -186,6 +187,7 @@ func (t *Transport) serveMessages(ss grpc.ServerStream) error {
 		q:        make(chan *raftpb.Message, t.cfg.RecvQueueSize),
 		failures: t.m.recvFailures.WithLabelValues(label),
 	}
+	in.direct, _ = t.cfg.Receiver.(TryProcessor)
 	ctx, cancel := t.streamContext(ss.Context())
 	defer cancel()
 	if !t.goTracked(func() { in.deliver(ctx) }) {
@@ -216,6 +218,11 @@ type inbound struct {
 	failures prometheus.Counter
 	// Handler goroutine only: whether a drop was logged on this stream.
 	loggedFull, loggedBad bool
+	// direct is the Receiver when it is a TryProcessor.
+	direct TryProcessor
+	// pending counts messages queued or being delivered: added by the
+	// handler goroutine, released by deliver once handed over.
+	pending atomic.Int64
 }
 
 // receive queues one decoded message for delivery, or drops it.
@@ -230,8 +237,14 @@ func (in *inbound) receive(m *raftpb.Message) {
 		}
 		return
 	}
+	// Nothing queued or being delivered ahead of m (this goroutine is the
+	// only one that adds to pending): m may skip the queue.
+	if in.direct != nil && in.pending.Load() == 0 && !in.t.faults.isPaused(in.from, Inbound) && in.direct.TryProcess(m) {
+		return
+	}
 	select {
 	case in.q <- m:
+		in.pending.Add(1)
 	default:
 		in.failures.Inc()
 		if !in.loggedFull {
@@ -285,9 +298,12 @@ func (in *inbound) deliver(ctx context.Context) {
 			}
 		}
 		if f.isCut(in.from, Inbound) {
+			in.pending.Add(-1)
 			continue
 		}
-		if err := in.t.cfg.Receiver.Process(ctx, m); err != nil {
+		err := in.t.cfg.Receiver.Process(ctx, m)
+		in.pending.Add(-1)
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}

@@ -772,3 +772,44 @@ func TestMetrics(t *testing.T) {
 		t.Error("a refused registration removed the registered transport's metrics")
 	}
 }
+
+// tryRecorder is a recorder that is also a TryProcessor, taking about
+// half of the messages offered that way and refusing the rest, so both
+// the direct hand-off and the queue carry messages of one stream.
+type tryRecorder struct {
+	*recorder
+	n atomic.Uint64
+}
+
+func (r *tryRecorder) TryProcess(m *raftpb.Message) bool {
+	if r.n.Add(1)%2 == 0 {
+		return false
+	}
+	return r.Process(context.Background(), m) == nil
+}
+
+// TestDirectHandOffKeepsOrder: with a Receiver that takes some messages
+// directly and leaves others to the queue, every stream still delivers in
+// the order sent.
+func TestDirectHandOffKeepsOrder(t *testing.T) {
+	var nodes []*node
+	for id := uint64(1); id <= 2; id++ {
+		var rec *recorder
+		n := startNode(t, id, testCluster, func(c *Config) {
+			rec = c.Receiver.(*recorder)
+			c.Receiver = &tryRecorder{recorder: rec}
+		})
+		nodes = append(nodes, n)
+	}
+	mesh(t, nodes...)
+	const total = 3000
+	a, b := nodes[0], nodes[1]
+	ms := traffic(a.id, b.id, 0, total)
+	for len(ms) > 0 {
+		k := min(len(ms), 7)
+		a.tr.Send(ms[:k])
+		ms = ms[k:]
+	}
+	waitFor(t, fmt.Sprintf("%d messages", total), func() bool { return b.rec.count(a.id) >= total })
+	checkInOrder(t, b.rec.from(a.id), traffic(a.id, b.id, 0, total))
+}

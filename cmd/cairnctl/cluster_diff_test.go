@@ -100,6 +100,7 @@ func TestClusterDifferential(t *testing.T) {
 	t.Run("member", e.testMembers)
 	t.Run("health", e.testHealth)
 	t.Run("move-leader", e.testMoveLeader)
+	t.Run("defrag", e.testDefrag)
 }
 
 // sharedCase is one command line run by both CLIs against the cluster.
@@ -276,5 +277,20 @@ func (e *clusterEnv) testMoveLeader(t *testing.T) {
 	}
 	if err := ctltest.MoveLeader(waitContext(t), e.eps, e.ids[e.leader]); err != nil {
 		t.Fatalf("moving the leadership back: %v", err)
+	}
+}
+
+// testDefrag defragments the members one after the other: every member's
+// client URLs with --cluster, in member list order.
+func (e *clusterEnv) testDefrag(t *testing.T) {
+	for _, c := range []sharedCase{
+		{name: "cluster", args: args("defrag", "--cluster"), cmp: durations},
+		{name: "cluster-from-follower", args: args("--endpoints={follower-ep}", "defrag", "--cluster"), cmp: durations},
+		{name: "endpoints", args: args("--endpoints={eps}", "defrag"), cmp: durations},
+		{name: "dead-endpoint-first", args: args("--endpoints=127.0.0.1:1,{eps}", "--command-timeout=300ms", "defrag"), cmp: durations},
+		{name: "cluster-dead-endpoint", args: args("--endpoints=127.0.0.1:1", "--dial-timeout=300ms", "--command-timeout=300ms", "defrag", "--cluster")},
+		{name: "bad-format", args: args("defrag", "--cluster", "-w", "yaml")},
+	} {
+		t.Run(c.name, func(t *testing.T) { e.runShared(t, c) })
 	}
 }

@@ -237,6 +237,19 @@ func diffCases() []diffCase {
 		diffCase{name: "compaction/json-ignored", args: args("compaction", "9", "-w", "json")},
 	)
 
+	// defrag: one line per endpoint with the time it took.
+	add(
+		diffCase{name: "defrag", args: args("defrag"), cmp: durations},
+		diffCase{name: "defrag/format-ignored", args: args("defrag", "-w", "json"), cmp: durations},
+		diffCase{name: "defrag/args-ignored", args: args("defrag", "extra"), cmp: durations},
+		diffCase{name: "defrag/bad-format", args: args("defrag", "-w", "yaml")},
+		diffCase{name: "defrag/cluster", args: args("defrag", "--cluster"), cmp: durations},
+		diffCase{name: "defrag/env-cluster-not-global", args: args("defrag"), env: []string{"ETCDCTL_CLUSTER=true"}, cmp: durations},
+		diffCase{name: "defrag/dead", args: args("defrag", "--endpoints", "127.0.0.1:1", "--command-timeout", "300ms"), noEndpoint: true, cmp: durations},
+		diffCase{name: "defrag/one-dead", args: args("defrag", "--endpoints", "127.0.0.1:1,{ep}", "--command-timeout", "300ms"), noEndpoint: true, cmp: durations},
+		diffCase{name: "defrag/cluster-dead", args: args("defrag", "--cluster", "--endpoints", "127.0.0.1:1", "--dial-timeout", "300ms", "--command-timeout", "300ms"), noEndpoint: true},
+	)
+
 	// cluster commands against one server: their output names its URLs.
 	for _, f := range formats {
 		add(diffCase{name: "member-list/" + f, args: args("member", "list", "-w", f), shared: true})

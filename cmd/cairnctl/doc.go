@@ -11,6 +11,11 @@
 // process. Commands in this version: get, put, del, txn, watch, compaction,
 // lease grant|revoke|timetolive|list|keep-alive, endpoint
 // health|status|hashkv (also --cluster), member
-// add|remove|update|promote|list, move-leader, alarm list|disarm, snapshot
-// save, version, options.
+// add|remove|update|promote|list, move-leader, alarm list|disarm, defrag
+// (also --cluster), snapshot save, check perf|datascale, version, options.
+//
+// check perf runs for 60 seconds and check datascale writes up to millions
+// of keys, as etcdctl's do. For tests only, CAIRNCTL_CHECK_PERF_SECONDS=N
+// shortens check perf to N seconds and CAIRNCTL_CHECK_DATASCALE_KEYS=N
+// makes check datascale write N keys; etcdctl has no such knob.
 package main

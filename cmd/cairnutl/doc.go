@@ -2,6 +2,7 @@
 // etcd's: it needs no running member.
 //
 //	cairnutl snapshot status backup.db -w table
+//	cairnutl defrag --data-dir /var/lib/cairn
 //	cairnutl snapshot restore backup.db --data-dir /var/lib/cairn \
 //	    --name m1 --initial-cluster m1=http://10.0.0.1:2380,m2=http://10.0.0.2:2380 \
 //	    --initial-cluster-token prod --initial-advertise-peer-urls http://10.0.0.1:2380
@@ -32,6 +33,16 @@
 //     --bump-revision N --mark-compacted (both or neither, as etcdutl
 //     demands) raise the revision by N and compact there. --skip-hash-check
 //     accepts a file whose SHA-256 trailer is missing or wrong.
+//   - "defrag --data-dir D" compacts the whole storage engine of the
+//     stopped member whose data dir is D (D/member/db), as the
+//     Defragment RPC does online: contents unchanged, deleted and
+//     compacted data gone from disk. Like etcdutl it prints nothing on
+//     stdout and logs "defragmenting" and "finished defragmenting
+//     directory" with etcd's size fields; failures read "Failed to
+//     defragment etcd data[D] (...)". Unlike etcdutl, which waits for a
+//     running member to let go of its database, it refuses at once while
+//     the member runs (Pebble's lock is held), and it refuses a directory
+//     that is not a member's data dir instead of creating a database in it.
 //
 // Files are Cairn snapshot files (package snap: an engine checkpoint
 // framed like etcd's files, with a SHA-256 trailer), as "cairnctl

@@ -64,7 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		SilenceUsage: true,
 	}
 	root.PersistentFlags().StringVarP(&a.writeOut, "write-out", "w", "simple", "set the output format (fields, json, simple, table)")
-	root.AddCommand(a.snapshotCommand(), a.versionCommand())
+	root.AddCommand(a.snapshotCommand(), a.defragCommand(), a.versionCommand())
 	root.SetArgs(args[1:])
 	root.SetOut(stdout)
 	root.SetErr(stderr)

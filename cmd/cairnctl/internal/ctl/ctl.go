@@ -96,7 +96,10 @@ type app struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
-	proc   bool
+	// rawStderr is Invocation.Stderr itself, to tell whether it is a
+	// terminal (the check commands' progress bar).
+	rawStderr io.Writer
+	proc      bool
 
 	global globalFlags
 	// display is chosen by clientConfig from --write-out and --hex.
@@ -108,14 +111,15 @@ type app struct {
 // Run executes one invocation and returns its exit code.
 func Run(inv Invocation) int {
 	a := &app{
-		ctx:    inv.Context,
-		args:   inv.Args,
-		name:   "cairnctl",
-		env:    inv.Env,
-		stdin:  inv.Stdin,
-		stdout: &syncWriter{w: inv.Stdout},
-		stderr: &syncWriter{w: inv.Stderr},
-		proc:   inv.Process,
+		ctx:       inv.Context,
+		args:      inv.Args,
+		name:      "cairnctl",
+		env:       inv.Env,
+		stdin:     inv.Stdin,
+		stdout:    &syncWriter{w: inv.Stdout},
+		stderr:    &syncWriter{w: inv.Stderr},
+		rawStderr: inv.Stderr,
+		proc:      inv.Process,
 	}
 	if a.ctx == nil {
 		a.ctx = context.Background()
@@ -220,6 +224,8 @@ func (a *app) rootCommand() *cobra.Command {
 		a.moveLeaderCommand(),
 		a.snapshotCommand(),
 		a.alarmCommand(),
+		a.defragCommand(),
+		a.checkCommand(),
 		a.versionCommand(),
 		a.optionsCommand(root),
 	)

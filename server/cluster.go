@@ -139,6 +139,7 @@ func (s *Server) PeerHandler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(clusterInfo{ClusterID: s.clusterID, Members: s.Members()})
 	})
+	mux.HandleFunc(PathHashKV, s.serveHashKV)
 	return mux
 }
 

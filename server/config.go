@@ -81,6 +81,27 @@ type Config struct {
 	// remaining TTLs through raft, so that they survive leader changes and
 	// restarts; default 5 minutes, negative disables.
 	LeaseCheckpointInterval time.Duration
+	// NoInitialCorruptCheck turns off the initial corruption check, in
+	// which a restarting member of a multi-member cluster compares its
+	// HashKV with its peers' before it takes part in raft and refuses to
+	// start on a mismatch (corrupt.go). etcd's InitialCorruptCheck, off by
+	// default in etcd and on in Cairn.
+	NoInitialCorruptCheck bool
+	// CorruptCheckTime is the period of the leader's corruption check,
+	// which compares every member's HashKV at the leader's revision and
+	// raises CORRUPT on a mismatch; default 1 hour (etcd's
+	// --corrupt-check-time defaults to 0, off), negative disables. Each
+	// pass hashes the whole uncompacted history on every member, twice on
+	// the leader.
+	CorruptCheckTime time.Duration
+	// NoCompactHashCheck turns off the leader's compact hash check, which
+	// compares the hashes members recorded at each compaction and raises
+	// CORRUPT on a mismatch. etcd's CompactHashCheck, off by default in
+	// etcd and on in Cairn.
+	NoCompactHashCheck bool
+	// CompactHashCheckTime is the period of the compact hash check;
+	// default 1 minute, etcd's.
+	CompactHashCheckTime time.Duration
 	// LeaseClock is the lessor's time source; default the system clock.
 	// Tests drive lease expiry with it.
 	LeaseClock lease.Clock
@@ -112,6 +133,10 @@ const (
 	DefaultHealthInterval      = 5 * time.Second
 	// DefaultWatchProgressNotifyInterval is etcd's default.
 	DefaultWatchProgressNotifyInterval = 10 * time.Minute
+	// DefaultCorruptCheckTime is Cairn's; etcd's check is off by default.
+	DefaultCorruptCheckTime = time.Hour
+	// DefaultCompactHashCheckTime is etcd's default.
+	DefaultCompactHashCheckTime = time.Minute
 )
 
 func (c *Config) ensureDefaults() {
@@ -159,6 +184,12 @@ func (c *Config) ensureDefaults() {
 	}
 	if c.WatchProgressNotifyInterval == 0 {
 		c.WatchProgressNotifyInterval = DefaultWatchProgressNotifyInterval
+	}
+	if c.CorruptCheckTime == 0 {
+		c.CorruptCheckTime = DefaultCorruptCheckTime
+	}
+	if c.CompactHashCheckTime <= 0 {
+		c.CompactHashCheckTime = DefaultCompactHashCheckTime
 	}
 	if c.FS == nil {
 		c.FS = vfs.Default

@@ -40,6 +40,13 @@
 // DEACTIVATE clears an alarm; a member still over its quota raises NOSPACE
 // again at its next such request.
 //
+// Corruption checks (corrupt.go): a member restarting with data compares
+// its HashKV with its peers' (over the peer port, PathHashKV) before its
+// transport starts, and refuses to start on a mismatch; the leader
+// compares the current hashes and the hashes compactions recorded
+// periodically, and raises CORRUPT for the members that disagree by
+// proposing it, like any other alarm.
+//
 // Apply is deterministic: it depends only on the log and the state, never on
 // the clock or on which member runs it. Requests that fail their checks fail
 // as a whole before anything is written (etcd's behaviour: a txn's compares

@@ -81,6 +81,8 @@ type Server struct {
 	lessor *lease.Lessor
 	// alarms are the cluster's active alarms (alarm.go).
 	alarms *alarmSet
+	// corrupt is the state of the corruption checks (corrupt.go).
+	corrupt corruptionChecks
 	// applyEvents collects the watch events of the group being applied;
 	// apply loop only.
 	applyEvents []*mvccpb.Event
@@ -124,6 +126,7 @@ func New(cfg Config) (*Server, error) {
 		stopc:       make(chan struct{}),
 		donec:       make(chan struct{}),
 	}
+	s.corrupt.init()
 	initial, err := membership.ParseInitialCluster(cfg.InitialCluster, cfg.InitialClusterToken)
 	if err != nil {
 		return nil, err
@@ -252,6 +255,15 @@ func New(cfg Config) (*Server, error) {
 		s.closeStorage()
 		return nil, fmt.Errorf("member %x was removed from the cluster and cannot rejoin with data dir %s: remove the data dir, add the member again (member add), and start it with --initial-cluster-state=existing", s.id, cfg.DataDir)
 	}
+	// Before the transport starts, so before the member votes, leads or
+	// sends its state to anyone. A new member has nothing to compare yet.
+	if !fresh && !cfg.NoInitialCorruptCheck && !cfg.ForceNewCluster {
+		if err := s.initialCorruptCheck(context.Background()); err != nil {
+			s.node.Stop()
+			s.closeStorage()
+			return nil, err
+		}
+	}
 	s.bootPeers = boot
 	s.reqID.Store(s.id<<48 | (uint64(time.Now().UnixMilli())&(1<<40-1))<<8)
 	if err := s.startTransport(); err != nil {
@@ -293,6 +305,7 @@ func New(cfg Config) (*Server, error) {
 		zap.String("member-id", fmt.Sprintf("%x", s.id)), zap.String("cluster-id", fmt.Sprintf("%x", s.clusterID)),
 		zap.Uint64("applied-index", applied), zap.Int64("revision", s.kv.Rev()))
 	s.lessor.Start(leaseProposer{s})
+	go s.monitorCorruption()
 	go s.applyLoop(applied, snapIndex, s.node.ConfState())
 	go s.waitReady()
 	go s.followLeadership()
@@ -570,6 +583,7 @@ func txnHasPut(t *pb.TxnRequest) bool {
 func (s *Server) applyLoop(applied, lastSnap uint64, cs *raftpb.ConfState) {
 	var fatal error
 	defer func() {
+		s.stopCorruptionChecks()
 		s.lessor.Stop()
 		s.closeForwarder()
 		s.tr.Close()

@@ -73,6 +73,10 @@ log-format: console
 log-outputs: [stdout, /var/log/cairn.log]
 enable-pprof: true
 metrics: extensive
+initial-corrupt-check: false
+corrupt-check-time: 0
+compact-hash-check-enabled: false
+compact-hash-check-time: 30s
 `
 
 var fileArgs = []string{
@@ -109,6 +113,10 @@ var fileArgs = []string{
 	"--log-outputs", "stdout,/var/log/cairn.log",
 	"--enable-pprof",
 	"--metrics", "extensive",
+	"--initial-corrupt-check=false",
+	"--corrupt-check-time", "0",
+	"--compact-hash-check-enabled=false",
+	"--compact-hash-check-time", "30s",
 }
 
 // TestConfigFileEqualsFlags: a config file gives exactly the options, and
@@ -159,6 +167,10 @@ func TestConfigFileEqualsFlags(t *testing.T) {
 		"config-file": true, "version": true,
 		"experimental-snapshot-catchup-entries": true, "experimental-lease-checkpoint-interval": true,
 		"experimental-enable-lease-checkpoint-persist": true,
+		"experimental-initial-corrupt-check":           true,
+		"experimental-corrupt-check-time":              true,
+		"experimental-compact-hash-check-enabled":      true,
+		"experimental-compact-hash-check-time":         true,
 	}
 	newFlagSet(&options{}, io.Discard).VisitAll(func(f *flag.Flag) {
 		if !aliases[f.Name] && !strings.Contains(fileConfig, "\n"+f.Name+":") {

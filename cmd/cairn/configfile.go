@@ -212,7 +212,7 @@ var etcdOnlyKeys = keySet(`
 	discovery-config discovery-token discovery-endpoints
 	grpc-keepalive-min-time grpc-keepalive-interval grpc-keepalive-timeout
 	socket-options auth-token bcrypt-cost auth-token-ttl
-	corrupt-check-time compact-hash-check-time compaction-batch-limit compaction-sleep-interval
+	compaction-batch-limit compaction-sleep-interval
 	warning-apply-duration warning-unary-request-duration
 	bootstrap-defrag-threshold-megabytes
 	enable-distributed-tracing distributed-tracing-address distributed-tracing-service-name

@@ -24,4 +24,9 @@
 //
 // --auto-compaction-mode and --auto-compaction-retention run package
 // compactor against the member once it serves, as etcd does.
+//
+// etcd's corruption checks are on by default (server/corrupt.go):
+// --initial-corrupt-check, --corrupt-check-time (1h; 0 turns it off),
+// --compact-hash-check-enabled and --compact-hash-check-time, each also
+// under etcd 3.5's --experimental- name.
 package main

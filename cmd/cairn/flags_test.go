@@ -102,3 +102,50 @@ func TestMetricsFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestCorruptCheckFlags: the corruption checks are on by default; etcd's
+// names (plain, and etcd 3.5's --experimental- ones) and their ETCD_*
+// variables turn them off or set their periods, etcd's 0 turning the
+// periodic check off; etcd's validation of the periods applies.
+func TestCorruptCheckFlags(t *testing.T) {
+	type checks struct {
+		noInitial       bool
+		periodic        time.Duration
+		noCompact       bool
+		compactInterval time.Duration
+	}
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		want checks
+		err  string
+	}{
+		{nil, nil, checks{false, time.Hour, false, time.Minute}, ""},
+		{[]string{"--initial-corrupt-check=false", "--corrupt-check-time=0", "--compact-hash-check-enabled=false"}, nil, checks{true, -1, true, time.Minute}, ""},
+		{[]string{"--experimental-initial-corrupt-check=false", "--experimental-corrupt-check-time=2m",
+			"--experimental-compact-hash-check-enabled=false", "--experimental-compact-hash-check-time=30s"}, nil, checks{true, 2 * time.Minute, true, 30 * time.Second}, ""},
+		{[]string{"--corrupt-check-time", "1h"}, map[string]string{"ETCD_EXPERIMENTAL_INITIAL_CORRUPT_CHECK": "false", "ETCD_COMPACT_HASH_CHECK_TIME": "10s"},
+			checks{true, time.Hour, false, 10 * time.Second}, ""},
+		{[]string{"--compact-hash-check-time=0"}, nil, checks{}, "--compact-hash-check-time must be >0 (set to 0s)"},
+		{[]string{"--corrupt-check-time=-1s"}, nil, checks{}, "--corrupt-check-time must be >=0 (set to -1s)"},
+	} {
+		o, err := parse(c.args, io.Discard, func(k string) (string, bool) { v, ok := c.env[k]; return v, ok })
+		if err != nil {
+			t.Fatalf("%v %v: %v", c.args, c.env, err)
+		}
+		cfg, _, err := o.config(zap.NewNop())
+		if c.err != "" {
+			if err == nil || err.Error() != c.err {
+				t.Errorf("%v: error %v, want %q", c.args, err, c.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%v %v: config: %v", c.args, c.env, err)
+		}
+		got := checks{cfg.NoInitialCorruptCheck, cfg.CorruptCheckTime, cfg.NoCompactHashCheck, cfg.CompactHashCheckTime}
+		if got != c.want {
+			t.Errorf("%v %v: %+v, want %+v", c.args, c.env, got, c.want)
+		}
+	}
+}

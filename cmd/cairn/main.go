@@ -44,6 +44,8 @@ type options struct {
 	watchProgressNotifyInterval                     time.Duration
 	leaseCheckpointInterval                         time.Duration
 	leaseCheckpointPersist                          bool
+	initialCorruptCheck, compactHashCheck           bool
+	corruptCheckTime, compactHashCheckTime          time.Duration
 	logger, logLevel, logFormat                     string
 	logOutputs                                      []string
 	autoCompactionMode, autoCompactionRetention     string
@@ -85,6 +87,18 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.leaseCheckpointInterval, "experimental-lease-checkpoint-interval", 5*time.Minute, "Deprecated alias of --lease-checkpoint-interval.")
 	fs.BoolVar(&o.leaseCheckpointPersist, "lease-checkpoint-persist", true, "Accepted for etcd compatibility: Cairn always persists lease checkpoints.")
 	fs.BoolVar(&o.leaseCheckpointPersist, "experimental-enable-lease-checkpoint-persist", true, "Accepted for etcd compatibility: Cairn always persists lease checkpoints.")
+	// Corruption checks: on by default in Cairn, off in etcd. etcd 3.7
+	// switches the initial and compact hash checks with --feature-gates
+	// (InitialCorruptCheck, CompactHashCheck) and etcd 3.5 with the
+	// --experimental- flags, which Cairn accepts too.
+	fs.BoolVar(&o.initialCorruptCheck, "initial-corrupt-check", true, "Compare the member's data with its peers' at start-up and refuse to start on a mismatch (on by default in Cairn, unlike etcd).")
+	fs.BoolVar(&o.initialCorruptCheck, "experimental-initial-corrupt-check", true, "Deprecated alias of --initial-corrupt-check.")
+	fs.DurationVar(&o.corruptCheckTime, "corrupt-check-time", server.DefaultCorruptCheckTime, "Duration of time between cluster corruption check passes (0 disables; Cairn's default is 1h, etcd's 0).")
+	fs.DurationVar(&o.corruptCheckTime, "experimental-corrupt-check-time", server.DefaultCorruptCheckTime, "Deprecated alias of --corrupt-check-time.")
+	fs.BoolVar(&o.compactHashCheck, "compact-hash-check-enabled", true, "Leader periodically compares the hashes members recorded at compactions (on by default in Cairn, unlike etcd).")
+	fs.BoolVar(&o.compactHashCheck, "experimental-compact-hash-check-enabled", true, "Deprecated alias of --compact-hash-check-enabled.")
+	fs.DurationVar(&o.compactHashCheckTime, "compact-hash-check-time", server.DefaultCompactHashCheckTime, "Duration of time between leader checks followers compaction hashes.")
+	fs.DurationVar(&o.compactHashCheckTime, "experimental-compact-hash-check-time", server.DefaultCompactHashCheckTime, "Deprecated alias of --compact-hash-check-time.")
 	fs.StringVar(&o.logger, "logger", "zap", "Currently only supports 'zap' for structured logging.")
 	fs.StringVar(&o.logLevel, "log-level", "info", "Configures log level. Only supports debug, info, warn, error, panic, or fatal.")
 	fs.StringVar(&o.logFormat, "log-format", "json", "Configures log format. Only supports json, console.")
@@ -260,6 +274,12 @@ func (o *options) config(lg *zap.Logger) (server.Config, []*url.URL, error) {
 	if o.metrics != server.MetricsBasic && o.metrics != server.MetricsExtensive {
 		return cfg, nil, fmt.Errorf("--metrics: unexpected value %q (want %q or %q)", o.metrics, server.MetricsBasic, server.MetricsExtensive)
 	}
+	if o.corruptCheckTime < 0 {
+		return cfg, nil, fmt.Errorf("--corrupt-check-time must be >=0 (set to %v)", o.corruptCheckTime)
+	}
+	if o.compactHashCheckTime <= 0 {
+		return cfg, nil, fmt.Errorf("--compact-hash-check-time must be >0 (set to %v)", o.compactHashCheckTime)
+	}
 	listen, err := parseURLs(o.listenClientURLs)
 	if err != nil {
 		return cfg, nil, fmt.Errorf("--listen-client-urls: %w", err)
@@ -306,6 +326,10 @@ func (o *options) config(lg *zap.Logger) (server.Config, []*url.URL, error) {
 		QuotaBackendBytes:           o.quotaBackendBytes,
 		WatchProgressNotifyInterval: o.watchProgressNotifyInterval,
 		LeaseCheckpointInterval:     o.leaseCheckpointInterval,
+		NoInitialCorruptCheck:       !o.initialCorruptCheck,
+		CorruptCheckTime:            corruptCheckTime(o.corruptCheckTime),
+		NoCompactHashCheck:          !o.compactHashCheck,
+		CompactHashCheckTime:        o.compactHashCheckTime,
 		Metrics:                     o.metrics,
 		Logger:                      lg,
 	}
@@ -330,6 +354,15 @@ func maxSnapshots(n uint) int {
 		return -1
 	}
 	return int(n)
+}
+
+// corruptCheckTime maps --corrupt-check-time to server.Config, where
+// etcd's 0 (off) is negative.
+func corruptCheckTime(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 func parseURLs(s string) ([]*url.URL, error) {

@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"regexp"
 	"sort"
@@ -670,5 +671,54 @@ func TestHTTPDifferentialEtcd(t *testing.T) {
 		if cairnFams[name] == "" {
 			t.Errorf("metric %s missing from cairn", name)
 		}
+	}
+}
+
+// TestHTTPHealthLearnerAndNoLeader: the health endpoints of a learner
+// (healthy, but not ready as a voter) and of a member that lost its
+// leader (unhealthy and not ready, yet live and serving local reads).
+func TestHTTPHealthLearnerAndNoLeader(t *testing.T) {
+	c := framework.StartCluster(t, 3)
+	ctx := framework.Context(t, 60*time.Second)
+	serve := func(m *framework.Member) string {
+		hs := httptest.NewServer(httpapi.New(m.Server, httpapi.Options{}).ClientHandler())
+		t.Cleanup(hs.Close)
+		return hs.URL
+	}
+
+	learner := serve(c.AddMember(ctx, true))
+	expectHTTP(t, learner+"/health", 200, healthOK)
+	expectHTTP(t, learner+"/livez", 200, "ok\n")
+	expectHTTP(t, learner+"/readyz/non_learner", 503, "[-]non_learner failed: not supported for learner\n\n")
+	expectHTTP(t, learner+"/readyz?exclude=non_learner", 200, "ok\n")
+
+	// A voter whose two voting peers are gone has no leader once its
+	// election timeout passes.
+	alone := c.Members[0]
+	for _, m := range c.Members[1:3] {
+		m.Stop()
+	}
+	base := serve(alone)
+	noLeader := `{"health":"false","reason":"RAFT NO LEADER"}` + "\n"
+	for {
+		r := httpGet(t, base+"/health")
+		if r.code == 503 && r.body == noLeader {
+			break
+		}
+		if r.code != 200 && r.code != 503 || ctx.Err() != nil {
+			t.Fatalf("/health while losing the leader: %d %q", r.code, r.body)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond): // polling pace
+		}
+	}
+	expectHTTP(t, base+"/health?serializable=true", 200, healthOK)
+	expectHTTP(t, base+"/livez", 200, "ok\n")
+	expectHTTP(t, base+"/readyz/serializable_read", 200, "ok\n")
+	r := httpGet(t, base+"/readyz?verbose")
+	if want := "[+]data_corruption ok\n[+]serializable_read ok\n[-]linearizable_read failed: "; r.code != 503 || !strings.HasPrefix(r.body, want) ||
+		!strings.HasSuffix(r.body, "[+]non_learner ok\n\n") {
+		t.Fatalf("/readyz?verbose without a leader: %d %q", r.code, r.body)
 	}
 }

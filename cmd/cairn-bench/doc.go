@@ -15,6 +15,8 @@
 //	put      Put of --val-size bytes to keys drawn from --key-space-size keys
 //	range    Range over KEY [END], linearizable (--consistency l) or
 //	         serializable (s)
+//	range-random  Range of one key drawn at random from the --key-space-size
+//	         keys put and txn-put write; a key not found is a failed request
 //	txn-put  Txn whose Then holds --txn-ops puts on distinct keys
 //
 // The watch and lease-keepalive workloads, described below, follow models
@@ -24,7 +26,9 @@
 // ("00000042"), so they can be read back with etcdctl; --key-size must be
 // large enough to hold --key-space-size distinct keys. With --sequential-keys
 // request n writes key n mod key-space-size, otherwise a random one. Values
-// are one random byte string reused by every request.
+// are one random byte string reused by every request; with --distinct-values
+// each put gets its own, a random slice of a 1 MiB random pool, so that an
+// engine that compresses blocks (Pebble) cannot shrink repeated values.
 //
 // Before timing starts every connection completes one serializable read, so
 // connection set-up is not counted and an unreachable endpoint fails at once.
@@ -82,6 +86,23 @@
 // already has instead of granting (and keeps them), so that a script can
 // grant in one step and measure the server's CPU over keep-alives alone in
 // the next. The report is the common one with a "lease" object added.
+//
+// The defrag workload measures what a compaction and a defragment do to
+// writes. It first writes a history, --fill-keys keys × --fill-versions
+// versions of --fill-val-size bytes (keys fill/NNNNNNNN), --fill-txn-ops
+// puts per request (1: a plain Put, so one revision per put) from
+// --fill-clients goroutines on --fill-conns connections of their own. Then
+// --clients workers on --conns connections put --val-size bytes to
+// --load-keys keys (load/NNNNNNNN) at --rate puts/s in all, and the run
+// goes through four phases: "baseline" (--baseline of load alone, after
+// --warmup), "compaction" (Compact at the newest revision with physical
+// set, which returns once the history is gone from the backend),
+// "defragment" (Defragment of the one --endpoints member) and "after"
+// (--baseline again); --no-compact and --no-defrag skip those. Each phase
+// reports the puts in flight at some time during it, their latency
+// quantiles, and the longest time in which no put completed: the stall,
+// whatever the number of clients. Status's db size and size in use are
+// read before the load and after each operation. --total does not apply.
 //
 // More than --max-errors failed requests (default 100) abort the run, so that
 // a dead server does not cost --total request timeouts. The exit status is 1

@@ -34,6 +34,7 @@ type keyOptions struct {
 	valSize        int
 	keySpaceSize   uint64
 	sequentialKeys bool
+	distinctValues bool // values.go
 }
 
 func (o *options) validate() error {
@@ -101,7 +102,7 @@ func newRootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "cairn-bench",
 		Short:         "Load generator for servers speaking etcd's v3 API",
-		Long:          "cairn-bench sends put, range, txn-put, watch or lease keep-alive load through the etcd v3 Go client and reports throughput and latency.",
+		Long:          "cairn-bench sends put, range, txn-put, watch, lease keep-alive or defrag load through the etcd v3 Go client and reports throughput and latency.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRun: func(*cobra.Command, []string) {
@@ -122,7 +123,7 @@ func newRootCommand() *cobra.Command {
 	f.BoolVar(&o.json, "json", false, "print the report as one JSON object")
 	f.Uint64Var(&o.seed, "seed", 0, "seed for random keys and values (0 = from the clock)")
 
-	root.AddCommand(newPutCommand(o), newRangeCommand(o), newTxnPutCommand(o), newWatchCommand(o), newLeaseKeepAliveCommand(o))
+	root.AddCommand(newPutCommand(o), newRangeCommand(o), newRangeRandomCommand(o), newTxnPutCommand(o), newWatchCommand(o), newLeaseKeepAliveCommand(o), newDefragCommand(o))
 	return root
 }
 
@@ -132,6 +133,7 @@ func addKeyFlags(cmd *cobra.Command, k *keyOptions) {
 	f.IntVar(&k.valSize, "val-size", 256, "value size in bytes")
 	f.Uint64Var(&k.keySpaceSize, "key-space-size", 1, "number of distinct keys written")
 	f.BoolVar(&k.sequentialKeys, "sequential-keys", false, "write keys in order (request n writes key n mod key-space-size) instead of at random")
+	f.BoolVar(&k.distinctValues, "distinct-values", false, "give each put its own value (a random slice of a 1 MiB random pool) instead of one value for all, so the server cannot compress values against each other")
 }
 
 func newPutCommand(o *options) *cobra.Command {

@@ -34,6 +34,7 @@ type putWorkload struct {
 	ops   int
 	txn   bool
 	value string
+	pool  string // with --distinct-values: values are slices of it
 }
 
 func newPutWorkload(k *keyOptions, ops int, txn bool, seed uint64) *putWorkload {
@@ -42,7 +43,11 @@ func newPutWorkload(k *keyOptions, ops int, txn bool, seed uint64) *putWorkload 
 	for i := range v {
 		v[i] = byte(r.Uint32())
 	}
-	return &putWorkload{k: *k, ops: ops, txn: txn, value: string(v)}
+	w := &putWorkload{k: *k, ops: ops, txn: txn, value: string(v)}
+	if k.distinctValues {
+		w.pool = newValuePool(r, k.valSize)
+	}
+	return w
 }
 
 func (w *putWorkload) name() string {
@@ -70,13 +75,13 @@ func (w *putWorkload) txnKey(first uint64, i int) uint64 {
 func (w *putWorkload) do(ctx context.Context, kv clientv3.KV, r *rand.Rand, n uint64) error {
 	first := w.firstKey(r, n)
 	if !w.txn {
-		_, err := kv.Put(ctx, formatKey(first, w.k.keySize), w.value)
+		_, err := kv.Put(ctx, formatKey(first, w.k.keySize), w.valueFor(r))
 		return err
 	}
 	ops := make([]clientv3.Op, w.ops)
 	for i := range ops {
 		key := formatKey(w.txnKey(first, i), w.k.keySize)
-		ops[i] = clientv3.OpPut(key, w.value)
+		ops[i] = clientv3.OpPut(key, w.valueFor(r))
 	}
 	resp, err := kv.Txn(ctx).Then(ops...).Commit()
 	if err == nil && !resp.Succeeded {

@@ -18,6 +18,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.uber.org/zap"
 
+	"github.com/cairn-kv/cairn/membership"
 	"github.com/cairn-kv/cairn/mvcc"
 )
 
@@ -348,6 +349,12 @@ func (s *Server) peerHashes(ctx context.Context, rev int64, compaction bool) []p
 // when no comparable peer disagrees.
 func (s *Server) initialCorruptCheck(ctx context.Context) error {
 	local := fmt.Sprintf("%x", s.id)
+	// Hashing the whole store takes a minute at 10 GiB: not for a member
+	// with no peer to compare with.
+	if !slices.ContainsFunc(s.members.Members(), func(m membership.Member) bool { return m.ID != s.id && len(m.PeerURLs) > 0 }) {
+		s.lg.Info("skipping initial corruption check: no peer to compare with", zap.String("local-member-id", local))
+		return nil
+	}
 	s.lg.Info("starting initial corruption check",
 		zap.String("local-member-id", local), zap.Duration("timeout", s.cfg.requestTimeout()))
 	h, err := s.localHash(0)

@@ -163,10 +163,28 @@ func (s *Server) waitReady(ctx context.Context) error {
 		}
 		stop()
 		if err == nil {
-			return nil
+			break
 		}
 		if ctx.Err() != nil {
 			return errors.Join(err, ctx.Err())
+		}
+	}
+	// etcd records its storage version a moment after it starts serving,
+	// and reports it in Status and in snapshot logs: wait for it so that
+	// two tools run one after the other see the same server.
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		st, err := cli.Status(ctx, s.Endpoint)
+		if err == nil && st.StorageVersion != "" {
+			return nil
+		}
+		select {
+		case <-tick.C:
+		case <-s.done:
+			return fmt.Errorf("server exited: %v", s.err)
+		case <-ctx.Done():
+			return errors.Join(err, fmt.Errorf("storage version never set"), ctx.Err())
 		}
 	}
 }

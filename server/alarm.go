@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -70,6 +71,19 @@ type alarmSet struct {
 
 	mu     sync.RWMutex
 	active []alarmKey // sorted by compareAlarms
+	// types has bit t set while an alarm of type t is active: the apply
+	// loop checks it for every entry, without the lock. Written under mu.
+	types atomic.Uint32
+}
+
+// setLocked replaces the active alarms; a.mu held for writing.
+func (a *alarmSet) setLocked(active []alarmKey) {
+	a.active = active
+	var types uint32
+	for _, k := range active {
+		types |= 1 << uint32(k.typ)
+	}
+	a.types.Store(types)
 }
 
 // loadAlarms reads the alarms committed in eng.
@@ -103,7 +117,7 @@ func (a *alarmSet) reload() error {
 	}
 	slices.SortFunc(active, compareAlarms)
 	a.mu.Lock()
-	a.active = active
+	a.setLocked(active)
 	a.mu.Unlock()
 	return nil
 }
@@ -124,16 +138,7 @@ func (a *alarmSet) get(t pb.AlarmType) []*pb.AlarmMember {
 }
 
 // anyOf reports whether an alarm of type t is active for any member.
-func (a *alarmSet) anyOf(t pb.AlarmType) bool {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	for _, k := range a.active {
-		if k.typ == t {
-			return true
-		}
-	}
-	return false
-}
+func (a *alarmSet) anyOf(t pb.AlarmType) bool { return a.types.Load()&(1<<uint32(t)) != 0 }
 
 // has reports whether k is active.
 func (a *alarmSet) has(k alarmKey) bool {
@@ -152,7 +157,7 @@ func (a *alarmSet) activate(k alarmKey) bool {
 	if found {
 		return false
 	}
-	a.active = slices.Insert(a.active, i, k)
+	a.setLocked(slices.Insert(a.active, i, k))
 	a.st.PutRaw(alarmStorageKey(k), nil)
 	return true
 }
@@ -166,7 +171,7 @@ func (a *alarmSet) deactivate(k alarmKey) bool {
 	if !found {
 		return false
 	}
-	a.active = slices.Delete(a.active, i, i+1)
+	a.setLocked(slices.Delete(a.active, i, i+1))
 	a.st.DeleteRaw(alarmStorageKey(k))
 	return true
 }

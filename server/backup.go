@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -179,18 +178,12 @@ func Restore(ctx context.Context, cfg RestoreConfig) (res RestoreResult, err err
 	if err != nil {
 		return res, err
 	}
-	var self *membership.Member
-	for i := range initial {
-		if initial[i].Name == cfg.Name {
-			self = &initial[i]
-		}
+	self, err := initialSelf(initial, cfg.Name, cfg.InitialCluster)
+	if err != nil {
+		return res, err
 	}
-	if self == nil {
-		return res, fmt.Errorf("couldn't find local name %q in the initial cluster configuration %q", cfg.Name, cfg.InitialCluster)
-	}
-	if !samePeerURLs(self.PeerURLs, cfg.PeerURLs) {
-		return res, fmt.Errorf("--initial-cluster has %s=%s but --initial-advertise-peer-urls is %s: they must list the same URLs",
-			cfg.Name, strings.Join(self.PeerURLs, ","), strings.Join(cfg.PeerURLs, ","))
+	if err := checkAdvertisedPeerURLs(self, cfg.PeerURLs); err != nil {
+		return res, err
 	}
 	if cfg.BumpRevision < 0 {
 		return res, fmt.Errorf("%w: negative revision bump %d", mvcc.ErrBadRestore, cfg.BumpRevision)

@@ -19,7 +19,6 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
-	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-kv/cairn/internal/fsutil"
@@ -132,8 +131,8 @@ func getCluster(c *http.Client, url string) (clusterInfo, error) {
 	return info, nil
 }
 
-// PeerHandler serves the HTTP endpoints of the peer port.
-func (s *Server) PeerHandler() http.Handler {
+// peerHandler serves the HTTP endpoints of the peer port.
+func (s *Server) peerHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(PathMembers, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -142,15 +141,6 @@ func (s *Server) PeerHandler() http.Handler {
 	mux.HandleFunc(PathHashKV, s.serveHashKV)
 	return mux
 }
-
-// RegisterPeer adds the raft peer service to g, the gRPC server of the peer
-// listeners. Serve it as soon as New returns: the cluster needs it to elect
-// a leader, and New's member is not ready before that.
-func (s *Server) RegisterPeer(g *grpc.Server) { s.tr.Register(g) }
-
-// PeerFaults returns the transport's fault-injection seam, set in
-// Config.PeerFaults.
-func (s *Server) PeerFaults() *transport.Faults { return s.cfg.PeerFaults }
 
 // lateTransport lets raft send before the transport exists, which needs
 // the raft node as its receiver: messages sent before are dropped, as a
@@ -181,7 +171,7 @@ func (s *Server) startTransport() error {
 		Receiver:  s.node,
 		Logger:    s.lg,
 		Faults:    s.cfg.PeerFaults,
-		Metrics:   s.peerMetrics,
+		Metrics:   s.componentMetrics,
 		OnRemoved: func() {
 			s.lg.Error("a peer says this member was removed from the cluster; stopping")
 			s.removedOnce.Do(func() { close(s.removedc) })

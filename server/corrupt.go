@@ -66,7 +66,7 @@ import (
 // the leader itself when its hash changed while its revision did not.
 //
 // Members ask each other over the peer port: GET PathHashKV on each of a
-// peer's peer URLs (as etcd's /members/hashkv), answered by PeerHandler
+// peer's peer URLs (as etcd's /members/hashkv), answered by peerHandler
 // from the member's MVCC store, so the checks need neither client URLs nor
 // a published member list, and work before the asking member serves
 // anything. A member whose peers are starting at the same moment may wait
@@ -129,10 +129,9 @@ type corruptionChecks struct {
 	// loop closes the MVCC store and the engine.
 	mu     sync.RWMutex
 	closed bool
-	// latestChecked is the newest compaction revision whose hash every
-	// member was found to agree on; monitor goroutine only, mirrored in
-	// compactChecked for CorruptionChecks.
-	latestChecked  int64
+	// compactChecked is the newest compaction revision whose hash every
+	// member was found to agree on; written by the monitor goroutine
+	// only.
 	compactChecked atomic.Int64
 	// periodicCompared counts periodic checks that compared the hash with
 	// at least one peer's.
@@ -406,7 +405,7 @@ func (s *Server) initialCorruptCheck(ctx context.Context) error {
 }
 
 // monitorCorruption runs the periodic and compact hash checks while this
-// member leads. It owns latestChecked.
+// member leads.
 func (s *Server) monitorCorruption() {
 	c := &s.corrupt
 	defer close(c.done)
@@ -489,8 +488,9 @@ func (s *Server) compactHashCheck(ctx context.Context) {
 		return
 	}
 	checked := 0
+	latest := c.compactChecked.Load()
 	for _, h := range s.kv.CompactHashes() {
-		if h.Revision <= c.latestChecked {
+		if h.Revision <= latest {
 			break
 		}
 		peers := s.peerHashes(ctx, h.Revision, true)
@@ -500,7 +500,6 @@ func (s *Server) compactHashCheck(ctx context.Context) {
 		checked++
 		suspects, done, agreed := compactSuspects(s.id, h, peers)
 		if agreed {
-			c.latestChecked = h.Revision
 			c.compactChecked.Store(h.Revision)
 		}
 		if len(suspects) > 0 {

@@ -1,9 +1,15 @@
 package server
 
 import (
+	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"testing"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
 	"github.com/cairn-kv/cairn/mvcc"
 )
@@ -98,5 +104,67 @@ func TestCompactSuspects(t *testing.T) {
 		if !slices.Equal(got, c.want) || done != c.done || agreed != c.agreed {
 			t.Errorf("%s: %v done %v agreed %v, want %v %v %v", c.name, got, done, agreed, c.want, c.done, c.agreed)
 		}
+	}
+}
+
+// TestPeerHashKV asks a member's peer handler over HTTP for hashes as the
+// corruption checks do, and checks that each refusal comes back as the
+// error the checks tell apart, and that a member of another cluster is
+// never compared.
+func TestPeerHashKV(t *testing.T) {
+	s := startTestServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, k := range []string{"a", "b", "c"} {
+		if _, err := s.Put(ctx, &pb.PutRequest{Key: []byte(k), Value: []byte("v")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rev := s.Rev()
+	if _, err := s.Compact(ctx, &pb.CompactionRequest{Revision: rev - 1}); err != nil {
+		t.Fatal(err)
+	}
+	peer := httptest.NewServer(s.peerHandler())
+	defer peer.Close()
+
+	h, err := s.fetchPeerHash(ctx, s.id, peer.URL, rev, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _, _, err := s.kv.HashKV(rev)
+	if err != nil || h.Hash != want || h.HashRevision != rev || h.CompactRevision != rev-1 || h.MemberID != s.id {
+		t.Fatalf("answer %+v, want hash %d at %d compacted at %d (%v)", h, want, rev, rev-1, err)
+	}
+	for _, c := range []struct {
+		what       string
+		id         uint64
+		rev        int64
+		compaction bool
+		want       error
+	}{
+		{"future revision", s.id, rev + 1, false, mvcc.ErrFutureRev},
+		{"compacted revision", s.id, rev - 2, false, mvcc.ErrCompacted},
+		{"no compaction hash recorded", s.id, rev, true, errNoCompactHash},
+	} {
+		if _, err := s.fetchPeerHash(ctx, c.id, peer.URL, c.rev, c.compaction); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", c.what, err, c.want)
+		}
+	}
+	if _, err := s.fetchPeerHash(ctx, s.id+1, peer.URL, rev, false); err == nil {
+		t.Error("an answer from another member than the one asked was accepted")
+	}
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, peer.URL+PathHashKV, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(clusterIDHeader, "1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPreconditionFailed {
+		t.Fatalf("a member of another cluster got HTTP %d, want %d", resp.StatusCode, http.StatusPreconditionFailed)
 	}
 }

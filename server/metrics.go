@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"runtime"
 	"sort"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,22 +31,6 @@ type serverMetrics struct {
 	// backendCommit times the apply loop's storage commits, etcd's
 	// backend commit.
 	backendCommit latencyHistogram
-	// layers holds the collectors of the layers above the server that
-	// export through this member (RegisterMetrics): the gRPC services'
-	// grpc_server_* metrics.
-	layers layerCollectors
-}
-
-// layerCollectors is a registry created on first use, so that the zero
-// serverMetrics stays ready.
-type layerCollectors struct {
-	once sync.Once
-	reg  *prometheus.Registry
-}
-
-func (l *layerCollectors) registry() *prometheus.Registry {
-	l.once.Do(func() { l.reg = prometheus.NewRegistry() })
-	return l.reg
 }
 
 // RegisterMetrics adds c to what MetricsCollector exports, for the layers
@@ -56,7 +39,7 @@ func (l *layerCollectors) registry() *prometheus.Registry {
 // descriptions again returns a prometheus.AlreadyRegisteredError holding
 // the first, so that the several gRPC servers of one member share theirs.
 func (s *Server) RegisterMetrics(c prometheus.Collector) error {
-	return s.metrics.layers.registry().Register(c)
+	return s.componentMetrics.Register(c)
 }
 
 // Values of Config.Metrics, etcd's --metrics.
@@ -169,15 +152,12 @@ func (c metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range allMetricsDescs {
 		ch <- d
 	}
-	c.s.peerMetrics.Describe(ch)
-	c.s.metrics.layers.registry().Describe(ch)
+	c.s.componentMetrics.Describe(ch)
 }
 
 func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.s
-	// The peer transport's etcd_network_* metrics.
-	s.peerMetrics.Collect(ch)
-	s.metrics.layers.registry().Collect(ch)
+	s.componentMetrics.Collect(ch)
 	st := s.node.Status()
 	status := s.Status()
 	watch := s.hub.Stats()

@@ -29,9 +29,9 @@ type PeerServer struct {
 func (s *Server) ServePeers(lns []net.Listener) *PeerServer {
 	p := &PeerServer{
 		g: grpc.NewServer(),
-		h: &http.Server{Handler: s.PeerHandler(), ErrorLog: log.New(io.Discard, "", 0)},
+		h: &http.Server{Handler: s.peerHandler(), ErrorLog: log.New(io.Discard, "", 0)},
 	}
-	s.RegisterPeer(p.g)
+	s.tr.Register(p.g)
 	for _, ln := range lns {
 		m := connmux.New(ln, connmux.Options{})
 		p.muxes = append(p.muxes, m)

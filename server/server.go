@@ -56,9 +56,11 @@ type Server struct {
 	tr        *transport.Transport
 	lateTr    lateTransport
 	fwd       forwarder
-	// peerMetrics holds the transport's metrics, exported through
-	// MetricsCollector.
-	peerMetrics *prometheus.Registry
+	// componentMetrics holds the collectors of the member's components
+	// that MetricsCollector exports along with its own: the peer
+	// transport's etcd_network_* and, through RegisterMetrics, the gRPC
+	// services' grpc_server_*.
+	componentMetrics *prometheus.Registry
 	// removedc closes when a peer refuses this member as removed.
 	removedc    chan struct{}
 	removedOnce sync.Once
@@ -117,34 +119,30 @@ func decodeWALMetadata(b []byte) (walMetadata, error) {
 func New(cfg Config) (*Server, error) {
 	cfg.ensureDefaults()
 	s := &Server{
-		cfg:         cfg,
-		lg:          cfg.Logger,
-		readyc:      make(chan struct{}),
-		peerMetrics: prometheus.NewRegistry(),
-		removedc:    make(chan struct{}),
-		drainc:      make(chan struct{}),
-		stopc:       make(chan struct{}),
-		donec:       make(chan struct{}),
+		cfg:              cfg,
+		lg:               cfg.Logger,
+		readyc:           make(chan struct{}),
+		componentMetrics: prometheus.NewRegistry(),
+		removedc:         make(chan struct{}),
+		drainc:           make(chan struct{}),
+		stopc:            make(chan struct{}),
+		donec:            make(chan struct{}),
 	}
 	s.corrupt.init()
 	initial, err := membership.ParseInitialCluster(cfg.InitialCluster, cfg.InitialClusterToken)
 	if err != nil {
 		return nil, err
 	}
-	var self *membership.Member
-	for i := range initial {
-		if initial[i].Name == cfg.Name {
-			self = &initial[i]
-		}
-	}
-	if self == nil {
-		return nil, fmt.Errorf("couldn't find local name %q in the initial cluster configuration %q", cfg.Name, cfg.InitialCluster)
+	self, err := initialSelf(initial, cfg.Name, cfg.InitialCluster)
+	if err != nil {
+		return nil, err
 	}
 	memberDir := filepath.Join(cfg.DataDir, "member")
 	fresh := !wal.Exist(cfg.FS, filepath.Join(memberDir, "wal"))
-	if fresh && !samePeerURLs(self.PeerURLs, cfg.PeerURLs) {
-		return nil, fmt.Errorf("--initial-cluster has %s=%s but --initial-advertise-peer-urls is %s: they must list the same URLs",
-			cfg.Name, strings.Join(self.PeerURLs, ","), strings.Join(cfg.PeerURLs, ","))
+	if fresh {
+		if err := checkAdvertisedPeerURLs(self, cfg.PeerURLs); err != nil {
+			return nil, err
+		}
 	}
 	if err := cfg.FS.MkdirAll(memberDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data dir %s: %w", memberDir, err)
@@ -384,6 +382,27 @@ func (s *Server) Rev() int64 { return s.kv.Rev() }
 
 // Members returns the member list.
 func (s *Server) Members() []membership.Member { return s.members.Members() }
+
+// initialSelf returns the member called name in initial, the members
+// that --initial-cluster (initialCluster) lists.
+func initialSelf(initial []membership.Member, name, initialCluster string) (*membership.Member, error) {
+	for i := range initial {
+		if initial[i].Name == name {
+			return &initial[i], nil
+		}
+	}
+	return nil, fmt.Errorf("couldn't find local name %q in the initial cluster configuration %q", name, initialCluster)
+}
+
+// checkAdvertisedPeerURLs refuses --initial-advertise-peer-urls that are
+// not self's URLs in --initial-cluster.
+func checkAdvertisedPeerURLs(self *membership.Member, peerURLs []string) error {
+	if samePeerURLs(self.PeerURLs, peerURLs) {
+		return nil
+	}
+	return fmt.Errorf("--initial-cluster has %s=%s but --initial-advertise-peer-urls is %s: they must list the same URLs",
+		self.Name, strings.Join(self.PeerURLs, ","), strings.Join(peerURLs, ","))
+}
 
 func samePeerURLs(a, b []string) bool {
 	a, b = slices.Clone(a), slices.Clone(b)

@@ -3,6 +3,8 @@ package lease
 import (
 	"context"
 	"errors"
+	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -310,5 +312,36 @@ func TestLoopRevokesExpired(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("expired lease not revoked")
+	}
+}
+
+// TestReload: after the engine's contents were replaced by another
+// member's, Reload leaves exactly that member's leases; a primary lessor
+// keeps a deadline for each of them.
+func TestReload(t *testing.T) {
+	src := newEnv(t, Config{})
+	src.grant(1, 10)
+	src.grant(2, 20)
+	ckpt := filepath.Join(t.TempDir(), "ckpt")
+	if err := src.eng.Checkpoint(ckpt); err != nil {
+		t.Fatal(err)
+	}
+
+	e := newEnv(t, Config{})
+	e.l.Promote(0)
+	e.grant(3, 5)
+	if err := e.eng.Restore(context.Background(), ckpt); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.l.Reload(e.eng); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.l.Leases(); !slices.Equal(got, []int64{1, 2}) {
+		t.Fatalf("leases after Reload %v, want [1 2]", got)
+	}
+	e.wantTTL(1, 10*time.Second)
+	e.clock.Advance(10 * time.Second)
+	if rv, _, _ := e.l.due(); !slices.Equal(rv, []int64{1}) {
+		t.Fatalf("revokes due after 10s: %v, want [1]", rv)
 	}
 }

@@ -109,3 +109,35 @@ func TestChangeContextRoundTrip(t *testing.T) {
 		t.Fatal("bad context decoded")
 	}
 }
+
+// TestReloadAndRejected: IsLearner and WasRejected read what was applied,
+// and Reload replaces the list with what the engine holds now (a snapshot
+// from the leader replaced its contents).
+func TestReloadAndRejected(t *testing.T) {
+	c, kv, closeFn := openCluster(t, t.TempDir())
+	defer closeFn()
+	c.Add(Member{ID: 1, PeerURLs: []string{"http://a:2380"}})
+	c.Add(Member{ID: 3, PeerURLs: []string{"http://c:2380"}, IsLearner: true})
+	c.RecordRejected(7)
+	if err := kv.Commit(mvcc.Meta{AppliedIndex: 9, AppliedTerm: 2}, false); err != nil {
+		t.Fatal(err)
+	}
+	if !c.IsLearner(3) || c.IsLearner(1) || c.IsLearner(99) {
+		t.Fatalf("IsLearner(3, 1, 99) = %v, %v, %v; want true, false, false", c.IsLearner(3), c.IsLearner(1), c.IsLearner(99))
+	}
+	for index, want := range map[uint64]bool{7: true, 8: false} {
+		if got, err := c.WasRejected(index); err != nil || got != want {
+			t.Fatalf("WasRejected(%d) = %v, %v; want %v", index, got, err, want)
+		}
+	}
+
+	if err := ResetMembers(c.eng, []Member{{ID: 5, PeerURLs: []string{"http://e:2380"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if ms := c.Members(); len(ms) != 1 || ms[0].ID != 5 || c.IsLearner(3) {
+		t.Fatalf("after Reload: members %+v, IsLearner(3) %v", ms, c.IsLearner(3))
+	}
+}

@@ -3,6 +3,7 @@ package membership
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 func TestParseInitialCluster(t *testing.T) {
@@ -32,5 +33,39 @@ func TestIDsDeterministic(t *testing.T) {
 	m2 := NewMember("z", []string{"http://c:1"}, "tok")
 	if ClusterID([]Member{a, m2}) != ClusterID([]Member{m2, a}) {
 		t.Fatal("cluster ID must not depend on member order")
+	}
+}
+
+func TestValidatePeerURLs(t *testing.T) {
+	for _, tc := range []struct {
+		urls []string
+		ok   bool
+	}{
+		{[]string{"http://a:2380"}, true},
+		{[]string{"https://10.0.0.1:2380", "http://[::1]:2380"}, true},
+		{[]string{"unix://a:1", "unixs://a:1"}, true},
+		{nil, false},
+		{[]string{"http://a:2380", "ftp://a:2380"}, false},
+		{[]string{"http://a"}, false},
+		{[]string{"http://a:2380/path"}, false},
+		{[]string{"://a:2380"}, false},
+	} {
+		err := ValidatePeerURLs(tc.urls)
+		if tc.ok != (err == nil) || (err != nil && !errors.Is(err, ErrBadPeerURLs)) {
+			t.Errorf("ValidatePeerURLs(%q) = %v, want ok %v", tc.urls, err, tc.ok)
+		}
+	}
+}
+
+func TestNewAddedMemberIDs(t *testing.T) {
+	urls := []string{"http://a:2380"}
+	t0 := time.Unix(1_000_000, 0)
+	a, b := NewAddedMember(urls, "tok", t0), NewAddedMember(urls, "tok", t0)
+	if a.ID != b.ID || a.ID == 0 || a.Name != "" {
+		t.Fatalf("same request: %+v, %+v", a, b)
+	}
+	// Added again later (after a removal): raft must see a new ID.
+	if c := NewAddedMember(urls, "tok", t0.Add(time.Nanosecond)); c.ID == a.ID {
+		t.Fatal("a member added again at another time got the same ID")
 	}
 }

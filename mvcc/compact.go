@@ -61,7 +61,7 @@ func (c *compactor) init(s *Store, finished, scheduled int64) {
 func (c *compactor) schedule(rev int64, done chan struct{}, logical bool) {
 	c.mu.Lock()
 	if logical {
-		c.mu.toHash = append(c.mu.toHash, compactHash{rev: rev, compactRev: c.mu.lastLogical})
+		c.mu.toHash = append(c.mu.toHash, CompactHash{Revision: rev, CompactRevision: c.mu.lastLogical})
 		c.mu.lastLogical = rev
 	}
 	if c.mu.stopped {
@@ -128,7 +128,7 @@ func (c *compactor) run(finished int64) {
 		c.mu.toHash = nil
 		c.mu.Unlock()
 		for _, h := range toHash {
-			c.recordHash(h.compactRev, h.rev)
+			c.recordHash(h.CompactRevision, h.Revision)
 		}
 		if err := c.s.compactHistory(finished, target, c.stop); err != nil {
 			if !errors.Is(err, errStopped) {

@@ -3,6 +3,7 @@ package mvcc
 import (
 	"bytes"
 	"fmt"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -33,11 +34,8 @@ type CompactHash struct {
 func (s *Store) CompactHashes() []CompactHash {
 	s.comp.mu.Lock()
 	defer s.comp.mu.Unlock()
-	out := make([]CompactHash, 0, len(s.comp.mu.hashes))
-	for i := len(s.comp.mu.hashes) - 1; i >= 0; i-- {
-		h := s.comp.mu.hashes[i]
-		out = append(out, CompactHash{Hash: h.hash, Revision: h.rev, CompactRevision: h.compactRev})
-	}
+	out := slices.Clone(s.comp.mu.hashes)
+	slices.Reverse(out)
 	return out
 }
 

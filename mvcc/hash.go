@@ -42,7 +42,7 @@ func (s *Store) HashKV(rev int64) (hash uint32, hashRev, compactRev int64, err e
 		return 0, 0, 0, err
 	}
 	if ch, ok := s.comp.hashAt(rev); ok && rev > 0 {
-		return ch.hash, ch.rev, ch.compactRev, nil
+		return ch.Hash, ch.Revision, ch.CompactRevision, nil
 	}
 	for {
 		cur := s.rev.Load()
@@ -192,13 +192,6 @@ func anyLive(r reader, rev int64) (bool, error) {
 // hashStorage keeps 10).
 const maxCompactHashes = 10
 
-// compactHash is the hash of the history at a compaction's revision taken
-// just before that compaction, with the previous compact revision.
-type compactHash struct {
-	hash            uint32
-	rev, compactRev int64
-}
-
 // recordHash hashes the history at c as it stands before compaction at c
 // removes anything (prev is the previous compact revision, -1 if none) and
 // remembers it. Compactor goroutine only.
@@ -212,20 +205,20 @@ func (c *compactor) recordHash(prev, target int64) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.mu.hashes = append(c.mu.hashes, compactHash{hash: h, rev: target, compactRev: prev})
+	c.mu.hashes = append(c.mu.hashes, CompactHash{Hash: h, Revision: target, CompactRevision: prev})
 	if len(c.mu.hashes) > maxCompactHashes {
 		c.mu.hashes = c.mu.hashes[1:]
 	}
 }
 
 // hashAt returns the remembered compaction hash at rev, if any.
-func (c *compactor) hashAt(rev int64) (compactHash, bool) {
+func (c *compactor) hashAt(rev int64) (CompactHash, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, h := range c.mu.hashes {
-		if h.rev == rev {
+		if h.Revision == rev {
 			return h, true
 		}
 	}
-	return compactHash{}, false
+	return CompactHash{}, false
 }

@@ -77,10 +77,7 @@ func PrepareRestore(eng *storage.Engine, o RestoreOptions) (State, error) {
 	st.Rev += o.BumpRevision
 	b := eng.DB().NewBatch()
 	defer b.Close()
-	var v [24]byte
-	binary.BigEndian.PutUint64(v[:], st.AppliedIndex)
-	binary.BigEndian.PutUint64(v[8:], st.AppliedTerm)
-	binary.BigEndian.PutUint64(v[16:], uint64(st.Rev))
+	v := encodeState(st.Meta, st.Rev)
 	if err := b.Set(stateKey, v[:], nil); err != nil {
 		return State{}, err
 	}
@@ -88,8 +85,9 @@ func PrepareRestore(eng *storage.Engine, o RestoreOptions) (State, error) {
 		// Scheduled above finished: the compactor of the next Store to
 		// open the engine drops the hidden history, as after a crash.
 		st.CompactRev = st.Rev
-		binary.BigEndian.PutUint64(v[:8], uint64(st.Rev))
-		if err := b.Set(scheduledCompactKey, v[:8], nil); err != nil {
+		var c [8]byte
+		binary.BigEndian.PutUint64(c[:], uint64(st.Rev))
+		if err := b.Set(scheduledCompactKey, c[:], nil); err != nil {
 			return State{}, err
 		}
 	}

@@ -3,7 +3,11 @@ package mvcc
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
+
+	"github.com/cairn-kv/cairn/storage"
 )
 
 func TestPrepareRestoreKeepsHistory(t *testing.T) {
@@ -134,5 +138,104 @@ func TestPrepareRestoreRefusesBadBump(t *testing.T) {
 	var err error
 	if e.s, err = Open(e.eng, nil); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestStoreRestore: Restore swaps in another member's contents. The store
+// then reads, hashes and writes on from them as that member's store does;
+// the group it had open and its compaction hashes are gone, and the
+// compaction the new contents left unfinished resumes.
+func TestStoreRestore(t *testing.T) {
+	e := newEnv(t, nil)
+	opts := storage.Options{FS: e.fs, CacheSize: 8 << 20, MemTableSize: 4 << 20}
+	srcEng, err := storage.Open("src", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srcEng.Close() })
+	src, err := Open(srcEng, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		put(src, fmt.Sprintf("k%d", i%5), fmt.Sprint(i))
+		if err := src.Commit(Meta{AppliedIndex: uint64(i + 1), AppliedTerm: 2}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Compacted at its revision but not yet physically: the compaction
+	// resumes wherever the contents are opened.
+	st, err := PrepareRestore(srcEng, RestoreOptions{Meta: Meta{AppliedIndex: 20, AppliedTerm: 2}, MarkCompacted: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srcEng.Checkpoint("ckpt"); err != nil {
+		t.Fatal(err)
+	}
+	if src, err = Open(srcEng, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	src.waitCompaction(st.Rev)
+	wantHash, _, _, err := src.HashKV(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The store being replaced: its own history, a recorded compaction
+	// hash, and a group still open.
+	for i := range 10 {
+		put(e.s, fmt.Sprintf("old%d", i), "v")
+		e.commit(false)
+	}
+	if err := e.compact(5); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.s.CompactHashes()) == 0 {
+		t.Fatal("no compaction hash recorded before the restore")
+	}
+	put(e.s, "uncommitted", "v")
+
+	if err := e.s.Restore(func() error { return e.eng.Restore(context.Background(), "ckpt") }); err != nil {
+		t.Fatal(err)
+	}
+	if e.s.Rev() != st.Rev || e.s.CompactRev() != st.Rev || e.s.Meta() != st.Meta {
+		t.Fatalf("after restore: rev %d, compact rev %d, meta %+v; want %+v", e.s.Rev(), e.s.CompactRev(), e.s.Meta(), st)
+	}
+	if hs := e.s.CompactHashes(); len(hs) != 0 {
+		t.Fatalf("compaction hashes of the replaced contents survive: %+v", hs)
+	}
+	e.s.comp.mu.Lock()
+	target := e.s.comp.mu.target
+	e.s.comp.mu.Unlock()
+	if target != st.Rev {
+		t.Fatalf("the unfinished compaction at %d did not resume (compactor target %d)", st.Rev, target)
+	}
+	e.s.waitCompaction(st.Rev)
+	if idx, revlog := e.physicalCounts(); idx != 5 || revlog != 5 {
+		t.Fatalf("after the resumed compaction: %d index and %d revision-log entries, want 5 and 5", idx, revlog)
+	}
+	if h, _, _, err := e.s.HashKV(0); err != nil || h != wantHash {
+		t.Fatalf("HashKV = %d, %v; the source's is %d", h, err, wantHash)
+	}
+	kvs, err := e.rangeAll(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, kv := range kvs {
+		got = append(got, string(kv.Key)+"="+string(kv.Value))
+	}
+	if want := []string{"k0=15", "k1=16", "k2=17", "k3=18", "k4=19"}; !slices.Equal(got, want) {
+		t.Fatalf("keys after restore %v, want %v", got, want)
+	}
+	// Writes go on from the new contents' revision.
+	put(e.s, "new", "v")
+	e.commit(false)
+	if e.s.Rev() != st.Rev+1 {
+		t.Fatalf("next write at %d, want %d", e.s.Rev(), st.Rev+1)
 	}
 }

@@ -109,32 +109,45 @@ func Open(eng *storage.Engine, lg *zap.Logger) (*Store, error) {
 		lg = zap.NewNop()
 	}
 	s := &Store{db: eng.DB(), lg: lg}
+	if err := s.start(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// start loads the store from the engine's contents and starts the
+// compactor, which must not be running; a compaction scheduled but not
+// finished resumes. On an error nothing changed.
+func (s *Store) start() error {
 	m, rev, err := s.loadState()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	scheduled, err := s.loadInt(scheduledCompactKey)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	finished, err := s.loadInt(finishedCompactKey)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	rev = max(rev, scheduled)
-	s.rev.Store(rev)
+	s.broken = nil
+	s.g = group{latest: make(map[string]keyState), compactRev: scheduled}
+	s.rev.Store(max(rev, scheduled))
 	s.compactRev.Store(scheduled)
 	s.meta.Store(&m)
-	s.g.compactRev = scheduled
-	s.g.latest = make(map[string]keyState)
+	s.comp.mu.Lock()
+	// Compaction hashes of earlier contents describe another history.
+	s.comp.mu.stopped, s.comp.mu.hashes, s.comp.mu.toHash = false, nil, nil
+	s.comp.mu.Unlock()
 	s.comp.init(s, finished, scheduled)
 	if scheduled > finished {
-		lg.Info("resuming unfinished compaction",
+		s.lg.Info("resuming unfinished compaction",
 			zap.Int64("scheduled-compact-revision", scheduled),
 			zap.Int64("finished-compact-revision", finished))
 		s.comp.schedule(scheduled, nil, false)
 	}
-	return s, nil
+	return nil
 }
 
 // Restore replaces the store's contents: replace must atomically swap the
@@ -153,32 +166,17 @@ func (s *Store) Restore(replace func() error) error {
 	if err := replace(); err != nil {
 		return err
 	}
-	m, rev, err := s.loadState()
-	if err != nil {
-		return err
-	}
-	scheduled, err := s.loadInt(scheduledCompactKey)
-	if err != nil {
-		return err
-	}
-	finished, err := s.loadInt(finishedCompactKey)
-	if err != nil {
-		return err
-	}
-	s.broken = nil
-	s.g = group{latest: make(map[string]keyState), compactRev: scheduled}
-	s.compactRev.Store(scheduled)
-	s.rev.Store(max(rev, scheduled))
-	s.meta.Store(&m)
-	s.comp.mu.Lock()
-	// The old contents' compaction hashes describe another history.
-	s.comp.mu.stopped, s.comp.mu.hashes, s.comp.mu.toHash = false, nil, nil
-	s.comp.mu.Unlock()
-	s.comp.init(s, finished, scheduled)
-	if scheduled > finished {
-		s.comp.schedule(scheduled, nil, false)
-	}
-	return nil
+	return s.start()
+}
+
+// encodeState is the record under stateKey: the applied position and the
+// revision, loadState's input.
+func encodeState(m Meta, rev int64) [24]byte {
+	var st [24]byte
+	binary.BigEndian.PutUint64(st[:], m.AppliedIndex)
+	binary.BigEndian.PutUint64(st[8:], m.AppliedTerm)
+	binary.BigEndian.PutUint64(st[16:], uint64(rev))
+	return st
 }
 
 // loadState reads the applied position and revision; a fresh store is at
@@ -313,8 +311,9 @@ func (s *Store) discardGroup() {
 
 // Commit writes the open group and m in one batch, made durable before it
 // returns when sync is set (a flush of the engine's memtables, which works
-// whether or not the engine keeps a WAL of its own), then publishes the group's revision to readers and
-// hands a compaction scheduled in the group to the background compactor.
+// whether or not the engine keeps a WAL of its own), then publishes the
+// group's revision to readers and hands a compaction scheduled in the group
+// to the background compactor.
 // With no open group it records m alone. An error is final: the group is
 // lost, every later Commit fails the same way, and the member must stop.
 func (s *Store) Commit(m Meta, sync bool) error {
@@ -339,10 +338,7 @@ func (s *Store) Commit(m Meta, sync bool) error {
 	} else {
 		b = s.db.NewBatch()
 	}
-	var st [24]byte
-	binary.BigEndian.PutUint64(st[:], m.AppliedIndex)
-	binary.BigEndian.PutUint64(st[8:], m.AppliedTerm)
-	binary.BigEndian.PutUint64(st[16:], uint64(rev))
+	st := encodeState(m, rev)
 	err := b.Set(stateKey, st[:], nil)
 	if err == nil {
 		err = b.Commit(pebble.NoSync)
@@ -383,10 +379,10 @@ type compactor struct {
 		finished int64 // highest revision physically compacted
 		waiters  []waiter
 		stopped  bool
-		hashes   []compactHash // the last compactions', oldest first
+		hashes   []CompactHash // the last compactions', oldest first
 		// toHash are logical compactions whose hash is still to take;
 		// lastLogical is the newest logical compact revision (-1: none).
-		toHash      []compactHash
+		toHash      []CompactHash
 		lastLogical int64
 	}
 }

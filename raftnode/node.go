@@ -101,7 +101,8 @@ type Config struct {
 }
 
 // Transport is what the node needs from the peer transport
-// (transport.Transport). Neither method may block.
+// (transport.Transport). Neither method may block, and Send must not keep
+// the slice it is given (raft's Ready owns it).
 type Transport interface {
 	Send(msgs []*raftpb.Message)
 	SendSnapshot(m *raftpb.Message, body io.ReadCloser)

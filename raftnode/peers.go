@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"go.etcd.io/raft/v3"
@@ -21,15 +22,17 @@ import (
 // send hands raft's messages to the transport. A MsgSnap needs the
 // state-machine snapshot as its body, which is opened off the loop.
 func (n *Node) send(msgs []*raftpb.Message) {
-	if len(msgs) == 0 {
+	if len(msgs) == 0 || n.cfg.Transport == nil {
 		return
 	}
-	if n.cfg.Transport == nil {
+	if !slices.ContainsFunc(msgs, isSnap) {
+		// The common case: no copy on every Ready.
+		n.cfg.Transport.Send(msgs)
 		return
 	}
 	out := msgs[:0:0]
 	for _, m := range msgs {
-		if m.GetType() == raftpb.MessageType_MsgSnap {
+		if isSnap(m) {
 			n.sendSnapshot(m)
 			continue
 		}
@@ -39,6 +42,8 @@ func (n *Node) send(msgs []*raftpb.Message) {
 		n.cfg.Transport.Send(out)
 	}
 }
+
+func isSnap(m *raftpb.Message) bool { return m.GetType() == raftpb.MessageType_MsgSnap }
 
 func (n *Node) sendSnapshot(m *raftpb.Message) {
 	to := m.GetTo()

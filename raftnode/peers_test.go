@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-kv/cairn/transport"
 )
@@ -164,5 +166,64 @@ func TestReadIndexRetriedAfterLoss(t *testing.T) {
 	defer seam.mu.Unlock()
 	if seam.armed {
 		t.Fatal("no ReadIndex request was lost: the test did not exercise the retry")
+	}
+}
+
+// TestSnapshotStorageAtApplied: the snapshot raft sends a member behind
+// the log is at the state machine's applied index, with the configuration
+// there, not the older periodic one.
+func TestSnapshotStorageAtApplied(t *testing.T) {
+	ms := raft.NewMemoryStorage()
+	var ents []*raftpb.Entry
+	for i := uint64(1); i <= 10; i++ {
+		ents = append(ents, &raftpb.Entry{Index: proto.Uint64(i), Term: proto.Uint64(2)})
+	}
+	if err := ms.Append(ents); err != nil {
+		t.Fatal(err)
+	}
+	old := &raftpb.ConfState{Voters: []uint64{1}}
+	if _, err := ms.CreateSnapshot(3, old, nil); err != nil {
+		t.Fatal(err)
+	}
+	n := &Node{}
+	st := snapshotStorage{ms, n}
+	check := func(what string, index uint64, cs *raftpb.ConfState) {
+		t.Helper()
+		s, err := st.Snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		md := s.GetMetadata()
+		if md.GetIndex() != index || md.GetTerm() != 2 || !slices.Equal(md.GetConfState().GetVoters(), cs.GetVoters()) {
+			t.Fatalf("%s: snapshot at %d term %d voters %v; want %d term 2 voters %v",
+				what, md.GetIndex(), md.GetTerm(), md.GetConfState().GetVoters(), index, cs.GetVoters())
+		}
+	}
+	check("nothing applied yet", 3, old)
+	cur := &raftpb.ConfState{Voters: []uint64{1, 2}}
+	n.SetApplied(8, cur)
+	check("applied past the last snapshot", 8, cur)
+}
+
+// TestReportsCoalesce: the transport's reports never block it; repeated
+// unreachable reports for one peer collapse into one, while every
+// snapshot report is kept, since raft waits for each.
+func TestReportsCoalesce(t *testing.T) {
+	n := &Node{reports: reports{wake: make(chan struct{}, 1)}}
+	for range 3 {
+		n.ReportUnreachable(2)
+	}
+	n.ReportUnreachable(3)
+	n.ReportSnapshot(2, raft.SnapshotFinish)
+	n.ReportSnapshot(2, raft.SnapshotFailure)
+	n.ReportUnreachable(2)
+	want := []report{{id: 2}, {id: 3}, {id: 2, snapshot: true, status: raft.SnapshotFinish}, {id: 2, snapshot: true, status: raft.SnapshotFailure}}
+	if !slices.Equal(n.reports.q, want) {
+		t.Fatalf("queued reports %+v, want %+v", n.reports.q, want)
+	}
+	select {
+	case <-n.reports.wake:
+	default:
+		t.Fatal("the raft loop was not woken")
 	}
 }

@@ -142,8 +142,7 @@ func (b *Backup) Close() error { return b.body.Close() }
 
 // BackupInfo describes a verified snapshot file.
 type BackupInfo struct {
-	// Body describes the engine snapshot inside (from ReceiveBackup, all
-	// but its SHA256).
+	// Body describes the engine snapshot inside.
 	Body Info
 	// Size is the number of bytes read, trailer included.
 	Size int64
@@ -175,27 +174,9 @@ func VerifyBackup(ctx context.Context, r io.Reader) (BackupInfo, error) {
 func ReceiveBackup(ctx context.Context, fs vfs.FS, r io.Reader, dir string, skipTrailer bool) (BackupInfo, error) {
 	received := false
 	info, err := readBackup(r, skipTrailer, func(body io.Reader) (Info, error) {
-		n, err := ReceiveEngineSnapshot(ctx, fs, body, dir)
-		if err != nil {
-			return Info{}, err
-		}
-		received = true
-		// ReceiveEngineSnapshot checked the body; the files it wrote
-		// describe it without a second pass (its SHA-256 stays unset).
-		bi := Info{Size: n}
-		names, err := fs.List(dir)
-		if err != nil {
-			return Info{}, err
-		}
-		for _, name := range names {
-			fi, err := fs.Stat(fs.PathJoin(dir, name))
-			if err != nil {
-				return Info{}, err
-			}
-			bi.Files++
-			bi.FileBytes += fi.Size()
-		}
-		return bi, nil
+		bi, err := receiveEngineSnapshot(ctx, fs, body, dir)
+		received = err == nil
+		return bi, err
 	})
 	if err != nil && received {
 		if rerr := fs.RemoveAll(dir); rerr != nil {

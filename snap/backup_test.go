@@ -64,8 +64,10 @@ func TestBackupRoundTrip(t *testing.T) {
 		t.Fatalf("info %+v", info)
 	}
 	fs := vfs.NewMem()
-	if _, err := ReceiveBackup(ctx, fs, bytes.NewReader(file), "/dst", false); err != nil {
-		t.Fatal(err)
+	rinfo, err := ReceiveBackup(ctx, fs, bytes.NewReader(file), "/dst", false)
+	must(t, err)
+	if rinfo != info {
+		t.Fatalf("ReceiveBackup says %+v, VerifyBackup %+v", rinfo, info)
 	}
 	dst := openEngine(t, fs, "/dst")
 	defer dst.Close()

@@ -37,8 +37,8 @@
 // loaded whole.
 //
 // Sender: OpenEngineSnapshot takes a point-in-time checkpoint of the engine
-// (Pebble DB.Checkpoint after flushing the WAL: every write committed
-// before the call, none committed after it returns) into a fresh
+// (storage.Engine.Checkpoint: every write committed before the call, none
+// committed after it returns) into a fresh
 // "engine-snapshot-*" directory under a scratch directory on the engine's
 // filesystem, and returns an EngineSnapshot, an io.ReadCloser whose Size is
 // the exact body length, known before the first Read. Sstables are hard
@@ -57,7 +57,7 @@
 // read to io.EOF, so a transport body's own length and CRC check runs too.
 // storage.Open(dir, …) then opens exactly the checkpointed engine.
 // VerifyEngineSnapshot runs the same checks on a saved body without
-// writing anything. ProgressReader reports bytes so far on either side.
+// writing anything.
 //
 // # Snapshot files
 //

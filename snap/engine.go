@@ -17,7 +17,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/cairn-kv/cairn/internal/fsutil"
@@ -126,12 +125,12 @@ const (
 
 // OpenEngineSnapshot takes a consistent point-in-time checkpoint of eng
 // into a fresh directory under scratchDir (on eng.FS(); created if
-// missing) and returns a reader for it. The checkpoint holds every write
-// committed before the call (the memtables are flushed first) and nothing
-// committed after it returns; it hard-links sstables, so it is cheap when
-// scratchDir is on the engine's filesystem (elsewhere Pebble copies them),
-// but it copies the WAL and MANIFEST. The snapshot stays valid if the
-// engine compacts, deletes its files or closes meanwhile.
+// missing) and returns a reader for it. The checkpoint
+// (storage.Engine.Checkpoint) holds every write committed before the call
+// and nothing committed after it returns; it hard-links sstables, so it is
+// cheap when scratchDir is on the engine's filesystem (elsewhere Pebble
+// copies them), but it copies the WAL and MANIFEST. The snapshot stays
+// valid if the engine compacts, deletes its files or closes meanwhile.
 //
 // The caller must Close the snapshot. Checkpoints left by a crash are
 // directories named "engine-snapshot-*" under scratchDir; a member may
@@ -139,14 +138,8 @@ const (
 func OpenEngineSnapshot(eng *storage.Engine, scratchDir string) (*EngineSnapshot, error) {
 	fs := eng.FS()
 	dir := fs.PathJoin(scratchDir, fmt.Sprintf("%s%016x", checkpointPrefix, rand.Uint64()))
-	// A checkpoint holds the sstables and the WAL; an engine without a WAL
-	// (storage.Options.DisableWAL) holds its latest writes only in
-	// memtables, so those are flushed first.
-	if err := eng.Flush(); err != nil {
-		return nil, fmt.Errorf("snap: flush engine before checkpoint: %w", err)
-	}
-	if err := eng.DB().Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
-		return nil, fmt.Errorf("snap: checkpoint engine into %s: %w", dir, err)
+	if err := eng.Checkpoint(dir); err != nil {
+		return nil, fmt.Errorf("snap: %w", err)
 	}
 	s, err := newEngineSnapshot(fs, dir)
 	if err != nil {
@@ -391,17 +384,24 @@ func VerifyEngineSnapshot(ctx context.Context, r io.Reader) (Info, error) {
 // wrong (ErrBodyTruncated, ErrBodyCorrupt, ErrBodyChecksum, or r's own
 // error). storage.Open(dir, …) then opens the checkpointed engine.
 func ReceiveEngineSnapshot(ctx context.Context, fs vfs.FS, r io.Reader, dir string) (int64, error) {
+	info, err := receiveEngineSnapshot(ctx, fs, r, dir)
+	return info.Size, err
+}
+
+// receiveEngineSnapshot is ReceiveEngineSnapshot; it returns what it read
+// of the body (all of Info once the body was received whole).
+func receiveEngineSnapshot(ctx context.Context, fs vfs.FS, r io.Reader, dir string) (Info, error) {
 	if _, err := fs.Stat(dir); err == nil {
-		return 0, fmt.Errorf("snap: receive engine snapshot into %s: %w", dir, os.ErrExist)
+		return Info{}, fmt.Errorf("snap: receive engine snapshot into %s: %w", dir, os.ErrExist)
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return 0, fmt.Errorf("snap: receive engine snapshot: %w", err)
+		return Info{}, fmt.Errorf("snap: receive engine snapshot: %w", err)
 	}
 	tmp := dir + partialExt
 	if err := fs.RemoveAll(tmp); err != nil {
-		return 0, fmt.Errorf("snap: remove leftover %s: %w", tmp, err)
+		return Info{}, fmt.Errorf("snap: remove leftover %s: %w", tmp, err)
 	}
 	if err := mkdirAllDurable(fs, tmp); err != nil {
-		return 0, fmt.Errorf("snap: create %s: %w", tmp, err)
+		return Info{}, fmt.Errorf("snap: create %s: %w", tmp, err)
 	}
 	d := newBodyDecoder(r)
 	err := receive(ctx, fs, d, tmp)
@@ -412,10 +412,12 @@ func ReceiveEngineSnapshot(ctx context.Context, fs vfs.FS, r io.Reader, dir stri
 		err = fsutil.SyncDir(fs, fs.PathDir(dir))
 	}
 	if err != nil {
+		// dir did not exist: a failed sync of its parent must not leave it.
 		_ = fs.RemoveAll(tmp)
-		return d.info.Size, fmt.Errorf("snap: receive engine snapshot into %s: %w", dir, err)
+		_ = fs.RemoveAll(dir)
+		return d.info, fmt.Errorf("snap: receive engine snapshot into %s: %w", dir, err)
 	}
-	return d.info.Size, nil
+	return d.info, nil
 }
 
 func receive(ctx context.Context, fs vfs.FS, d *bodyDecoder, dir string) error {
@@ -587,27 +589,4 @@ func (d *bodyDecoder) copyTo(ctx context.Context, w io.Writer) error {
 		}
 	}
 	return nil
-}
-
-// ProgressReader reads from R and calls Fn with the number of bytes read so
-// far each time that number passes another multiple of Every (every Read
-// if Every <= 0), and once more when R returns an error or io.EOF. Wrap the
-// body on either side of a transfer with it to report progress; Fn runs on
-// the reading goroutine and must not block for long.
-type ProgressReader struct {
-	R     io.Reader
-	Every int64
-	Fn    func(total int64)
-
-	total, reported int64
-}
-
-func (p *ProgressReader) Read(b []byte) (int, error) {
-	n, err := p.R.Read(b)
-	p.total += int64(n)
-	if err != nil || p.Every <= 0 || p.total/p.Every != p.reported/p.Every {
-		p.reported = p.total
-		p.Fn(p.total)
-	}
-	return n, err
 }

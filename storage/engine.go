@@ -57,11 +57,11 @@ type Options struct {
 	// even of the process alone, loses every write since the last flush,
 	// and the engine comes back exactly as of some flush (a prefix of its
 	// writes). Commits with pebble.Sync fail; use Flush (or Pebble's
-	// AsyncFlush) to make writes durable. Restore, Close and engine
-	// checkpoints (package snap) flush first, so they lose nothing. A
-	// member's engine runs this way: each write then costs one write to the
-	// raft WAL instead of two logs, and the raft WAL's fsyncs no longer
-	// carry Pebble's log along (ext4 orders the data of both).
+	// AsyncFlush) to make writes durable. Restore, Close and Checkpoint
+	// flush first, so they lose nothing. A member's engine runs this way:
+	// each write then costs one write to the raft WAL instead of two logs,
+	// and the raft WAL's fsyncs no longer carry Pebble's log along (ext4
+	// orders the data of both).
 	DisableWAL bool
 }
 
@@ -166,17 +166,10 @@ func (e *Engine) Dir() string { return e.dir }
 // FS returns the filesystem the database lives on.
 func (e *Engine) FS() vfs.FS { return e.fs }
 
-// Size returns the bytes the database occupies on disk (sstables, WAL,
-// manifest, including files awaiting deletion); after Close, the last size
-// it saw.
-func (e *Engine) Size() int64 {
-	size, _ := e.Sizes()
-	return size
-}
-
-// Sizes returns Size and the part of it in use: what Size counts except
-// the files Pebble deletes in the background (obsolete sstables and blob
-// files) and the WAL space it reuses. Pebble keeps the files of flushed
+// Sizes returns the bytes the database occupies on disk (sstables, WAL,
+// manifest, including files awaiting deletion) and the part of them in
+// use: all but the files Pebble deletes in the background (obsolete
+// sstables and blob files) and the WAL space it reuses. Pebble keeps the files of flushed
 // WALs to write its next WALs into (recycling), and a recycled file keeps
 // its old length whatever it holds, so a WAL counts by the data it holds.
 // Neither kind of space comes back through compaction: leaving it out is
@@ -227,6 +220,24 @@ func (e *Engine) Close() error {
 // Flush makes every write committed before the call durable: with
 // DisableWAL, the only way to; otherwise a flush of the memtables.
 func (e *Engine) Flush() error { return e.db.Flush() }
+
+// Checkpoint writes a consistent point-in-time copy of the database into
+// the new directory dir (Pebble's Checkpoint: sstables hard-linked when dir
+// is on the same filesystem, WAL and MANIFEST copied). It holds every write
+// committed before the call and none committed after it returns. With
+// DisableWAL the memtables are flushed first, since the copy has no log to
+// carry them.
+func (e *Engine) Checkpoint(dir string) error {
+	if e.walDisabled {
+		if err := e.db.Flush(); err != nil {
+			return fmt.Errorf("storage: flush before checkpoint: %w", err)
+		}
+	}
+	if err := e.db.Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
+		return fmt.Errorf("storage: checkpoint into %s: %w", dir, err)
+	}
+	return nil
+}
 
 // zapLogger adapts zap to pebble.Logger.
 type zapLogger struct{ s *zap.SugaredLogger }

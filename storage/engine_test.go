@@ -18,8 +18,8 @@ func TestEngineReopen(t *testing.T) {
 	if err := e.DB().Set(MetaKey("x"), []byte("y"), pebble.Sync); err != nil {
 		t.Fatal(err)
 	}
-	if e.Size() <= 0 {
-		t.Errorf("Size() = %d, want > 0", e.Size())
+	if size, _ := e.Sizes(); size <= 0 {
+		t.Errorf("Sizes() = %d, want > 0", size)
 	}
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
@@ -60,12 +60,12 @@ func TestSizeAfterClose(t *testing.T) {
 	if err := e.DB().Set(MetaKey("x"), []byte("y"), pebble.Sync); err != nil {
 		t.Fatal(err)
 	}
-	want := e.Size()
+	wantSize, wantInUse := e.Sizes()
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := e.Size(); got != want || got <= 0 {
-		t.Fatalf("Size() after Close = %d, want %d", got, want)
+	if size, inUse := e.Sizes(); size != wantSize || inUse != wantInUse || size <= 0 {
+		t.Fatalf("Sizes() after Close = %d, %d, want %d, %d", size, inUse, wantSize, wantInUse)
 	}
 }
 

@@ -107,6 +107,17 @@ func (f *Faults) isPaused(id uint64, d Direction) bool {
 	return f.paused[id]&d != 0
 }
 
+// blocked reports whether traffic in direction d with peer id is cut or
+// paused, under one lock. Safe on a nil Faults.
+func (f *Faults) blocked(id uint64, d Direction) bool {
+	if f == nil {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return (f.cut[id]|f.paused[id])&d != 0
+}
+
 // watch returns a channel closed at the next change; nil (never ready) on a
 // nil Faults. Take it before checking the state it guards.
 func (f *Faults) watch() <-chan struct{} {

@@ -13,8 +13,10 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/protobuf/proto"
 )
@@ -793,11 +795,12 @@ func (r *tryRecorder) TryProcess(m *raftpb.Message) bool {
 // the order sent.
 func TestDirectHandOffKeepsOrder(t *testing.T) {
 	var nodes []*node
+	var tries []*tryRecorder
 	for id := uint64(1); id <= 2; id++ {
-		var rec *recorder
 		n := startNode(t, id, testCluster, func(c *Config) {
-			rec = c.Receiver.(*recorder)
-			c.Receiver = &tryRecorder{recorder: rec}
+			tr := &tryRecorder{recorder: c.Receiver.(*recorder)}
+			tries = append(tries, tr)
+			c.Receiver = tr
 		})
 		nodes = append(nodes, n)
 	}
@@ -812,4 +815,41 @@ func TestDirectHandOffKeepsOrder(t *testing.T) {
 	}
 	waitFor(t, fmt.Sprintf("%d messages", total), func() bool { return b.rec.count(a.id) >= total })
 	checkInOrder(t, b.rec.from(a.id), traffic(a.id, b.id, 0, total))
+	if n := tries[1].n.Load(); n < 2 {
+		t.Fatalf("%d messages offered directly: the direct hand-off was not exercised", n)
+	}
+}
+
+// TestDirectHandOffHonoursFaults: a message from a peer whose inbound
+// traffic is cut or paused never skips the queue, where deliver drops or
+// holds it, as Faults promises.
+func TestDirectHandOffHonoursFaults(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		fault  func(*Faults)
+		direct bool
+	}{
+		{"none", func(*Faults) {}, true},
+		{"cut", func(f *Faults) { f.Cut(Inbound, 1) }, false},
+		{"paused", func(f *Faults) { f.Pause(Inbound, 1) }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := new(Faults)
+			tc.fault(f)
+			rec := &tryRecorder{recorder: newRecorder()}
+			in := &inbound{
+				t:        &Transport{cfg: Config{ID: 2}, faults: f},
+				from:     1,
+				lg:       zap.NewNop(),
+				q:        make(chan *raftpb.Message, 1),
+				failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "failures"}),
+				direct:   rec,
+			}
+			in.receive(msg(raftpb.MsgApp, 1, 2, 1))
+			direct, queued := rec.count(1) == 1, len(in.q) == 1
+			if direct != tc.direct || queued == tc.direct {
+				t.Fatalf("handed over directly: %v, queued: %v; want direct %v", direct, queued, tc.direct)
+			}
+		})
+	}
 }

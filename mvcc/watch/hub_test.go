@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -211,5 +212,73 @@ func TestReaderMakingRoomWakesCatchUp(t *testing.T) {
 			}
 			next++
 		}
+	}
+}
+
+// TestResync: when the store's contents were replaced behind the hub's
+// back (a snapshot from the leader), Resync makes every watcher read what
+// it has not seen from the store, and the hub serves it live again
+// afterwards; a watcher whose next revision is compacted in the new
+// contents is canceled with the compact revision.
+func TestResync(t *testing.T) {
+	e := newEnv(t, Config{RetryInterval: time.Hour}) // only Resync wakes the catch-up
+	// silent commits without Notify, as a restore does.
+	silent := func(key, val string) {
+		w := e.store.Write()
+		w.Put([]byte(key), []byte(val), 0)
+		w.End()
+		e.index++
+		if err := e.store.Commit(mvcc.Meta{AppliedIndex: e.index, AppliedTerm: 1}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// next returns the revisions of the events of the next responses, up
+	// to and including rev.
+	next := func(s *Stream, rev int64) []int64 {
+		t.Helper()
+		var revs []int64
+		for len(revs) == 0 || revs[len(revs)-1] < rev {
+			r := recv(t, s)
+			if r.CompactRevision != 0 || len(r.Events) == 0 {
+				t.Fatalf("unexpected response %+v", r)
+			}
+			for _, ev := range r.Events {
+				revs = append(revs, ev.Kv.ModRevision)
+			}
+		}
+		return revs
+	}
+	s := e.hub.NewStream()
+	id, gen, _ := s.Watch(0, []byte("k"), nil, 0, false, false)
+	s.Announce(id, gen)
+	e.put("k", "1") // revision 2
+	if got := next(s, 2); !slices.Equal(got, []int64{2}) {
+		t.Fatalf("live events at revisions %v", got)
+	}
+
+	silent("k", "2")     // 3
+	silent("other", "v") // 4
+	silent("k", "3")     // 5
+	e.hub.Resync(e.store.Rev())
+	if got := next(s, 5); !slices.Equal(got, []int64{3, 5}) {
+		t.Fatalf("after Resync, events at revisions %v, want [3 5]", got)
+	}
+	e.put("k", "4") // 6, live again
+	if got := next(s, 6); !slices.Equal(got, []int64{6}) {
+		t.Fatalf("after catching up, events at revisions %v, want [6]", got)
+	}
+
+	silent("k", "5") // 7, never seen
+	silent("k", "6") // 8
+	if _, err := e.store.Compact(8); err != nil {
+		t.Fatal(err)
+	}
+	e.index++
+	if err := e.store.Commit(mvcc.Meta{AppliedIndex: e.index, AppliedTerm: 1}, false); err != nil {
+		t.Fatal(err)
+	}
+	e.hub.Resync(e.store.Rev())
+	if r := recv(t, s); r.CompactRevision != 8 || len(r.Events) != 0 {
+		t.Fatalf("a watcher whose revision 7 was compacted got %+v, want a cancel at compact revision 8", r)
 	}
 }

@@ -129,10 +129,8 @@ done
 
 # --- servers -----------------------------------------------------------------
 
-SERVER_PID=""
-SERVER_PIDS=()
-ENDPOINT=""
-DATA_DIRS=()
+# shellcheck source=lib/bench-servers.sh
+. scripts/lib/bench-servers.sh
 
 cleanup() {
 	stop_sampler
@@ -140,168 +138,6 @@ cleanup() {
 	for d in "${DATA_DIRS[@]}"; do rm -rf "$d"; done
 }
 trap cleanup EXIT
-
-# free_port prints a loopback port nobody listens on right now. Another
-# process may still take it before our server binds; start_server retries.
-free_port() {
-	local p
-	for _ in $(seq 200); do
-		p=$((20000 + RANDOM % 30000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
-
-# start_server KIND LOGNAME: starts etcd or cairn with a fresh data dir and
-# waits for "ready to serve client requests"; sets SERVER_PID and ENDPOINT.
-start_server() {
-	local kind=$1 logf=$OUT/$1-$2.log attempt cport pport dir bin
-	for attempt in 1 2 3; do
-		cport=$(free_port)
-		pport=$(free_port)
-		dir=$(mktemp -d "${TMPDIR:-/tmp}/bench-$kind.XXXXXX")
-		DATA_DIRS+=("$dir")
-		case $kind in
-		etcd) bin=$ETCD ;;
-		cairn) bin=$CAIRN ;;
-		esac
-		"$bin" --name default --data-dir "$dir/data" \
-			--listen-client-urls "http://127.0.0.1:$cport" \
-			--advertise-client-urls "http://127.0.0.1:$cport" \
-			--listen-peer-urls "http://127.0.0.1:$pport" \
-			--initial-advertise-peer-urls "http://127.0.0.1:$pport" \
-			--initial-cluster "default=http://127.0.0.1:$pport" \
-			>"$logf" 2>&1 &
-		SERVER_PID=$!
-		SERVER_DIR=$dir/data
-		for _ in $(seq 600); do
-			if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-				break
-			fi
-			if grep -qs "ready to serve client requests" "$logf"; then
-				ENDPOINT=127.0.0.1:$cport
-				log "$kind ready on $ENDPOINT (pid $SERVER_PID)"
-				return 0
-			fi
-			sleep 0.1
-		done
-		log "$kind did not become ready (attempt $attempt); log tail:"
-		tail -n 5 "$logf" >&2
-		stop_server
-	done
-	return 1
-}
-
-# start_cluster KIND LOGNAME: starts three members of etcd or cairn as one
-# new cluster with fresh data dirs and waits until each is ready; sets
-# SERVER_PIDS, CLUSTER_EPS (all client endpoints, comma-separated) and
-# LEADER_EP.
-start_cluster() {
-	local kind=$1 attempt i bin dir initial logf ready lead
-	local -a cports pports
-	case $kind in
-	etcd) bin=$ETCD ;;
-	cairn) bin=$CAIRN ;;
-	esac
-	for attempt in 1 2 3; do
-		cports=() pports=() initial=""
-		for i in 0 1 2; do
-			cports+=("$(free_port)")
-			pports+=("$(free_port)")
-			initial+="${initial:+,}m$i=http://127.0.0.1:${pports[i]}"
-		done
-		dir=$(mktemp -d "${TMPDIR:-/tmp}/bench-$kind-cluster.XXXXXX")
-		DATA_DIRS+=("$dir")
-		SERVER_PIDS=()
-		for i in 0 1 2; do
-			"$bin" --name "m$i" --data-dir "$dir/m$i" \
-				--listen-client-urls "http://127.0.0.1:${cports[i]}" \
-				--advertise-client-urls "http://127.0.0.1:${cports[i]}" \
-				--listen-peer-urls "http://127.0.0.1:${pports[i]}" \
-				--initial-advertise-peer-urls "http://127.0.0.1:${pports[i]}" \
-				--initial-cluster "$initial" --initial-cluster-state new \
-				>"$OUT/$kind-$2-m$i.log" 2>&1 &
-			SERVER_PIDS+=($!)
-		done
-		SERVER_PID=${SERVER_PIDS[0]}
-		CLUSTER_EPS=127.0.0.1:${cports[0]},127.0.0.1:${cports[1]},127.0.0.1:${cports[2]}
-		for _ in $(seq 600); do
-			ready=0
-			for i in 0 1 2; do
-				kill -0 "${SERVER_PIDS[i]}" 2>/dev/null || break 2
-				grep -qs "ready to serve client requests" "$OUT/$kind-$2-m$i.log" && ready=$((ready + 1))
-			done
-			if [ "$ready" -eq 3 ]; then
-				for i in 0 1 2; do
-					# No grep -q: with pipefail, curl's SIGPIPE would fail the test.
-					if curl -fsS "http://127.0.0.1:${cports[i]}/metrics" | grep -x 'etcd_server_is_leader 1' >/dev/null; then
-						LEADER_EP=127.0.0.1:${cports[i]}
-						log "$kind cluster ready on $CLUSTER_EPS, leader $LEADER_EP"
-						return 0
-					fi
-				done
-			fi
-			sleep 0.1
-		done
-		log "$kind cluster did not become ready with a leader (attempt $attempt); log tails:"
-		for i in 0 1 2; do tail -n 3 "$OUT/$kind-$2-m$i.log" >&2; done
-		stop_server
-	done
-	return 1
-}
-
-# stop_server stops the running server, or every member of the running
-# cluster.
-stop_server() {
-	local pid
-	[ -n "$SERVER_PID" ] || return 0
-	[ ${#SERVER_PIDS[@]} -gt 0 ] || SERVER_PIDS=("$SERVER_PID")
-	for pid in "${SERVER_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-	for pid in "${SERVER_PIDS[@]}"; do
-		for _ in $(seq 200); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
-	SERVER_PID=""
-	SERVER_PIDS=()
-}
-
-# rss_kib FIELD: a field of /proc/PID/status of the running server, in KiB.
-rss_kib() { awk -v f="$1:" '$1 == f { print $2 }' "/proc/$SERVER_PID/status"; }
-
-# sample_rss FILE: appends the server's VmRSS in KiB to FILE every 0.2 s
-# until stopped with stop_sampler; sets SAMPLER_PID.
-SAMPLER_PID=""
-sample_rss() {
-	local pid=$SERVER_PID
-	( while [ -r "/proc/$pid/status" ]; do
-		awk '$1 == "VmRSS:" { print $2 }' "/proc/$pid/status" 2>/dev/null || true
-		sleep 0.2
-	done ) >>"$1" &
-	SAMPLER_PID=$!
-}
-
-stop_sampler() {
-	[ -n "$SAMPLER_PID" ] || return 0
-	kill "$SAMPLER_PID" 2>/dev/null || true
-	wait "$SAMPLER_PID" 2>/dev/null || true
-	SAMPLER_PID=""
-}
-
-# cpu_ticks: user+system CPU time of the running server (or the sum over
-# the running cluster's members), in clock ticks.
-cpu_ticks() {
-	local pid files=()
-	[ ${#SERVER_PIDS[@]} -gt 0 ] || files=("/proc/$SERVER_PID/stat")
-	for pid in "${SERVER_PIDS[@]}"; do files+=("/proc/$pid/stat"); done
-	awk '{ t += $14 + $15 } END { print t }' "${files[@]}"
-}
 
 # bench NAME ARGS...: runs cairn-bench against the running server, JSON into
 # $RES/NAME.json with the server's CPU seconds added as server_cpu_seconds.
@@ -330,7 +166,7 @@ run_server() {
 			log "$KIND: cannot start; skipping this round"
 			return 0
 		fi
-		echo "{\"vmrss_kib\": $(rss_kib VmRSS)}" >"$RES/idle.json"
+		echo "{\"vmrss_kib\": $(status_kib VmRSS)}" >"$RES/idle.json"
 		bench put1 --clients 1 --conns 1 --total "$PUT1_TOTAL" put
 		bench putN --clients 1000 --conns 100 --total "$PUTN_TOTAL" put --key-space-size 100000 --sequential-keys
 		# Key 00000000 exists: both put workloads wrote it.
@@ -347,7 +183,7 @@ run_server() {
 		bench load --clients 100 --conns 10 --total $((LOAD_KEYS / LOAD_TXN_OPS)) \
 			txn-put --txn-ops "$LOAD_TXN_OPS" --key-space-size "$LOAD_KEYS" --sequential-keys
 		printf '{"vmrss_kib": %s, "rssanon_kib": %s, "rssfile_kib": %s, "data_kib": %s}\n' \
-			"$(rss_kib VmRSS)" "$(rss_kib RssAnon)" "$(rss_kib RssFile)" "$(du -sk "$SERVER_DIR" | cut -f1)" \
+			"$(status_kib VmRSS)" "$(status_kib RssAnon)" "$(status_kib RssFile)" "$(du -sk "$SERVER_DIR" | cut -f1)" \
 			>"$RES/rss.json"
 		stop_server
 	fi
@@ -363,13 +199,13 @@ run_server() {
 		# Same key length (14 B) and value size as the stalled run, other keys.
 		bench stallbase --clients 10 --conns 10 --total "$STALL_PUTS" put --val-size 4096 --key-space-size 100 --key-size 14
 		local before samples=$RES/stall-rss.samples
-		before=$(rss_kib VmRSS)
+		before=$(status_kib VmRSS)
 		sample_rss "$samples"
 		bench stall watch --watchers 0 --stall-watchers 1000 --stall-streams 10 --watch-key-space 100 \
 			--puts "$STALL_PUTS" --put-clients 10 --val-size 4096
 		stop_sampler
 		printf '{"before_kib": %s, "peak_kib": %s, "after_kib": %s}\n' "$before" \
-			"$(sort -n "$samples" | tail -n 1)" "$(rss_kib VmRSS)" >"$RES/stall-rss.json"
+			"$(sort -n "$samples" | tail -n 1)" "$(status_kib VmRSS)" >"$RES/stall-rss.json"
 		stop_server
 	fi
 
@@ -399,12 +235,7 @@ run_server() {
 log "results in $OUT; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 START=$(date +%s)
 for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
-	order=("${SERVERS[@]}")
-	if ((ROUND % 2 == 0)); then
-		order=()
-		for ((i = ${#SERVERS[@]} - 1; i >= 0; i--)); do order+=("${SERVERS[i]}"); done
-	fi
-	for s in "${order[@]}"; do
+	for s in $(round_order "$ROUND" "${SERVERS[@]}"); do
 		if [ -n "${AVAILABLE[$s]:-}" ]; then
 			run_server "$s"
 		fi

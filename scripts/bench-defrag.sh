@@ -82,77 +82,14 @@ for s in "${SERVERS[@]}"; do
 	esac
 done
 
-SERVER_PID=""
-ENDPOINT=""
-DATA_DIRS=()
+# shellcheck source=lib/bench-servers.sh
+. scripts/lib/bench-servers.sh
 
 cleanup() {
 	stop_server
 	for d in "${DATA_DIRS[@]}"; do rm -rf "$d"; done
 }
 trap cleanup EXIT
-
-# free_port prints a loopback port nobody listens on right now.
-free_port() {
-	local p
-	for _ in $(seq 200); do
-		p=$((20000 + RANDOM % 30000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
-
-# start_server KIND LOGNAME: starts etcd or cairn with a fresh data dir and
-# waits for "ready to serve client requests"; sets SERVER_PID and ENDPOINT.
-start_server() {
-	local kind=$1 logf=$OUT/$1-$2.log attempt cport pport dir bin
-	case $kind in
-	etcd) bin=$ETCD ;;
-	cairn) bin=$CAIRN ;;
-	esac
-	for attempt in 1 2 3; do
-		cport=$(free_port)
-		pport=$(free_port)
-		dir=$(mktemp -d "${TMPDIR:-/tmp}/bench-defrag-$kind.XXXXXX")
-		DATA_DIRS+=("$dir")
-		"$bin" --name default --data-dir "$dir/data" \
-			--listen-client-urls "http://127.0.0.1:$cport" \
-			--advertise-client-urls "http://127.0.0.1:$cport" \
-			--listen-peer-urls "http://127.0.0.1:$pport" \
-			--initial-advertise-peer-urls "http://127.0.0.1:$pport" \
-			--initial-cluster "default=http://127.0.0.1:$pport" \
-			>"$logf" 2>&1 &
-		SERVER_PID=$!
-		for _ in $(seq 600); do
-			kill -0 "$SERVER_PID" 2>/dev/null || break
-			if grep -qs "ready to serve client requests" "$logf"; then
-				ENDPOINT=127.0.0.1:$cport
-				log "$kind ready on $ENDPOINT (pid $SERVER_PID)"
-				return 0
-			fi
-			sleep 0.1
-		done
-		log "$kind did not become ready (attempt $attempt); log tail:"
-		tail -n 5 "$logf" >&2
-		stop_server
-	done
-	return 1
-}
-
-stop_server() {
-	[ -n "$SERVER_PID" ] || return 0
-	kill -TERM "$SERVER_PID" 2>/dev/null || true
-	for _ in $(seq 200); do
-		kill -0 "$SERVER_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$SERVER_PID" 2>/dev/null || true
-	wait "$SERVER_PID" 2>/dev/null || true
-	SERVER_PID=""
-}
 
 run_server() {
 	local kind=$1 out=$OUT/round$ROUND-$1.json
@@ -170,12 +107,7 @@ run_server() {
 log "results in $OUT; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 START=$(date +%s)
 for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
-	order=("${SERVERS[@]}")
-	if ((ROUND % 2 == 0)); then
-		order=()
-		for ((i = ${#SERVERS[@]} - 1; i >= 0; i--)); do order+=("${SERVERS[i]}"); done
-	fi
-	for s in "${order[@]}"; do run_server "$s"; done
+	for s in $(round_order "$ROUND" "${SERVERS[@]}"); do run_server "$s"; done
 done
 log "done in $(($(date +%s) - START)) s; load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 

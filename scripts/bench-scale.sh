@@ -33,7 +33,8 @@
 #
 # Knobs (environment): SCALE_SIZES ("100000 10000000"), SCALE_VAL_SIZE
 # (2048), SCALE_TXN_OPS (10), SCALE_REQUESTS (50000), SCALE_QUOTA
-# (68719476736), SCALE_CAIRN_RESTART_FLAGS (empty: no second restart),
+# (68719476736), SCALE_CAIRN_RESTART_FLAGS (--initial-corrupt-check=false;
+# set it empty for no second restart),
 # SCALE_LOAD_TIMEOUT (0), SCALE_STEP_TIMEOUT (600, per measurement step),
 # SCALE_READY_TIMEOUT (600), SCALE_MIN_FREE_GIB (8),
 # BENCH_OUT (a new temp dir: raw JSON, logs, summary per run), CAIRN_BIN,
@@ -96,7 +97,12 @@ BENCH=$OUT/bin/cairn-bench
 
 # --- server ------------------------------------------------------------------
 
-SERVER_PID="" SAMPLER_PID="" GUARD_PID="" BENCH_PID="" DIR=""
+# The private copies; restarts and shutdowns of big data sets are slow.
+ETCD=$OUT/bin/etcd CAIRN=$OUT/bin/cairn STOP_TIMEOUT=120
+# shellcheck source=lib/bench-servers.sh
+. scripts/lib/bench-servers.sh
+
+GUARD_PID="" BENCH_PID="" DIR=""
 cleanup() {
 	[ -z "$BENCH_PID" ] || kill -TERM "$BENCH_PID" "$GUARD_PID" 2>/dev/null || true
 	stop_sampler
@@ -105,75 +111,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-	local p
-	for _ in $(seq 200); do
-		p=$((20000 + RANDOM % 30000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-	done
-	return 1
-}
-
-# launch KIND LOG [FLAG...]: starts KIND on $DIR/data with $CPORT/$PPORT and waits up
-# to READY_TIMEOUT for "ready to serve client requests"; sets SERVER_PID and
-# READY_SECONDS (from exec to the line, 0.1 s resolution).
-launch() {
-	local kind=$1 logf=$2 t0
-	shift 2
-	t0=$(date +%s.%N)
-	"$OUT/bin/$kind" "$@" --name default --data-dir "$DIR/data" --quota-backend-bytes "$QUOTA" \
-		--listen-client-urls "http://127.0.0.1:$CPORT" --advertise-client-urls "http://127.0.0.1:$CPORT" \
-		--listen-peer-urls "http://127.0.0.1:$PPORT" --initial-advertise-peer-urls "http://127.0.0.1:$PPORT" \
-		--initial-cluster "default=http://127.0.0.1:$PPORT" >"$logf" 2>&1 &
-	SERVER_PID=$!
-	for _ in $(seq $((READY_TIMEOUT * 10))); do
-		kill -0 "$SERVER_PID" 2>/dev/null || break
-		if grep -qs "ready to serve client requests" "$logf"; then
-			READY_SECONDS=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-			return 0
-		fi
-		sleep 0.1
-	done
-	log "$kind did not become ready in $READY_TIMEOUT s; log tail:"
-	tail -n 5 "$logf" >&2
-	stop_server
-	return 1
-}
-
-# stop_server: SIGTERM, up to 120 s for a clean exit, then SIGKILL; sets
-# STOP_SECONDS.
-stop_server() {
-	[ -n "$SERVER_PID" ] || return 0
-	local t0=$SECONDS
-	kill -TERM "$SERVER_PID" 2>/dev/null || true
-	for _ in $(seq 1200); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$SERVER_PID" 2>/dev/null || true
-	wait "$SERVER_PID" 2>/dev/null || true
-	STOP_SECONDS=$((SECONDS - t0))
-	SERVER_PID=""
-}
-
 # dir_kib DIR: du -sk of DIR; Pebble may delete a file while du walks.
 dir_kib() { du -sk "$1" 2>/dev/null | cut -f1 || true; }
-
-status_kib() { awk -v f="$1:" '$1 == f { print $2 }' "/proc/$SERVER_PID/status" 2>/dev/null || true; }
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"; }
-
-# sample_rss FILE: the server's VmRSS in KiB into FILE every 0.2 s.
-sample_rss() {
-	local pid=$SERVER_PID
-	( while [ -r "/proc/$pid/status" ]; do
-		awk '$1 == "VmRSS:" { print $2 }' "/proc/$pid/status" 2>/dev/null || true
-		sleep 0.2
-	done ) >"$1" &
-	SAMPLER_PID=$!
-}
-stop_sampler() {
-	[ -n "$SAMPLER_PID" ] || return 0
-	kill "$SAMPLER_PID" 2>/dev/null || true
-	wait "$SAMPLER_PID" 2>/dev/null || true
-	SAMPLER_PID=""
-}
 
 # bench NAME TIMEOUT ARGS...: cairn-bench into $RES/NAME.json, with the
 # server's CPU seconds and the step's sampled peak VmRSS added. Stops the
@@ -221,7 +160,7 @@ run() {
 	DIR=$(mktemp -d "${TMPDIR:-/tmp}/bench-scale-$KIND.XXXXXX")
 	CPORT=$(free_port) PPORT=$(free_port)
 	local reached=0 died="" ready="" restart_rss="" check="{}" hwm="" data_kib="" stop_s="" ready2=""
-	if ! launch "$KIND" "$RES/server.log"; then
+	if ! launch "$KIND" "$RES/server.log" "$DIR/data" "$CPORT" "$PPORT" --quota-backend-bytes "$QUOTA"; then
 		echo '{"error": "did not start"}' >"$RES/summary.json"
 		rm -rf "$DIR"; DIR=""
 		return 0
@@ -248,7 +187,7 @@ run() {
 		stop_server
 		stop_s=$STOP_SECONDS
 		log "$KIND: stopped in $stop_s s; restarting on $data_kib KiB of data"
-		if launch "$KIND" "$RES/restart.log"; then
+		if launch "$KIND" "$RES/restart.log" "$DIR/data" "$CPORT" "$PPORT" --quota-backend-bytes "$QUOTA"; then
 			ready=$READY_SECONDS
 			restart_rss=$(status_kib VmRSS)
 			log "$KIND: ready after $ready s (vmrss $restart_rss KiB)"
@@ -259,7 +198,7 @@ run() {
 			fi
 			stop_server
 			# shellcheck disable=SC2086 # the flags are words
-			if [ "$KIND" = cairn ] && [ -n "$CAIRN_RESTART_FLAGS" ] && launch cairn "$RES/restart2.log" $CAIRN_RESTART_FLAGS; then
+			if [ "$KIND" = cairn ] && [ -n "$CAIRN_RESTART_FLAGS" ] && launch cairn "$RES/restart2.log" "$DIR/data" "$CPORT" "$PPORT" --quota-backend-bytes "$QUOTA" $CAIRN_RESTART_FLAGS; then
 				ready2=$READY_SECONDS
 				log "$KIND: with $CAIRN_RESTART_FLAGS ready after $ready2 s"
 				stop_server

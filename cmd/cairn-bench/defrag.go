@@ -176,7 +176,7 @@ func runDefrag(parent context.Context, o *options, d *defragOptions, progress io
 	defer abort()
 	t := newTally(o, abort)
 	finish := func() *defragResult {
-		res.Succeeded, res.Errors, res.ErrorSamples = t.lat.total(), t.failed.Load(), t.samples.list()
+		res.Errors, res.ErrorSamples = t.failed.Load(), t.samples.list()
 		res.Interrupted = parent.Err() != nil
 		res.Aborted = parent.Err() == nil && ctx.Err() != nil
 		return res
@@ -273,6 +273,7 @@ func runDefrag(parent context.Context, o *options, d *defragOptions, progress io
 	if runErr != nil && ctx.Err() == nil {
 		return nil, runErr
 	}
+	res.Succeeded = uint64(len(puts))
 	for _, p := range phases {
 		res.Phases = append(res.Phases, summarizePhase(p, puts))
 	}
@@ -321,10 +322,10 @@ func fillHistory(ctx context.Context, o *options, d *defragOptions, progress io.
 				first := (j * uint64(d.fillTxnOps)) % d.fillKeys
 				var err error
 				if len(ops) == 1 {
-					_, err = kv.Put(ctx, fillKeyPrefix+formatKey(first, d.keySize), value)
+					_, err = kv.Put(ctx, prefixedKey(fillKeyPrefix, first, d.keySize), value)
 				} else {
 					for k := range ops {
-						ops[k] = clientv3.OpPut(fillKeyPrefix+formatKey(first+uint64(k), d.keySize), value)
+						ops[k] = clientv3.OpPut(prefixedKey(fillKeyPrefix, first+uint64(k), d.keySize), value)
 					}
 					_, err = kv.Txn(ctx).Then(ops...).Commit()
 				}
@@ -368,7 +369,9 @@ type putLoad struct {
 // startPutLoad starts o.clients workers putting d.valSize bytes to
 // d.loadKeys keys round-robin, paced at o.rate puts per second over all of
 // them (a worker behind schedule sends at once), each with one put in
-// flight, until stop. Failures count in t.
+// flight, until stop. Failures count in t; successes are only recorded in
+// the worker's own slice (no shared counter or lock per put), and summed
+// up per phase once the load has stopped.
 func startPutLoad(ctx context.Context, o *options, d *defragOptions, clients []*clientv3.Client, t *tally) *putLoad {
 	ctx, cancel := context.WithCancel(ctx)
 	l := &putLoad{cancel: cancel}
@@ -394,12 +397,11 @@ func startPutLoad(ctx context.Context, o *options, d *defragOptions, clients []*
 				}
 				rctx, rcancel := withTimeout(ctx, o.requestTimeout)
 				t0 := time.Now()
-				_, err := kv.Put(rctx, loadKeyPrefix+formatKey(n%d.loadKeys, d.keySize), value)
+				_, err := kv.Put(rctx, prefixedKey(loadKeyPrefix, n%d.loadKeys, d.keySize), value)
 				t1 := time.Now()
 				rcancel()
 				switch {
 				case err == nil:
-					t.lat.record(t1.Sub(t0))
 					mine = append(mine, timedPut{t0, t1})
 				case ctx.Err() != nil:
 					return // stopped: neither a success nor the server's failure

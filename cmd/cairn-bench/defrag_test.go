@@ -94,6 +94,25 @@ func TestDefragMember(t *testing.T) {
 		t.Fatalf("db sizes %+v: want three readings", res.Sizes)
 	}
 
+	if res.Succeeded == 0 || res.Succeeded < uint64(res.Phases[0].Puts) {
+		t.Fatalf("%d puts succeeded in all, %d in the baseline", res.Succeeded, res.Phases[0].Puts)
+	}
+
+	// Without the history and the two operations: the two windows alone.
+	bare := *d
+	bare.fillKeys, bare.noCompact, bare.noDefrag = 0, true, true
+	res2, err := runDefrag(ctx, o, &bare, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names = names[:0]
+	for _, p := range res2.Phases {
+		names = append(names, p.Name)
+	}
+	if got := strings.Join(names, " "); got != "baseline after" || res2.FillPuts != 0 || res2.CompactRev != 0 || len(res2.Sizes) != 1 {
+		t.Fatalf("--no-compact --no-defrag: phases %q, %d history puts, compacted at %d, sizes %+v", got, res2.FillPuts, res2.CompactRev, res2.Sizes)
+	}
+
 	var buf bytes.Buffer
 	if err := res.writeJSON(&buf); err != nil {
 		t.Fatal(err)
@@ -105,5 +124,30 @@ func TestDefragMember(t *testing.T) {
 	buf.Reset()
 	if err := res.writeText(&buf); err != nil || !strings.Contains(buf.String(), "defragment") {
 		t.Fatalf("text report %q: %v", buf.String(), err)
+	}
+}
+
+// TestDefragCommandFlags checks the validation that runs before any
+// connection is made.
+func TestDefragCommandFlags(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"defrag", "--total", "5"}, "--total does not apply"},
+		{[]string{"defrag", "--endpoints", "a:1,b:2"}, "exactly one endpoint"},
+		{[]string{"defrag", "--fill-keys", "10", "--fill-txn-ops", "3"}, "multiple of --fill-txn-ops"},
+		{[]string{"defrag", "--fill-conns", "5", "--fill-clients", "4"}, "--fill-conns 5"},
+		{[]string{"defrag", "--load-keys", "0"}, "--load-keys 0"},
+		{[]string{"defrag", "--key-size", "2", "--load-keys", "101"}, "holds only 100"},
+		{[]string{"defrag", "--baseline", "0s"}, "--baseline"},
+	} {
+		cmd := newRootCommand()
+		cmd.SetArgs(tt.args)
+		cmd.SetOut(io.Discard)
+		cmd.SetErr(io.Discard)
+		if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: error %v, want one containing %q", tt.args, err, tt.want)
+		}
 	}
 }

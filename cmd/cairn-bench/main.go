@@ -182,13 +182,9 @@ func newRangeCommand(o *options) *cobra.Command {
 		Short: "Benchmark Range over KEY, or over [KEY, END)",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var serializable bool
-			switch strings.ToLower(consistency) {
-			case "l":
-			case "s":
-				serializable = true
-			default:
-				return fmt.Errorf("--consistency %q: must be l (linearizable) or s (serializable)", consistency)
+			serializable, err := parseConsistency(consistency)
+			if err != nil {
+				return err
 			}
 			end := ""
 			if len(args) == 2 {
@@ -199,6 +195,19 @@ func newRangeCommand(o *options) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&consistency, "consistency", "l", "l (linearizable) or s (serializable)")
 	return cmd
+}
+
+// parseConsistency reads --consistency: l (linearizable) or s
+// (serializable), in either case; it reports whether reads are
+// serializable.
+func parseConsistency(s string) (bool, error) {
+	switch strings.ToLower(s) {
+	case "l":
+		return false, nil
+	case "s":
+		return true, nil
+	}
+	return false, fmt.Errorf("--consistency %q: must be l (linearizable) or s (serializable)", s)
 }
 
 // errFailedRequests reports a completed run with failed requests; the report

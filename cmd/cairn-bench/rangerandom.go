@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 
 	"github.com/spf13/cobra"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -27,13 +26,9 @@ func newRangeRandomCommand(o *options) *cobra.Command {
 			"as a failed request, so a clean run also shows that every key read was there.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var serializable bool
-			switch strings.ToLower(consistency) {
-			case "l":
-			case "s":
-				serializable = true
-			default:
-				return fmt.Errorf("--consistency %q: must be l (linearizable) or s (serializable)", consistency)
+			serializable, err := parseConsistency(consistency)
+			if err != nil {
+				return err
 			}
 			k := keyOptions{keySize: keySize, keySpaceSize: keySpaceSize}
 			if err := k.validate(1); err != nil {

@@ -68,7 +68,7 @@ func (w *watchOptions) validate() error {
 
 // watchKey is the key number k of the workload.
 func (w *watchOptions) watchKey(k uint64) string {
-	return watchKeyPrefix + formatKey(k, w.keySize)
+	return prefixedKey(watchKeyPrefix, k, w.keySize)
 }
 
 // watcherKey is the key number watcher i watches (without --prefix); stalled

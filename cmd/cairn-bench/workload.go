@@ -19,12 +19,21 @@ type workload interface {
 
 // formatKey writes key number i in decimal, zero-padded to size bytes.
 // keyOptions.validate ensures i fits.
-func formatKey(i uint64, size int) string {
-	s := strconv.FormatUint(i, 10)
-	if len(s) >= size {
-		return s
+func formatKey(i uint64, size int) string { return prefixedKey("", i, size) }
+
+// prefixedKey is prefix followed by formatKey(i, size), built with one
+// allocation: it runs once per request, inside the measured loop.
+func prefixedKey(prefix string, i uint64, size int) string {
+	var buf [20]byte // the longest uint64
+	digits := strconv.AppendUint(buf[:0], i, 10)
+	var b strings.Builder
+	b.Grow(len(prefix) + max(size, len(digits)))
+	b.WriteString(prefix)
+	for range size - len(digits) {
+		b.WriteByte('0')
 	}
-	return strings.Repeat("0", size-len(s)) + s
+	b.Write(digits)
+	return b.String()
 }
 
 // putWorkload writes ops keys per request: a plain Put (ops is then 1) or a

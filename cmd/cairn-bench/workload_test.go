@@ -24,6 +24,20 @@ func TestFormatKey(t *testing.T) {
 	}
 }
 
+// TestPrefixedKey: the keys of the defrag and watch workloads, built with
+// one allocation since every request makes one.
+func TestPrefixedKey(t *testing.T) {
+	if got := prefixedKey("load/", 42, 8); got != "load/00000042" {
+		t.Fatalf("prefixedKey = %q", got)
+	}
+	if got := prefixedKey("w/", 123456, 3); got != "w/123456" {
+		t.Fatalf("prefixedKey past the size = %q", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = prefixedKey("load/", 12345, 8) }); n > 1 {
+		t.Fatalf("%v allocations per key, want 1", n)
+	}
+}
+
 func TestKeyOptionsValidate(t *testing.T) {
 	ok := keyOptions{keySize: 8, valSize: 256, keySpaceSize: 1}
 	tests := []struct {

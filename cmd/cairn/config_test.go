@@ -314,17 +314,10 @@ auto-compaction-mode: periodic
 auto-compaction-retention: 200ms
 log-outputs: [stderr]
 `)
-	logs := framework.NewOutput()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var code int
-	exited := make(chan struct{})
-	go func() {
-		code = run(ctx, []string{"--config-file", path, "--name", "from-flag"}, io.Discard, logs, noEnv)
-		close(exited)
-	}()
-	addr := addresses(t, logs, exited, "ready to serve client requests", 1)[0]
-	if loaded := addresses(t, logs, exited, "loaded server configuration, other configuration command line flags and environment variables will be ignored if provided", 1); len(loaded) != 1 {
+	r := start(t, "--config-file", path, "--name", "from-flag")
+	logs := r.logs
+	addr := r.addresses(t, "ready to serve client requests", 1)[0]
+	if loaded := r.addresses(t, "loaded server configuration, other configuration command line flags and environment variables will be ignored if provided", 1); len(loaded) != 1 {
 		t.Fatal(loaded)
 	}
 	if !strings.Contains(logs.String(), `"path":"`+path+`"`) {
@@ -353,7 +346,7 @@ log-outputs: [stderr]
 	}
 
 	// Within a few retention periods the compactor passes the first put.
-	err = logs.Wait(exited, 30*time.Second, func(out string) bool {
+	err = logs.Wait(r.exited, 30*time.Second, func(out string) bool {
 		for _, line := range strings.Split(out, "\n") {
 			var e struct {
 				Msg      string
@@ -372,15 +365,7 @@ log-outputs: [stderr]
 		t.Fatalf("get at revision %d: %v, want %v", put.Header.Revision, err, rpctypes.ErrCompacted)
 	}
 
-	cancel()
-	select {
-	case <-exited:
-		if code != 0 {
-			t.Fatalf("exit code %d:\n%s", code, logs)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("cairn did not stop within 30s")
-	}
+	r.stop(t)
 }
 
 // TestEnvironmentVersionIgnored: ETCD_VERSION, which container images often

@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,6 +147,28 @@ func TestCorruptCheckFlags(t *testing.T) {
 		got := checks{cfg.NoInitialCorruptCheck, cfg.CorruptCheckTime, cfg.NoCompactHashCheck, cfg.CompactHashCheckTime}
 		if got != c.want {
 			t.Errorf("%v %v: %+v, want %+v", c.args, c.env, got, c.want)
+		}
+	}
+}
+
+// TestPeerURLsPlainHTTP: Cairn's peers speak plain HTTP only, so a peer URL
+// of another scheme is refused before anything starts, whichever flag or
+// variable gives it.
+func TestPeerURLsPlainHTTP(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+	}{
+		{[]string{"--listen-peer-urls", "https://127.0.0.1:2380"}, nil},
+		{[]string{"--initial-advertise-peer-urls", "https://127.0.0.1:2380"}, nil},
+		{nil, map[string]string{"ETCD_LISTEN_PEER_URLS": "http://127.0.0.1:2380,unix://peer"}},
+	} {
+		o, err := parse(c.args, io.Discard, func(k string) (string, bool) { v, ok := c.env[k]; return v, ok })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := o.config(zap.NewNop()); err == nil || !strings.Contains(err.Error(), "is not supported yet (use http)") {
+			t.Errorf("%v %v: %v, want the scheme refused", c.args, c.env, err)
 		}
 	}
 }

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/cairn-kv/cairn/tests/framework"
 )
 
 // TestServeGateway runs the command with a wildcard first client URL and
@@ -18,43 +16,20 @@ import (
 // signal stops everything, ending them. tests/differential compares the gateway's
 // answers with etcd's.
 func TestServeGateway(t *testing.T) {
-	logs := framework.NewOutput()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var code int
-	exited := make(chan struct{})
-	args := []string{
+	r := start(t,
 		"--data-dir", t.TempDir(),
 		"--listen-client-urls", "http://0.0.0.0:0,http://127.0.0.1:0",
 		"--advertise-client-urls", "http://127.0.0.1:2379",
 		"--listen-peer-urls", "http://127.0.0.1:0",
 		"--heartbeat-interval", "10", "--election-timeout", "100",
-	}
-	go func() {
-		code = run(ctx, args, io.Discard, logs, func(string) (string, bool) { return "", false })
-		close(exited)
-	}()
+	)
 	var urls []string
-	for _, a := range addresses(t, logs, exited, "ready to serve client requests", 2) {
+	for _, a := range r.addresses(t, "ready to serve client requests", 2) {
 		_, port, err := net.SplitHostPort(a)
 		if err != nil {
 			t.Fatal(err)
 		}
 		urls = append(urls, "http://127.0.0.1:"+port)
-	}
-	post := func(url, body string) (int, string) {
-		t.Helper()
-		c := &http.Client{Timeout: 30 * time.Second}
-		resp, err := c.Post(url, "application/json", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.StatusCode, string(b)
 	}
 
 	// A watch stream open across the shutdown.
@@ -72,13 +47,13 @@ func TestServeGateway(t *testing.T) {
 
 	for i, u := range urls {
 		val := []string{"YmFy", "YmF6"}[i]
-		if code, body := post(u+"/v3/kv/put", `{"key":"Zm9v","value":"`+val+`"}`); code != 200 || !strings.Contains(body, `"revision":"`) {
+		if code, body := httpPost(t, u+"/v3/kv/put", `{"key":"Zm9v","value":"`+val+`"}`); code != 200 || !strings.Contains(body, `"revision":"`) {
 			t.Fatalf("put through %s: %d %s", u, code, body)
 		}
-		if code, body := post(u+"/v3beta/kv/range", `{"key":"Zm9v"}`); code != 200 || !strings.Contains(body, `"value":"`+val+`"`) {
+		if code, body := httpPost(t, u+"/v3beta/kv/range", `{"key":"Zm9v"}`); code != 200 || !strings.Contains(body, `"value":"`+val+`"`) {
 			t.Fatalf("range through %s: %d %s", u, code, body)
 		}
-		if code, body := post(u+"/v3/kv/range", `{}`); code != 400 || !strings.Contains(body, `"message":"etcdserver: key is not provided"`) {
+		if code, body := httpPost(t, u+"/v3/kv/range", `{}`); code != 400 || !strings.Contains(body, `"message":"etcdserver: key is not provided"`) {
 			t.Fatalf("range without a key through %s: %d %s", u, code, body)
 		}
 	}
@@ -92,15 +67,7 @@ func TestServeGateway(t *testing.T) {
 		}
 	}
 
-	cancel()
-	select {
-	case <-exited:
-		if code != 0 {
-			t.Fatalf("exit code %d:\n%s", code, logs.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("cairn did not stop within 30s of the signal")
-	}
+	r.stop(t)
 	// The stream ended with the server, well before its deadline.
 	io.Copy(io.Discard, wresp.Body)
 	if wctx.Err() != nil {

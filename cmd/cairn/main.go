@@ -37,7 +37,7 @@ type options struct {
 	maxLearners                                     int
 	initialCluster, initialClusterState, clusterTok string
 	snapshotCount, snapshotCatchUpEntries           uint64
-	maxSnapshots, maxWALs                           uint
+	maxSnapshots                                    uint
 	heartbeatMs, electionMs                         uint
 	maxRequestBytes, maxTxnOps                      uint
 	quotaBackendBytes                               int64
@@ -76,7 +76,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.Uint64Var(&o.snapshotCatchUpEntries, "snapshot-catchup-entries", 5000, "Number of entries for a slow follower to catch-up after compacting the raft storage entries.")
 	fs.Uint64Var(&o.snapshotCatchUpEntries, "experimental-snapshot-catchup-entries", 5000, "Deprecated alias of --snapshot-catchup-entries.")
 	fs.UintVar(&o.maxSnapshots, "max-snapshots", 5, "Maximum number of snapshot files to retain (0 is unlimited).")
-	fs.UintVar(&o.maxWALs, "max-wals", 5, "Accepted for etcd compatibility: Cairn deletes WAL segments as soon as a snapshot covers them.")
+	fs.Uint("max-wals", 5, "Accepted for etcd compatibility: Cairn deletes WAL segments as soon as a snapshot covers them.") // checked, then ignored
 	fs.UintVar(&o.heartbeatMs, "heartbeat-interval", 100, "Time (in milliseconds) of a heartbeat interval.")
 	fs.UintVar(&o.electionMs, "election-timeout", 1000, "Time (in milliseconds) for an election to timeout.")
 	fs.UintVar(&o.maxRequestBytes, "max-request-bytes", server.DefaultMaxRequestBytes, "Maximum client request size in bytes the server will accept.")

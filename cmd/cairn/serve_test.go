@@ -48,12 +48,57 @@ func TestListenMetricsRefusesBadURLs(t *testing.T) {
 	}
 }
 
+// running is the command running in a goroutine, as the process would,
+// with its logs captured.
+type running struct {
+	logs   *framework.Output
+	cancel context.CancelFunc // the signal
+	exited chan struct{}
+	code   int // once exited
+}
+
+// start runs the command with args and no ETCD_* environment until stop
+// (at the latest when the test ends).
+func start(t *testing.T, args ...string) *running {
+	t.Helper()
+	r := &running{logs: framework.NewOutput(), exited: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() {
+		r.code = run(ctx, args, io.Discard, r.logs, noEnv)
+		close(r.exited)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-r.exited:
+		case <-time.After(30 * time.Second):
+		}
+	})
+	return r
+}
+
+// stop sends the signal and fails t unless the command exits with 0
+// within 30 s.
+func (r *running) stop(t *testing.T) {
+	t.Helper()
+	r.cancel()
+	select {
+	case <-r.exited:
+		if r.code != 0 {
+			t.Fatalf("exit code %d:\n%s", r.code, r.logs)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("cairn did not stop within 30s of the signal")
+	}
+}
+
 // addresses waits until msg was logged n times and returns the "address"
 // fields of those lines.
-func addresses(t *testing.T, logs *framework.Output, exited <-chan struct{}, msg string, n int) []string {
+func (r *running) addresses(t *testing.T, msg string, n int) []string {
 	t.Helper()
 	var addrs []string
-	err := logs.Wait(exited, 30*time.Second, func(out string) bool {
+	err := r.logs.Wait(r.exited, 30*time.Second, func(out string) bool {
 		addrs = addrs[:0]
 		for _, line := range strings.Split(out, "\n") {
 			var e struct{ Msg, Address string }
@@ -64,15 +109,26 @@ func addresses(t *testing.T, logs *framework.Output, exited <-chan struct{}, msg
 		return len(addrs) >= n
 	})
 	if err != nil {
-		t.Fatalf("waiting for %d %q log lines: %v:\n%s", n, msg, err, logs)
+		t.Fatalf("waiting for %d %q log lines: %v:\n%s", n, msg, err, r.logs)
 	}
 	return addrs
 }
 
 func httpGet(t *testing.T, url string) (int, string) {
 	t.Helper()
-	c := &http.Client{Timeout: 30 * time.Second}
-	resp, err := c.Get(url)
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Get(url)
+	return httpBody(t, resp, err)
+}
+
+func httpPost(t *testing.T, url, body string) (int, string) {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Post(url, "application/json", strings.NewReader(body))
+	return httpBody(t, resp, err)
+}
+
+// httpBody returns the status code and body of a response.
+func httpBody(t *testing.T, resp *http.Response, err error) (int, string) {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,32 +144,23 @@ func httpGet(t *testing.T, url string) (int, string) {
 // client port, the metrics port serves the metrics endpoints only, pprof
 // is mounted when asked, and a signal stops everything.
 func TestServeHTTPAndGRPC(t *testing.T) {
-	logs := framework.NewOutput()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var code int
-	exited := make(chan struct{})
-	args := []string{
+	r := start(t,
 		"--data-dir", t.TempDir(),
 		"--listen-client-urls", "http://127.0.0.1:0,http://127.0.0.1:0",
 		"--listen-metrics-urls", "http://127.0.0.1:0",
 		"--listen-peer-urls", "http://127.0.0.1:0",
 		"--heartbeat-interval", "10", "--election-timeout", "100",
 		"--enable-pprof",
-	}
-	go func() {
-		code = run(ctx, args, io.Discard, logs, func(string) (string, bool) { return "", false })
-		close(exited)
-	}()
-	clients := addresses(t, logs, exited, "ready to serve client requests", 2)
-	metrics := addresses(t, logs, exited, "serving metrics", 1)
+	)
+	clients := r.addresses(t, "ready to serve client requests", 2)
+	metrics := r.addresses(t, "serving metrics", 1)
 
 	for _, addr := range clients {
 		c, err := clientv3.New(clientv3.Config{Endpoints: []string{addr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 		if err != nil {
 			t.Fatal(err)
 		}
-		rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
+		rctx, rcancel := context.WithTimeout(context.Background(), 30*time.Second)
 		_, err = c.Put(rctx, "k", addr)
 		rcancel()
 		c.Close()
@@ -151,15 +198,7 @@ func TestServeHTTPAndGRPC(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer silent.Close()
-	cancel()
-	select {
-	case <-exited:
-		if code != 0 {
-			t.Fatalf("exit code %d:\n%s", code, logs.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("cairn did not stop within 30s of the signal")
-	}
+	r.stop(t)
 	for _, addr := range append(clients, metrics...) {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"regexp"
 	"testing"
 	"time"
@@ -15,7 +14,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cairn-kv/cairn/cmd/cairnctl/internal/ctltest"
-	"github.com/cairn-kv/cairn/tests/reference"
 )
 
 // The alarm commands run against one server with a small quota, filled
@@ -33,14 +31,7 @@ func TestAlarmDifferential(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a server")
 	}
-	etcdBin, ctlBin, err := reference.Binaries()
-	if err != nil {
-		t.Skipf("reference binaries unavailable: %v", err)
-	}
-	server := etcdBin
-	if s := os.Getenv(ctltest.ServerEnv); s != "" {
-		server = s
-	}
+	ctlBin, server := diffBinaries(t)
 	s := ctltest.StartServer(t, server, "--quota-backend-bytes", fmt.Sprint(alarmQuota))
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{s.Endpoint}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/cairn-kv/cairn/cmd/cairnctl/internal/ctltest"
 	"github.com/cairn-kv/cairn/tests/framework"
-	"github.com/cairn-kv/cairn/tests/reference"
 )
 
 // "check perf" and "check datascale" load the server on purpose, and what
@@ -43,14 +42,7 @@ func TestCheckDifferential(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a server and loads it")
 	}
-	etcdBin, ctlBin, err := reference.Binaries()
-	if err != nil {
-		t.Skipf("reference binaries unavailable: %v", err)
-	}
-	server := etcdBin
-	if s := os.Getenv(ctltest.ServerEnv); s != "" {
-		server = s
-	}
+	ctlBin, server := diffBinaries(t)
 	s := ctltest.StartServer(t, server)
 	eps := []string{s.Endpoint}
 	cli := ctltest.Client(t, s.Endpoint)

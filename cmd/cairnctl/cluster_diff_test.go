@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/cairn-kv/cairn/cmd/cairnctl/internal/ctltest"
-	"github.com/cairn-kv/cairn/tests/reference"
 )
 
 // The cluster commands (member, endpoint --cluster, move-leader) need a
@@ -58,16 +57,9 @@ func TestClusterDifferential(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-member cluster")
 	}
-	etcdBin, ctlBin, err := reference.Binaries()
-	if err != nil {
-		t.Skipf("reference binaries unavailable: %v", err)
-	}
-	server := etcdBin
-	switch {
-	case os.Getenv(ctltest.ClusterServerEnv) != "":
-		server = os.Getenv(ctltest.ClusterServerEnv)
-	case os.Getenv(ctltest.ServerEnv) != "":
-		server = os.Getenv(ctltest.ServerEnv)
+	ctlBin, server := diffBinaries(t)
+	if s := os.Getenv(ctltest.ClusterServerEnv); s != "" {
+		server = s
 	}
 	e := &clusterEnv{ctlBin: ctlBin, c: ctltest.StartCluster(t, server, 3), ids: map[string]uint64{}}
 	ctx := waitContext(t)

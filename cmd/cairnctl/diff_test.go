@@ -298,21 +298,26 @@ func diffCases() []diffCase {
 	return cs
 }
 
-// differential runs each case with etcdctl against server A and with cairnctl
-// (in process, named etcdctl) against its twin B, and compares.
-func TestDifferential(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts two servers")
-	}
+// diffBinaries returns the reference etcdctl and the server binary the
+// differential tests run against: $CAIRNCTL_DIFF_SERVER, else the
+// reference etcd. It skips t when the reference binaries are unavailable.
+func diffBinaries(t *testing.T) (ctlBin, server string) {
+	t.Helper()
 	etcdBin, ctlBin, err := reference.Binaries()
 	if err != nil {
 		t.Skipf("reference binaries unavailable: %v", err)
 	}
-	server := etcdBin
 	if s := os.Getenv(ctltest.ServerEnv); s != "" {
-		server = s
+		return ctlBin, s
 	}
-	var a, b *ctltest.Server
+	return ctlBin, etcdBin
+}
+
+// startTwins starts two fresh servers of the binary under test (see
+// diffBinaries): etcdctl runs against one, cairnctl against the other.
+func startTwins(t *testing.T) (ctlBin string, a, b *ctltest.Server) {
+	t.Helper()
+	ctlBin, server := diffBinaries(t)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); a = ctltest.StartServer(t, server) }()
@@ -321,6 +326,16 @@ func TestDifferential(t *testing.T) {
 	if a == nil || b == nil {
 		t.FailNow()
 	}
+	return ctlBin, a, b
+}
+
+// differential runs each case with etcdctl against server A and with cairnctl
+// (in process, named etcdctl) against its twin B, and compares.
+func TestDifferential(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two servers")
+	}
+	ctlBin, a, b := startTwins(t)
 
 	for _, c := range diffCases() {
 		t.Run(c.name, func(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -15,7 +14,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cairn-kv/cairn/cmd/cairnctl/internal/ctltest"
-	"github.com/cairn-kv/cairn/tests/reference"
 )
 
 // The lease cases run like the other differential cases, etcdctl against
@@ -259,27 +257,6 @@ func (s *leaseSide) args(t *testing.T, a []string) []string {
 		out[i] = w
 	}
 	return out
-}
-
-func startTwins(t *testing.T) (ctlBin string, a, b *ctltest.Server) {
-	t.Helper()
-	etcdBin, ctlBin, err := reference.Binaries()
-	if err != nil {
-		t.Skipf("reference binaries unavailable: %v", err)
-	}
-	server := etcdBin
-	if s := os.Getenv(ctltest.ServerEnv); s != "" {
-		server = s
-	}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); a = ctltest.StartServer(t, server) }()
-	go func() { defer wg.Done(); b = ctltest.StartServer(t, server) }()
-	wg.Wait()
-	if a == nil || b == nil {
-		t.FailNow()
-	}
-	return ctlBin, a, b
 }
 
 func TestLeaseDifferential(t *testing.T) {

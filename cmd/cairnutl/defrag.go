@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/cairn-kv/cairn/internal/table"
 	"github.com/cairn-kv/cairn/storage"
 )
 
@@ -65,9 +66,9 @@ func (a *app) defrag(dataDir string) error {
 	lg.Info("defragmenting",
 		zap.String("path", dbDir),
 		zap.Int64("current-db-size-bytes", size),
-		zap.String("current-db-size", siBytes(uint64(size))),
+		zap.String("current-db-size", table.Bytes(uint64(size))),
 		zap.Int64("current-db-size-in-use-bytes", inUse),
-		zap.String("current-db-size-in-use", siBytes(uint64(inUse))),
+		zap.String("current-db-size-in-use", table.Bytes(uint64(inUse))),
 	)
 	st, err := eng.Defragment(a.ctx)
 	if cerr := eng.Close(); err == nil {
@@ -80,10 +81,10 @@ func (a *app) defrag(dataDir string) error {
 		zap.String("path", dbDir),
 		zap.Int64("current-db-size-bytes-diff", st.SizeAfter-st.SizeBefore),
 		zap.Int64("current-db-size-bytes", st.SizeAfter),
-		zap.String("current-db-size", siBytes(uint64(st.SizeAfter))),
+		zap.String("current-db-size", table.Bytes(uint64(st.SizeAfter))),
 		zap.Int64("current-db-size-in-use-bytes-diff", st.InUseAfter-st.InUseBefore),
 		zap.Int64("current-db-size-in-use-bytes", st.InUseAfter),
-		zap.String("current-db-size-in-use", siBytes(uint64(st.InUseAfter))),
+		zap.String("current-db-size-in-use", table.Bytes(uint64(st.InUseAfter))),
 		zap.Duration("took", st.Took),
 	)
 	return nil

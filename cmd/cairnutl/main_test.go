@@ -14,6 +14,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/cairn-kv/cairn/internal/table"
 	"github.com/cairn-kv/cairn/mvcc"
 	"github.com/cairn-kv/cairn/snap"
 	"github.com/cairn-kv/cairn/storage"
@@ -93,7 +94,7 @@ func TestStatus(t *testing.T) {
 	if st.Hash != hash || st.Revision != 21 || st.TotalKey != keys || st.TotalSize == 0 || st.Version != "3.7.0" {
 		t.Fatalf("status %+v; want hash %x, revision 21, %d keys", st, hash, keys)
 	}
-	size := siBytes(uint64(st.TotalSize))
+	size := table.Bytes(uint64(st.TotalSize))
 	row := fmt.Sprintf("%x, 21, %d, %s, 3.7.0\n", hash, keys, size)
 	if out, _, _ := runUtl("snapshot", "status", path); out != row {
 		t.Errorf("simple: %q, want %q", out, row)

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/cairn-kv/cairn/internal/table"
 	"github.com/cairn-kv/cairn/mvcc"
 	"github.com/cairn-kv/cairn/server"
 	"github.com/cairn-kv/cairn/snap"
@@ -54,7 +55,8 @@ The items in the lists are hash, revision, total keys, total size.
 	f.BoolVar(&ro.skipHashCheck, "skip-hash-check", false, "Ignore snapshot integrity hash value (the engine inside is still checked)")
 	f.Uint64Var(&ro.bump, "bump-revision", 0, "How much to increase the latest revision after restore")
 	f.BoolVar(&ro.markCompacted, "mark-compacted", false, "Mark the latest revision after restore as the point of scheduled compaction (required if --bump-revision > 0, disallowed otherwise)")
-	// etcdutl's bbolt-only flags, accepted so that scripts run unchanged.
+	// etcdutl's bbolt-only flags: known, so that the error names them;
+	// --wal-dir is refused when given, --initial-memory-map-size ignored.
 	f.String("wal-dir", "", "not supported: the WAL lives in the data directory")
 	f.Uint64("initial-memory-map-size", 0, "ignored: Cairn has no memory-mapped database")
 	_ = f.MarkHidden("initial-memory-map-size")
@@ -150,7 +152,7 @@ func countKeys(ctx context.Context, eng *storage.Engine) (int, error) {
 
 func (a *app) statusPrinter() (func(dbStatus) error, error) {
 	row := func(s dbStatus) []string {
-		return []string{fmt.Sprintf("%x", s.Hash), fmt.Sprint(s.Revision), fmt.Sprint(s.TotalKey), siBytes(uint64(s.TotalSize)), s.Version}
+		return []string{fmt.Sprintf("%x", s.Hash), fmt.Sprint(s.Revision), fmt.Sprint(s.TotalKey), table.Bytes(uint64(s.TotalSize)), s.Version}
 	}
 	switch a.writeOut {
 	case "simple":
@@ -175,7 +177,7 @@ func (a *app) statusPrinter() (func(dbStatus) error, error) {
 		}, nil
 	case "table":
 		return func(s dbStatus) error {
-			return renderTable(a.stdout, []string{"hash", "revision", "total keys", "total size", "version"}, [][]string{row(s)})
+			return table.Render(a.stdout, []string{"hash", "revision", "total keys", "total size", "version"}, [][]string{row(s)})
 		}, nil
 	case "protobuf":
 		return nil, exitf(exitBadFeature, "protobuf not supported as output format")

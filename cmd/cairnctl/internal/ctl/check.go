@@ -148,11 +148,21 @@ func (a *app) positiveEnv(key string, def int) int {
 	return def
 }
 
+// checkModel returns the model name ("s", "m", "l" or "xl") of a --load
+// value.
+func checkModel(load string) (string, error) {
+	model, ok := loadNames[load]
+	if !ok {
+		return "", exitf(exitBadFeature, "unknown load option %v", load)
+	}
+	return model, nil
+}
+
 // checkClients resolves the global flags and dials n clients.
-func (a *app) checkClients(cmd *cobra.Command, n int) (*clientv3.ConfigSpec, []*clientv3.Client, func(), error) {
+func (a *app) checkClients(cmd *cobra.Command, n int) ([]*clientv3.Client, func(), error) {
 	spec, err := a.clientConfig(cmd)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	clients := make([]*clientv3.Client, 0, n)
 	closeAll := func() {
@@ -164,22 +174,60 @@ func (a *app) checkClients(cmd *cobra.Command, n int) (*clientv3.ConfigSpec, []*
 		c, err := a.newClient(spec, "etcd-client")
 		if err != nil {
 			closeAll()
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
 		clients = append(clients, c)
 	}
-	return spec, clients, closeAll, nil
+	return clients, closeAll, nil
+}
+
+// writeLoad puts value to random keys of keySize bytes under prefix (a
+// random varint, zero-padded, as etcdctl's keys) from one worker per
+// client, each request under reqCtx, for as long as next allows and stop
+// has not ended. done, if not nil, is called after each request. It
+// returns the requests' outcome.
+func writeLoad(stop, reqCtx context.Context, clients []*clientv3.Client, prefix string, keySize int, value string, next func() bool, done func()) latencySummary {
+	requests := make(chan clientv3.Op, len(clients))
+	st := newLatencyStats()
+	var wg sync.WaitGroup
+	for _, c := range clients {
+		wg.Go(func() {
+			for op := range requests {
+				start := time.Now()
+				_, err := c.Do(reqCtx, op)
+				st.add(start, time.Now(), err)
+				if done != nil {
+					done()
+				}
+			}
+		})
+	}
+	go func() {
+		defer close(requests)
+		k := make([]byte, keySize)
+		for next() {
+			binary.PutVarint(k, rand.Int64N(math.MaxInt64))
+			select {
+			case requests <- clientv3.OpPut(prefix+string(k), value):
+			case <-stop.Done():
+				return
+			}
+		}
+	}()
+	st.begin()
+	wg.Wait()
+	return st.end()
 }
 
 func (a *app) checkPerf(cmd *cobra.Command, o checkOptions) error {
-	model, ok := loadNames[o.load]
-	if !ok {
-		return exitf(exitBadFeature, "unknown load option %v", o.load)
+	model, err := checkModel(o.load)
+	if err != nil {
+		return err
 	}
 	load := perfLoads[model]
 	load.seconds = a.positiveEnv(envCheckPerfSeconds, load.seconds)
 
-	_, clients, closeAll, err := a.checkClients(cmd, load.clients)
+	clients, closeAll, err := a.checkClients(cmd, load.clients)
 	if err != nil {
 		return err
 	}
@@ -209,7 +257,6 @@ func (a *app) checkPerf(cmd *cobra.Command, o checkOptions) error {
 		return exitf(exitInvalidInput, "prefix %q has keys. Delete with 'etcdctl del --prefix %s' first", o.prefix, o.prefix)
 	}
 
-	value := string(make([]byte, 1024))
 	bar := newProgressBar(a.stderr, a.rawStderr, a.stdin, int64(load.seconds))
 	bar.start()
 	// The bar counts the seconds of the run, as etcdctl's does.
@@ -228,32 +275,10 @@ func (a *app) checkPerf(cmd *cobra.Command, o checkOptions) error {
 		}
 	}()
 
-	requests := make(chan clientv3.Op, load.clients)
-	st := newLatencyStats()
-	var wg sync.WaitGroup
-	for _, c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for op := range requests {
-				start := time.Now()
-				_, err := c.Do(context.Background(), op)
-				st.add(start, time.Now(), err)
-			}
-		}()
-	}
-	go func() {
-		defer close(requests)
-		pace := newPacer(load.limit)
-		k := make([]byte, 256)
-		for pace.wait(ctx) {
-			binary.PutVarint(k, rand.Int64N(math.MaxInt64))
-			requests <- clientv3.OpPut(o.prefix+string(k), value)
-		}
-	}()
-	st.begin()
-	wg.Wait()
-	s := st.end()
+	// Requests in flight at the deadline complete, as etcdctl's do.
+	pace := newPacer(load.limit)
+	s := writeLoad(ctx, context.Background(), clients, o.prefix, 256, string(make([]byte, 1024)),
+		func() bool { return pace.wait(ctx) }, nil)
 
 	// The bar's last second ends with the run (a moment after the
 	// deadline, the bar having started after it was set).
@@ -267,19 +292,14 @@ func (a *app) checkPerf(cmd *cobra.Command, o checkOptions) error {
 		return err
 	}
 	if o.autoDefrag {
-		for _, ep := range cli.Endpoints() {
-			if err := a.checkDefrag(cli, ep); err != nil {
-				return err
-			}
+		if err := a.checkDefrag(cli); err != nil {
+			return err
 		}
 	}
 
 	pass := true
 	if len(s.errors) != 0 {
-		fmt.Fprintln(a.stdout, "FAIL: too many errors")
-		for _, e := range s.sortedErrors() {
-			fmt.Fprintf(a.stdout, "FAIL: ERROR(%v) -> %d\n", e, s.errors[e])
-		}
+		s.printErrors(a.stdout)
 		pass = false
 	}
 	if s.rps/float64(load.limit) <= 0.9 {
@@ -370,32 +390,36 @@ func (a *app) checkCompact(cli *clientv3.Client, rev int64) error {
 	return nil
 }
 
-func (a *app) checkDefrag(cli *clientv3.Client, ep string) error {
-	fmt.Fprintf(a.stdout, "Defragmenting %q\n", ep)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	_, err := cli.Defragment(ctx, ep)
-	cancel()
-	if err != nil {
-		return exitWith(exitErr, err)
+// checkDefrag defragments every endpoint of cli in turn (--auto-defrag).
+func (a *app) checkDefrag(cli *clientv3.Client) error {
+	for _, ep := range cli.Endpoints() {
+		fmt.Fprintf(a.stdout, "Defragmenting %q\n", ep)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := cli.Defragment(ctx, ep)
+		cancel()
+		if err != nil {
+			return exitWith(exitErr, err)
+		}
+		fmt.Fprintf(a.stdout, "Defragmented %q\n", ep)
 	}
-	fmt.Fprintf(a.stdout, "Defragmented %q\n", ep)
 	return nil
 }
 
 func (a *app) checkDatascale(cmd *cobra.Command, o checkOptions) error {
-	model, ok := loadNames[o.load]
-	if !ok {
-		return exitf(exitBadFeature, "unknown load option %v", o.load)
+	model, err := checkModel(o.load)
+	if err != nil {
+		return err
 	}
 	load := datascaleLoads[model]
 	load.limit = a.positiveEnv(envCheckDatascaleKeys, load.limit)
 
-	_, clients, closeAll, err := a.checkClients(cmd, load.clients)
+	clients, closeAll, err := a.checkClients(cmd, load.clients)
 	if err != nil {
 		return err
 	}
 	defer closeAll()
 	cli := clients[0]
+	// Resolved again, as etcdctl does (a discovery lookup runs twice).
 	eps, err := a.endpoints(cmd)
 	if err != nil {
 		return exitWith(exitErr, err)
@@ -430,37 +454,9 @@ func (a *app) checkDatascale(cmd *cobra.Command, o checkOptions) error {
 	bar := newProgressBar(a.stderr, a.rawStderr, a.stdin, int64(load.limit))
 	bar.start()
 
-	value := string(make([]byte, 512))
-	requests := make(chan clientv3.Op, load.clients)
-	st := newLatencyStats()
-	var wg sync.WaitGroup
-	for _, c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for op := range requests {
-				start := time.Now()
-				_, err := c.Do(ctx, op)
-				st.add(start, time.Now(), err)
-				bar.add(1)
-			}
-		}()
-	}
-	go func() {
-		defer close(requests)
-		k := make([]byte, 512)
-		for range load.limit {
-			binary.PutVarint(k, rand.Int64N(math.MaxInt64))
-			select {
-			case requests <- clientv3.OpPut(o.prefix+string(k), value):
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	st.begin()
-	wg.Wait()
-	s := st.end()
+	sent := 0
+	s := writeLoad(ctx, ctx, clients, o.prefix, 512, string(make([]byte, 512)),
+		func() bool { sent++; return sent <= load.limit }, func() { bar.add(1) })
 	if a.ctx.Err() != nil {
 		bar.abandon()
 		return errSignaled
@@ -482,17 +478,12 @@ func (a *app) checkDatascale(cmd *cobra.Command, o checkOptions) error {
 		}
 	}
 	if o.autoDefrag {
-		for _, ep := range cli.Endpoints() {
-			if err := a.checkDefrag(cli, ep); err != nil {
-				return err
-			}
+		if err := a.checkDefrag(cli); err != nil {
+			return err
 		}
 	}
 	if len(s.errors) != 0 {
-		fmt.Fprintln(a.stdout, "FAIL: too many errors")
-		for _, e := range s.sortedErrors() {
-			fmt.Fprintf(a.stdout, "FAIL: ERROR(%v) -> %d\n", e, s.errors[e])
-		}
+		s.printErrors(a.stdout)
 		return &exitError{code: exitErr}
 	}
 	mb := (after - before) / (1024 * 1024)
@@ -563,10 +554,10 @@ func (a *app) residentMemory(ctx context.Context, ep string, sec *clientv3.Secur
 // the time from begin to end, and latencies are those of successful
 // requests.
 type latencyStats struct {
-	mu       sync.Mutex
-	lats     []float64 // seconds
-	errors   map[string]int
-	from, to time.Time
+	mu     sync.Mutex
+	lats   []float64 // seconds
+	errors map[string]int
+	from   time.Time
 }
 
 type latencySummary struct {
@@ -589,8 +580,7 @@ func (l *latencyStats) add(start, end time.Time, err error) {
 }
 
 func (l *latencyStats) end() latencySummary {
-	l.to = time.Now()
-	return summarize(l.lats, l.errors, l.to.Sub(l.from))
+	return summarize(l.lats, l.errors, time.Since(l.from))
 }
 
 // summarize computes the figures of a run of total duration with the
@@ -611,6 +601,15 @@ func summarize(lats []float64, errors map[string]int, total time.Duration) laten
 	}
 	s.stddev = math.Sqrt(dev / float64(len(lats)))
 	return s
+}
+
+// printErrors writes etcdctl's lines for a run with failed requests: each
+// distinct error with its count.
+func (s latencySummary) printErrors(w io.Writer) {
+	fmt.Fprintln(w, "FAIL: too many errors")
+	for _, e := range s.sortedErrors() {
+		fmt.Fprintf(w, "FAIL: ERROR(%v) -> %d\n", e, s.errors[e])
+	}
 }
 
 func (s latencySummary) sortedErrors() []string {

@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -97,12 +98,45 @@ func (a *app) targetEndpoints(cmd *cobra.Command) ([]string, error) {
 	return urls, nil
 }
 
-func (a *app) endpointHealth(cmd *cobra.Command, _ []string) error {
+// targetConfig resolves the global flags, then the endpoints the command
+// addresses (see targetEndpoints).
+func (a *app) targetConfig(cmd *cobra.Command) (*clientv3.ConfigSpec, []string, error) {
 	spec, err := a.clientConfig(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	eps, err := a.targetEndpoints(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	return spec, eps, nil
+}
+
+// eachEndpoint calls f for every endpoint the command addresses, one after
+// the other, with a client connected to that endpoint alone and a context
+// bounded by --command-timeout. f reports its own outcome; eachEndpoint
+// fails only when the flags are wrong or a client cannot be made.
+func (a *app) eachEndpoint(cmd *cobra.Command, f func(ctx context.Context, cli *clientv3.Client, ep string)) error {
+	spec, eps, err := a.targetConfig(cmd)
 	if err != nil {
 		return err
 	}
-	eps, err := a.targetEndpoints(cmd)
+	for _, ep := range eps {
+		spec.Endpoints = []string{ep}
+		cli, err := a.newClient(spec, "etcd-client")
+		if err != nil {
+			return err
+		}
+		ctx, cancel := commandContext(cmd)
+		f(ctx, cli, ep)
+		cancel()
+		cli.Close()
+	}
+	return nil
+}
+
+func (a *app) endpointHealth(cmd *cobra.Command, _ []string) error {
+	spec, eps, err := a.targetConfig(cmd)
 	if err != nil {
 		return err
 	}
@@ -190,32 +224,19 @@ func (a *app) probe(cmd *cobra.Command, cfg *clientv3.Config) epHealth {
 }
 
 func (a *app) endpointStatus(cmd *cobra.Command, _ []string) error {
-	spec, err := a.clientConfig(cmd)
-	if err != nil {
-		return err
-	}
-	eps, err := a.targetEndpoints(cmd)
-	if err != nil {
-		return err
-	}
 	var list []epStatus
 	failed := false
-	for _, ep := range eps {
-		spec.Endpoints = []string{ep}
-		cli, err := a.newClient(spec, "etcd-client")
-		if err != nil {
-			return err
-		}
-		ctx, cancel := commandContext(cmd)
+	err := a.eachEndpoint(cmd, func(ctx context.Context, cli *clientv3.Client, ep string) {
 		resp, err := cli.Status(ctx, ep)
-		cancel()
-		cli.Close()
 		if err != nil {
 			failed = true
 			fmt.Fprintf(a.stderr, "Failed to get the status of endpoint %s (%v)\n", ep, err)
-			continue
+			return
 		}
 		list = append(list, epStatus{Ep: ep, Resp: resp})
+	})
+	if err != nil {
+		return err
 	}
 	if err := a.display.EndpointStatus(list); err != nil {
 		return err
@@ -227,32 +248,19 @@ func (a *app) endpointStatus(cmd *cobra.Command, _ []string) error {
 }
 
 func (a *app) endpointHashKV(cmd *cobra.Command, rev int64) error {
-	spec, err := a.clientConfig(cmd)
-	if err != nil {
-		return err
-	}
-	eps, err := a.targetEndpoints(cmd)
-	if err != nil {
-		return err
-	}
 	var list []epHashKV
 	var last error
-	for _, ep := range eps {
-		spec.Endpoints = []string{ep}
-		cli, err := a.newClient(spec, "etcd-client")
-		if err != nil {
-			return err
-		}
-		ctx, cancel := commandContext(cmd)
+	err := a.eachEndpoint(cmd, func(ctx context.Context, cli *clientv3.Client, ep string) {
 		resp, err := cli.HashKV(ctx, ep, rev)
-		cancel()
-		cli.Close()
 		if err != nil {
 			last = err
 			fmt.Fprintf(a.stderr, "Failed to get the hash of endpoint %s (%v)\n", ep, err)
-			continue
+			return
 		}
 		list = append(list, epHashKV{Ep: ep, Resp: resp})
+	})
+	if err != nil {
+		return err
 	}
 	if err := a.display.EndpointHashKV(list); err != nil {
 		return err

@@ -1,10 +1,13 @@
 package ctl
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // defrag asks each endpoint (with --cluster, each member's client URLs)
@@ -30,33 +33,20 @@ func (a *app) defragCommand() *cobra.Command {
 }
 
 func (a *app) defrag(cmd *cobra.Command, _ []string) error {
-	spec, err := a.clientConfig(cmd)
-	if err != nil {
-		return err
-	}
-	eps, err := a.targetEndpoints(cmd)
-	if err != nil {
-		return err
-	}
 	failed := false
-	for _, ep := range eps {
-		spec.Endpoints = []string{ep}
-		cli, err := a.newClient(spec, "etcd-client")
-		if err != nil {
-			return err
-		}
-		ctx, cancel := commandContext(cmd)
+	err := a.eachEndpoint(cmd, func(ctx context.Context, cli *clientv3.Client, ep string) {
 		start := time.Now()
-		_, err = cli.Defragment(ctx, ep)
+		_, err := cli.Defragment(ctx, ep)
 		took := time.Since(start)
-		cancel()
 		if err != nil {
 			failed = true
 			fmt.Fprintf(a.stderr, "Failed to defragment etcd member[%s]. took %s. (%v)\n", ep, took, err)
-		} else {
-			fmt.Fprintf(a.stdout, "Finished defragmenting etcd member[%s]. took %s\n", ep, took)
+			return
 		}
-		cli.Close()
+		fmt.Fprintf(a.stdout, "Finished defragmenting etcd member[%s]. took %s\n", ep, took)
+	})
+	if err != nil {
+		return err
 	}
 	if failed {
 		return &exitError{code: exitErr}

@@ -4,13 +4,14 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"math"
 	"strconv"
 	"strings"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/cairn-kv/cairn/internal/table"
 )
 
 // printer renders command results in one --write-out format. A method
@@ -185,10 +186,10 @@ func statusRows(list []epStatus) [][]string {
 			strconv.FormatUint(r.GetHeader().GetMemberId(), 16),
 			r.GetVersion(),
 			r.GetStorageVersion(),
-			siBytes(uint64(r.GetDbSize())),
-			siBytes(uint64(r.GetDbSizeInUse())),
+			table.Bytes(uint64(r.GetDbSize())),
+			table.Bytes(uint64(r.GetDbSizeInUse())),
 			fmt.Sprintf("%d%%", notInUse),
-			siBytes(uint64(r.GetDbSizeQuota())),
+			table.Bytes(uint64(r.GetDbSizeQuota())),
 			strconv.FormatBool(r.GetLeader() == r.GetHeader().GetMemberId()),
 			strconv.FormatBool(r.GetIsLearner()),
 			strconv.FormatUint(r.GetRaftTerm(), 10),
@@ -212,21 +213,6 @@ func hashKVRows(list []epHashKV) [][]string {
 		rows = append(rows, []string{h.Ep, strconv.FormatUint(uint64(r.GetHash()), 10), strconv.FormatInt(r.GetHashRevision(), 10)})
 	}
 	return rows
-}
-
-// siBytes formats a size with SI units rounded to one decimal below 10 and
-// to an integer above ("20 kB", "2.1 GB", "7 B"), the form etcdctl prints.
-func siBytes(n uint64) string {
-	if n < 10 {
-		return fmt.Sprintf("%d B", n)
-	}
-	units := []string{"B", "kB", "MB", "GB", "TB", "PB", "EB"}
-	exp := math.Floor(math.Log(float64(n)) / math.Log(1000))
-	v := math.Floor(float64(n)/math.Pow(1000, exp)*10+0.5) / 10
-	if v < 10 {
-		return fmt.Sprintf("%.1f %s", v, units[int(exp)])
-	}
-	return fmt.Sprintf("%.0f %s", v, units[int(exp)])
 }
 
 // kvText returns key and value as printed by the simple format.

@@ -3,7 +3,7 @@ package ctl
 import (
 	"io"
 
-	"github.com/cairn-kv/cairn/cmd/cairnctl/internal/table"
+	"github.com/cairn-kv/cairn/internal/table"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 

@@ -151,7 +151,7 @@ func formatFrame(value, total int64, speed float64, width int, final bool) strin
 	}
 	sp := "? p/s"
 	if speed != 0 {
-		sp = fmt.Sprintf("%d p/s", int64(roundHalfUp(speed)))
+		sp = fmt.Sprintf("%d p/s", int64(math.Round(speed))) // speed is never negative
 	}
 	// The bar takes whatever the rest leaves of the width.
 	rest := counters + "  " + percent + " " + sp
@@ -234,13 +234,6 @@ func renderBar(value, total int64, width int, final bool) string {
 	}
 	b.WriteString("]")
 	return b.String()
-}
-
-func roundHalfUp(v float64) float64 {
-	if _, frac := math.Modf(v); frac >= 0.5 {
-		return math.Ceil(v)
-	}
-	return math.Floor(v)
 }
 
 // isTerminal reports whether w is a terminal.

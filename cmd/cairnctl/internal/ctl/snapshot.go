@@ -19,6 +19,7 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/cairn-kv/cairn/internal/table"
 	"github.com/cairn-kv/cairn/snap"
 )
 
@@ -59,7 +60,7 @@ func (a *app) snapshotSave(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := clientv3.NewClientConfig(spec, a.newLogger(zapcore.InfoLevel))
+	cfg, err := clientv3.NewClientConfig(spec, lg)
 	if err != nil {
 		return exitWith(exitBadArgs, err)
 	}
@@ -138,9 +139,9 @@ func (a *app) saveSnapshot(ctx context.Context, lg *zap.Logger, cfg clientv3.Con
 	version := first.GetVersion()
 	lg.Info("fetching snapshot", zap.String("endpoint", cfg.Endpoints[0]))
 	sr.progress = newSaveProgress(progressEvery, time.Now, func(received, total int64) {
-		fields := []zap.Field{zap.String("endpoint", cfg.Endpoints[0]), zap.String("received", siBytes(uint64(received)))}
+		fields := []zap.Field{zap.String("endpoint", cfg.Endpoints[0]), zap.String("received", table.Bytes(uint64(received)))}
 		if total > 0 {
-			fields = append(fields, zap.String("total", siBytes(uint64(total))), zap.String("progress", fmt.Sprintf("%d%%", received*100/total)))
+			fields = append(fields, zap.String("total", table.Bytes(uint64(total))), zap.String("progress", fmt.Sprintf("%d%%", received*100/total)))
 		}
 		lg.Info("fetching snapshot: in progress", fields...)
 	})
@@ -166,7 +167,7 @@ func (a *app) saveSnapshot(ctx context.Context, lg *zap.Logger, cfg clientv3.Con
 	}
 	lg.Info("fetched snapshot",
 		zap.String("endpoint", cfg.Endpoints[0]),
-		zap.String("size", siBytes(uint64(size))),
+		zap.String("size", table.Bytes(uint64(size))),
 		zap.Duration("took", time.Since(start)),
 		zap.String("etcd-version", version),
 	)

@@ -10,25 +10,6 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 )
 
-func TestSIBytes(t *testing.T) {
-	for n, want := range map[uint64]string{
-		0:          "0 B",
-		9:          "9 B",
-		10:         "10 B",
-		999:        "999 B",
-		1000:       "1.0 kB",
-		9950:       "10 kB",
-		16384:      "16 kB",
-		20480:      "20 kB",
-		1500000:    "1.5 MB",
-		2147483648: "2.1 GB",
-	} {
-		if got := siBytes(n); got != want {
-			t.Errorf("siBytes(%d) = %q, want %q", n, got, want)
-		}
-	}
-}
-
 func TestHexEscape(t *testing.T) {
 	if got := hexEscape([]byte{0, 'a', 0xff}); got != `\x00\x61\xff` {
 		t.Errorf("got %q", got)

@@ -20,7 +20,7 @@ import (
 // ClusterServerEnv names the variable that selects the server binary of the
 // multi-member tests. It is separate from ServerEnv because a server may
 // pass the single-member tests long before it can form a cluster; unset,
-// those tests run against the reference etcd.
+// those tests run against ServerEnv's binary, else the reference etcd.
 const ClusterServerEnv = "CAIRNCTL_DIFF_CLUSTER_SERVER"
 
 // clusterToken is the --initial-cluster-token of every Cluster. Member and

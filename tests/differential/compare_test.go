@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/prototext"
@@ -256,58 +257,53 @@ func (p *pair) differ(name string, lines ...string) {
 	p.t.Errorf("DIFFERENCE %s\n    - %s", name, strings.Join(lines, "\n    - "))
 }
 
-// ask runs r on both sides through f, reports any difference, and returns
-// etcd's answer (nil on error) so cases can build on it.
-func ask[Req, Resp proto.Message](p *pair, name string, r Req, f func(context.Context, *side, Req) (Resp, error)) Resp {
+// ask runs r on both sides through m, a method of the gRPC client that svc
+// picks of a side (a method expression such as pb.KVClient.Range), reports
+// any difference, and returns etcd's answer (nil on error) so cases can
+// build on it.
+func ask[C any, Req, Resp proto.Message](p *pair, name string, r Req, svc func(*side) C, m func(C, context.Context, Req, ...grpc.CallOption) (Resp, error)) Resp {
 	p.t.Helper()
-	e, _ := p.step(name, r, func(ctx context.Context, s *side) (proto.Message, error) { return f(ctx, s, r) })
+	e, _ := p.step(name, r, func(ctx context.Context, s *side) (proto.Message, error) { return m(svc(s), ctx, r) })
 	resp, _ := e.resp.(Resp)
 	return resp
 }
 
+func kvOf(s *side) pb.KVClient       { return s.kv }
+func leaseOf(s *side) pb.LeaseClient { return s.lease }
+
 func (p *pair) rng(name string, r *pb.RangeRequest) *pb.RangeResponse {
 	p.t.Helper()
-	return ask(p, name, r, func(ctx context.Context, s *side, r *pb.RangeRequest) (*pb.RangeResponse, error) {
-		return s.kv.Range(ctx, r)
-	})
+	return ask(p, name, r, kvOf, pb.KVClient.Range)
 }
 
 func (p *pair) put(name string, r *pb.PutRequest) *pb.PutResponse {
 	p.t.Helper()
-	return ask(p, name, r, func(ctx context.Context, s *side, r *pb.PutRequest) (*pb.PutResponse, error) { return s.kv.Put(ctx, r) })
+	return ask(p, name, r, kvOf, pb.KVClient.Put)
 }
 
 func (p *pair) del(name string, r *pb.DeleteRangeRequest) *pb.DeleteRangeResponse {
 	p.t.Helper()
-	return ask(p, name, r, func(ctx context.Context, s *side, r *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {
-		return s.kv.DeleteRange(ctx, r)
-	})
+	return ask(p, name, r, kvOf, pb.KVClient.DeleteRange)
 }
 
 func (p *pair) txn(name string, r *pb.TxnRequest) *pb.TxnResponse {
 	p.t.Helper()
-	return ask(p, name, r, func(ctx context.Context, s *side, r *pb.TxnRequest) (*pb.TxnResponse, error) { return s.kv.Txn(ctx, r) })
+	return ask(p, name, r, kvOf, pb.KVClient.Txn)
 }
 
 func (p *pair) compact(name string, r *pb.CompactionRequest) *pb.CompactionResponse {
 	p.t.Helper()
-	return ask(p, name, r, func(ctx context.Context, s *side, r *pb.CompactionRequest) (*pb.CompactionResponse, error) {
-		return s.kv.Compact(ctx, r)
-	})
+	return ask(p, name, r, kvOf, pb.KVClient.Compact)
 }
 
 func (p *pair) grant(name string, r *pb.LeaseGrantRequest) *pb.LeaseGrantResponse {
 	p.t.Helper()
-	return ask(p, name, r, func(ctx context.Context, s *side, r *pb.LeaseGrantRequest) (*pb.LeaseGrantResponse, error) {
-		return s.lease.LeaseGrant(ctx, r)
-	})
+	return ask(p, name, r, leaseOf, pb.LeaseClient.LeaseGrant)
 }
 
 func (p *pair) revoke(name string, r *pb.LeaseRevokeRequest) *pb.LeaseRevokeResponse {
 	p.t.Helper()
-	return ask(p, name, r, func(ctx context.Context, s *side, r *pb.LeaseRevokeRequest) (*pb.LeaseRevokeResponse, error) {
-		return s.lease.LeaseRevoke(ctx, r)
-	})
+	return ask(p, name, r, leaseOf, pb.LeaseClient.LeaseRevoke)
 }
 
 // wantErr checks that etcd itself answered with code: it proves a case

@@ -18,6 +18,7 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/cairn-kv/cairn/tests/framework"
 	"github.com/cairn-kv/cairn/tests/reference"
 )
 
@@ -99,45 +100,29 @@ func statusOf(t *testing.T, file string) snapshotStatus {
 // process on each; extra goes to cairnutl restore.
 func startRestored(t *testing.T, file string, n int, extra ...string) []*proc {
 	t.Helper()
-	type addr struct{ client, peer string }
-	addrs := make([]addr, n)
-	var initial []string
-	for i := range addrs {
-		addrs[i] = addr{fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))}
-		initial = append(initial, fmt.Sprintf("r%d=http://%s", i, addrs[i].peer))
-	}
+	ms, initial := newMembers(t, "r", n)
 	var ps []*proc
-	for i, a := range addrs {
+	for _, m := range ms {
 		dir := filepath.Join(t.TempDir(), "restored")
-		name := fmt.Sprintf("r%d", i)
-		cluster := []string{"--name", name, "--initial-cluster", strings.Join(initial, ","),
-			"--initial-cluster-token", "restored-token", "--initial-advertise-peer-urls", "http://" + a.peer}
+		cluster := []string{"--name", m.name, "--initial-cluster", initial,
+			"--initial-cluster-token", "restored-token", "--initial-advertise-peer-urls", "http://" + m.peer}
 		args := append(append([]string{"snapshot", "restore", file, "--data-dir", dir}, cluster...), extra...)
 		if _, errOut, code := runBin(t, cairnutl(t), args...); code != 0 {
 			t.Fatalf("cairnutl %s: exit %d\n%s", strings.Join(args, " "), code, errOut)
 		}
-		p := &proc{t: t, Endpoint: a.client, DataDir: dir, args: append(cluster,
+		ps = append(ps, &proc{t: t, Endpoint: m.client, DataDir: dir, args: append(cluster,
 			"--data-dir", dir,
-			"--listen-client-urls", "http://"+a.client, "--advertise-client-urls", "http://"+a.client,
-			"--listen-peer-urls", "http://"+a.peer,
-			"--heartbeat-interval", "20", "--election-timeout", "200")}
-		p.launch()
-		t.Cleanup(p.Kill)
-		ps = append(ps, p)
+			"--listen-client-urls", "http://"+m.client, "--advertise-client-urls", "http://"+m.client,
+			"--listen-peer-urls", "http://"+m.peer,
+			"--heartbeat-interval", "20", "--election-timeout", "200")})
 	}
-	for _, p := range ps {
-		p.waitReady()
-	}
+	launchCluster(ps)
 	return ps
 }
 
 func TestBackupRestoreCluster(t *testing.T) {
 	ps := startCluster(t, 3)
-	var eps []string
-	for _, p := range ps {
-		eps = append(eps, p.Endpoint)
-	}
-	c := newClient(t, eps...)
+	c := newClient(t, endpoints(ps)...)
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -145,39 +130,8 @@ func TestBackupRestoreCluster(t *testing.T) {
 	// Writers through clientv3 while the snapshots are taken; each key is
 	// written once, so the state at revision R is exactly the keys
 	// written at or below R.
-	var mu sync.Mutex
-	acked := map[string]int64{}
-	wctx, stopWriters := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; wctx.Err() == nil; i++ {
-				k := fmt.Sprintf("w%d-%06d", w, i)
-				r, err := c.Put(wctx, k, k)
-				if err != nil {
-					continue
-				}
-				mu.Lock()
-				acked[k] = r.Header.Revision
-				mu.Unlock()
-			}
-		}()
-	}
-	for {
-		mu.Lock()
-		n := len(acked)
-		mu.Unlock()
-		if n >= 300 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatal("writers too slow")
-		case <-time.After(10 * time.Millisecond): // polling pace
-		}
-	}
+	w := framework.StartWriters(ctx, t, c, 4, "w")
+	w.WaitCount(ctx, 300)
 
 	dir := t.TempDir()
 	// clientv3's Maintenance.Snapshot, from member 0.
@@ -203,11 +157,10 @@ func TestBackupRestoreCluster(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "Snapshot saved at "+fromEtcdctl+"\n") {
 		t.Fatalf("etcdctl snapshot save: exit %d\n%s%s", code, out, errOut)
 	}
-	stopWriters()
-	wg.Wait()
+	w.Stop()
 
 	stClient, stEtcdctl := statusOf(t, fromClient), statusOf(t, fromEtcdctl)
-	t.Logf("snapshots at revisions %d (clientv3) and %d (etcdctl), %d writes acknowledged", stClient.Revision, stEtcdctl.Revision, len(acked))
+	t.Logf("snapshots at revisions %d (clientv3) and %d (etcdctl), %d writes acknowledged", stClient.Revision, stEtcdctl.Revision, w.Count())
 	for _, st := range []snapshotStatus{stClient, stEtcdctl} {
 		if st.Revision < 300 || st.TotalKey < 300 || st.TotalSize == 0 || st.Version == "" {
 			t.Fatalf("implausible status %+v", st)
@@ -216,34 +169,11 @@ func TestBackupRestoreCluster(t *testing.T) {
 
 	// A new cluster of three from the clientv3 snapshot.
 	rs := startRestored(t, fromClient, 3)
-	var reps []string
-	for _, p := range rs {
-		reps = append(reps, p.Endpoint)
-	}
+	reps := endpoints(rs)
 	rcli := newClient(t, reps...)
 	defer rcli.Close()
-	g, err := rcli.Get(ctx, "w", clientv3.WithPrefix())
-	if err != nil {
-		t.Fatal(err)
-	}
-	present := map[string]int64{}
-	for _, kv := range g.Kvs {
-		present[string(kv.Key)] = kv.ModRevision
-	}
-	for k, rev := range acked {
-		got, ok := present[k]
-		switch {
-		case rev <= stClient.Revision && (!ok || got != rev):
-			t.Errorf("%s acknowledged at %d, before the snapshot at %d: restored %v at %d", k, rev, stClient.Revision, ok, got)
-		case rev > stClient.Revision && ok:
-			t.Errorf("%s acknowledged at %d, after the snapshot at %d, is in it", k, rev, stClient.Revision)
-		}
-	}
-	for k, rev := range present {
-		if rev > stClient.Revision {
-			t.Errorf("%s at %d is past the snapshot's revision %d", k, rev, stClient.Revision)
-		}
-	}
+	// Exactly the puts acknowledged up to the snapshot's revision.
+	w.Verify(ctx, rcli, "the cluster restored from the clientv3 snapshot", stClient.Revision)
 	// Every member holds the same state.
 	var hashes []uint32
 	for _, p := range rs {
@@ -301,7 +231,7 @@ func TestBackupRestoreCluster(t *testing.T) {
 	if err != nil || p.Header.Revision < stEtcdctl.Revision+bump+1 {
 		t.Fatalf("put after the bump: %v, %v (want revision ≥ %d)", p, err, stEtcdctl.Revision+bump+1)
 	}
-	g, err = bc.Get(ctx, "w", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	g, err := bc.Get(ctx, "w", clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil || g.Count == 0 {
 		t.Fatalf("the bumped restore lost its keys: %v, %v", g, err)
 	}

@@ -3,45 +3,72 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"math"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
+	"github.com/cairn-kv/cairn/tests/framework"
 )
+
+// member is where one member of a new cluster listens, by name.
+type member struct{ name, client, peer string }
+
+// newMembers picks the addresses of n members named prefix0, prefix1, …
+// and returns them with their --initial-cluster value.
+func newMembers(t *testing.T, prefix string, n int) ([]member, string) {
+	t.Helper()
+	ms := make([]member, n)
+	var initial []string
+	for i := range ms {
+		ms[i] = member{fmt.Sprintf("%s%d", prefix, i), fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+		initial = append(initial, fmt.Sprintf("%s=http://%s", ms[i].name, ms[i].peer))
+	}
+	return ms, strings.Join(initial, ",")
+}
+
+// launchCluster launches ps, killed at the end of the test, and waits
+// until each is ready: none of a new cluster's members is before a quorum
+// runs.
+func launchCluster(ps []*proc) {
+	for _, p := range ps {
+		p.launch()
+		p.t.Cleanup(p.Kill)
+	}
+	for _, p := range ps {
+		p.waitReady()
+	}
+}
+
+// endpoints returns the client endpoints of ps.
+func endpoints(ps []*proc) []string {
+	var eps []string
+	for _, p := range ps {
+		eps = append(eps, p.Endpoint)
+	}
+	return eps
+}
 
 // startCluster launches n cairn processes as one new cluster (members
 // e0, e1, …) and waits until each is ready.
 func startCluster(t *testing.T, n int, extra ...string) []*proc {
 	t.Helper()
-	type addr struct{ client, peer string }
-	addrs := make([]addr, n)
-	var initial []string
-	for i := range addrs {
-		addrs[i] = addr{fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))}
-		initial = append(initial, fmt.Sprintf("e%d=http://%s", i, addrs[i].peer))
-	}
+	ms, initial := newMembers(t, "e", n)
 	var ps []*proc
-	for i, a := range addrs {
+	for _, m := range ms {
 		dir := filepath.Join(t.TempDir(), "data")
 		args := append([]string{
-			"--name", fmt.Sprintf("e%d", i), "--data-dir", dir,
-			"--listen-client-urls", "http://" + a.client, "--advertise-client-urls", "http://" + a.client,
-			"--listen-peer-urls", "http://" + a.peer, "--initial-advertise-peer-urls", "http://" + a.peer,
-			"--initial-cluster", strings.Join(initial, ","),
+			"--name", m.name, "--data-dir", dir,
+			"--listen-client-urls", "http://" + m.client, "--advertise-client-urls", "http://" + m.client,
+			"--listen-peer-urls", "http://" + m.peer, "--initial-advertise-peer-urls", "http://" + m.peer,
+			"--initial-cluster", initial,
 			// Elections as etcd's defaults would make them, but faster.
 			"--heartbeat-interval", "20", "--election-timeout", "200",
 		}, extra...)
-		p := &proc{t: t, Endpoint: a.client, DataDir: dir, args: args}
-		p.launch()
-		t.Cleanup(p.Kill)
-		ps = append(ps, p)
+		ps = append(ps, &proc{t: t, Endpoint: m.client, DataDir: dir, args: args})
 	}
-	for _, p := range ps {
-		p.waitReady()
-	}
+	launchCluster(ps)
 	return ps
 }
 
@@ -52,51 +79,14 @@ func startCluster(t *testing.T, n int, extra ...string) []*proc {
 // acknowledged at, and the members' HashKV agree.
 func TestClusterKill9Leader(t *testing.T) {
 	ps := startCluster(t, 3, "--snapshot-count", "500")
-	var eps []string
-	for _, p := range ps {
-		eps = append(eps, p.Endpoint)
-	}
-	c := newClient(t, eps...)
+	c := newClient(t, endpoints(ps)...)
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
-	var mu sync.Mutex
-	acked := map[string]int64{}
-	count := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
-	wctx, stopWriters := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for w := 0; w < 6; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := 0; wctx.Err() == nil; i++ {
-				k := fmt.Sprintf("w%d-%06d", w, i)
-				pctx, pcancel := context.WithTimeout(wctx, 2*time.Second)
-				r, err := c.Put(pctx, k, k)
-				pcancel()
-				if err != nil {
-					continue // indeterminate: the leader may have died under it
-				}
-				mu.Lock()
-				acked[k] = r.Header.Revision
-				mu.Unlock()
-			}
-		}(w)
-	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		for !cond() {
-			select {
-			case <-ctx.Done():
-				stopWriters()
-				wg.Wait()
-				t.Fatalf("timed out waiting for %s", what)
-			case <-time.After(20 * time.Millisecond): // polling pace
-			}
-		}
-	}
-	waitFor("1000 acknowledged writes", func() bool { return count() >= 1000 })
+	// A put in flight when the leader dies is indeterminate: not counted.
+	w := framework.StartWriters(ctx, t, c, 6, "w")
+	w.WaitCount(ctx, 1000)
 
 	leader := func(ep string) uint64 {
 		st, err := c.Status(ctx, ep)
@@ -117,44 +107,31 @@ func TestClusterKill9Leader(t *testing.T) {
 	}
 	old := leader(dead.Endpoint)
 	dead.Kill()
-	killedAt := count()
+	killedAt := w.Count()
 	var alive []*proc
 	for _, p := range ps {
 		if p != dead {
 			alive = append(alive, p)
 		}
 	}
-	waitFor("a new leader", func() bool {
+	framework.WaitUntil(ctx, t, "a new leader", func() bool {
 		l := leader(alive[0].Endpoint)
 		return l != 0 && l != old && l == leader(alive[1].Endpoint)
 	})
-	waitFor("1000 more acknowledged writes", func() bool { return count() >= killedAt+1000 })
+	w.WaitCount(ctx, killedAt+1000)
 	dead.Restart()
-	waitFor("500 more acknowledged writes", func() bool { return count() >= killedAt+1500 })
-	stopWriters()
-	wg.Wait()
+	w.WaitCount(ctx, killedAt+1500)
+	w.Stop()
 
 	// Every member, after a linearizable read has brought it up to date,
 	// holds every acknowledged write at its revision.
 	var rev int64
 	for _, p := range ps {
 		pc := newClient(t, p.Endpoint)
-		g, err := pc.Get(ctx, "w", clientv3.WithPrefix())
+		r := w.Verify(ctx, pc, p.Endpoint, math.MaxInt64)
 		pc.Close()
-		if err != nil {
-			t.Fatalf("%s: %v", p.Endpoint, err)
-		}
-		present := map[string]int64{}
-		for _, kv := range g.Kvs {
-			present[string(kv.Key)] = kv.ModRevision
-		}
-		for k, r := range acked {
-			if present[k] != r {
-				t.Fatalf("%s: acknowledged %s at revision %d, member has revision %d", p.Endpoint, k, r, present[k])
-			}
-		}
 		if rev == 0 {
-			rev = g.Header.Revision
+			rev = r
 		}
 	}
 	var hashes []uint32
@@ -168,5 +145,5 @@ func TestClusterKill9Leader(t *testing.T) {
 	if hashes[0] != hashes[1] || hashes[1] != hashes[2] {
 		t.Fatalf("HashKV at revision %d differs: %x", rev, hashes)
 	}
-	t.Logf("%d writes acknowledged (%d before the kill); hash %x at revision %d", len(acked), killedAt, hashes[0], rev)
+	t.Logf("%d writes acknowledged (%d before the kill); hash %x at revision %d", w.Count(), killedAt, hashes[0], rev)
 }

@@ -99,6 +99,7 @@ func StartCluster(t testing.TB, n int, edit ...func(*server.Config)) *Cluster {
 	for _, m := range c.Members {
 		m.waitReady()
 	}
+	t.Cleanup(c.stopLeaderFirst) // runs before the members' own
 	// Every name was committed before the last member became ready: a
 	// linearizable read on each member waits until it applied them all.
 	ctx := Context(t, 30*time.Second)
@@ -108,6 +109,17 @@ func StartCluster(t testing.TB, n int, edit ...func(*server.Config)) *Cluster {
 		}
 	}
 	return c
+}
+
+// stopLeaderFirst stops the leader before the others, which their own
+// cleanups stop next: a leader stopped last, without a quorum, would spend
+// up to 2 s trying to record its leases' remaining TTLs (Server.Stop).
+func (c *Cluster) stopLeaderFirst() {
+	for _, m := range c.Members {
+		if m.Server != nil && m.Server.Status().Leader == m.Server.ID() {
+			m.Stop()
+		}
+	}
 }
 
 // AddMember adds a member to the running cluster through MemberAdd (as a
@@ -142,12 +154,14 @@ func (c *Cluster) AddMember(ctx context.Context, learner bool, edit ...func(*ser
 }
 
 // Reconfigure calls change, a membership change, until the cluster stops
-// refusing it as unhealthy: etcd and Cairn accept one only once the member
-// serving it has been connected to its peers for a while (HealthInterval).
+// refusing it as unhealthy (etcd and Cairn accept one only once the member
+// serving it has been connected to its peers for a while, HealthInterval)
+// and, for a promotion, the learner as not caught up yet. It returns
+// change's last error, which is the refusal when ctx ends first.
 func Reconfigure(ctx context.Context, change func() error) error {
 	for {
 		err := change()
-		if !errors.Is(rpctypes.Error(err), rpctypes.ErrUnhealthy) {
+		if e := rpctypes.Error(err); !errors.Is(e, rpctypes.ErrUnhealthy) && !errors.Is(e, rpctypes.ErrMemberLearnerNotReady) {
 			return err
 		}
 		select {
@@ -283,30 +297,77 @@ func newClient(t testing.TB, endpoints ...string) *clientv3.Client {
 // returns it.
 func (c *Cluster) Leader(ctx context.Context) *Member {
 	c.t.Helper()
-	for {
-		var lead uint64
-		agree, running := true, 0
-		for _, m := range c.Members {
-			if m.Server == nil {
-				continue
-			}
-			running++
-			l := m.Server.Status().Leader
-			if lead == 0 {
-				lead = l
-			}
-			agree = agree && l != 0 && l == lead
+	var lead *Member
+	WaitUntil(ctx, c.t, "the running members agree on a running leader", func() bool {
+		lead = c.agreedLeader()
+		return lead != nil
+	})
+	return lead
+}
+
+// agreedLeader returns the running member that every running member names
+// as its leader, or nil.
+func (c *Cluster) agreedLeader() *Member {
+	var lead uint64
+	for _, m := range c.Members {
+		if m.Server == nil {
+			continue
 		}
-		if agree && running > 0 {
-			for _, m := range c.Members {
-				if m.Server != nil && m.Server.ID() == lead {
-					return m
-				}
-			}
+		l := m.Server.Status().Leader
+		if l == 0 || lead != 0 && l != lead {
+			return nil
 		}
+		lead = l
+	}
+	for _, m := range c.Members {
+		if m.Server != nil && m.Server.ID() == lead {
+			return m
+		}
+	}
+	return nil
+}
+
+// Follower waits for an agreed leader (see Leader) and returns a running
+// voting member other than it.
+func (c *Cluster) Follower(ctx context.Context) *Member {
+	c.t.Helper()
+	lead := c.Leader(ctx)
+	for _, m := range c.Members {
+		if m != lead && m.Server != nil && !m.Server.IsLearner() {
+			return m
+		}
+	}
+	c.t.Fatalf("no running voter besides the leader %s", lead.Config.Name)
+	return nil
+}
+
+// Isolate cuts every link between m and the other members, both ways. All
+// of them must be running.
+func (c *Cluster) Isolate(m *Member) {
+	for _, o := range c.Members {
+		if o != m {
+			o.Faults.Cut(transport.Both, m.Server.ID())
+			m.Faults.Cut(transport.Both, o.Server.ID())
+		}
+	}
+}
+
+// Heal removes every cut and pause between the members.
+func (c *Cluster) Heal() {
+	for _, m := range c.Members {
+		m.Faults.Heal()
+	}
+}
+
+// WaitUntil polls cond every 10 ms until it holds, and fails t, naming
+// what it waited for, when ctx ends first. cond runs on the caller's
+// goroutine, so it may call t.Fatal.
+func WaitUntil(ctx context.Context, t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
 		select {
 		case <-ctx.Done():
-			c.t.Fatalf("the members agree on no running leader")
+			t.Fatalf("waited in vain for %s: %v", what, ctx.Err())
 		case <-time.After(10 * time.Millisecond): // polling pace
 		}
 	}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/cairn-kv/cairn/server"
 	"github.com/cairn-kv/cairn/tests/framework"
-	"github.com/cairn-kv/cairn/transport"
 )
 
 const noSpaceText = "etcdserver: mvcc: database space exceeded"
@@ -27,14 +26,16 @@ func wantAlarms(t *testing.T, ctx context.Context, name string, c *clientv3.Clie
 	if err != nil {
 		t.Fatalf("%s: alarm list: %v", name, err)
 	}
-	if len(resp.Alarms) != len(want) {
+	if !sameAlarms(resp.Alarms, want) {
 		t.Fatalf("%s: alarms %v, want %v", name, resp.Alarms, want)
 	}
-	for i := range want {
-		if resp.Alarms[i].MemberID != want[i].MemberID || resp.Alarms[i].Alarm != want[i].Alarm {
-			t.Fatalf("%s: alarms %v, want %v", name, resp.Alarms, want)
-		}
-	}
+}
+
+// sameAlarms reports whether got lists the alarms of want, in order.
+func sameAlarms(got, want []*pb.AlarmMember) bool {
+	return slices.EqualFunc(got, want, func(g, w *pb.AlarmMember) bool {
+		return g.MemberID == w.MemberID && g.Alarm == w.Alarm
+	})
 }
 
 // wantNoSpace checks that err is etcd's NOSPACE error, message included.
@@ -169,7 +170,7 @@ func TestAlarmNoSpaceLifecycle(t *testing.T) {
 
 	// Disarmed while m0 is still full: its next put raises NOSPACE again.
 	d, err := clients[1].AlarmDisarm(ctx, &clientv3.AlarmMember{})
-	if err != nil || len(d.Alarms) != 1 || d.Alarms[0].MemberID != noSpace.MemberID || d.Alarms[0].Alarm != noSpace.Alarm {
+	if err != nil || !sameAlarms(d.Alarms, []*pb.AlarmMember{noSpace}) {
 		t.Fatalf("disarm: %v %v", d, err)
 	}
 	wantAlarms(t, ctx, "m0 after disarm", cl)
@@ -234,7 +235,7 @@ func TestAlarmSurvivesRestart(t *testing.T) {
 
 	m.Config.QuotaBackendBytes = 0 // the default, 2 GiB
 	m.Restart()
-	if got := m.Server.Alarms(); len(got) != 1 || got[0].MemberID != noSpace.MemberID || got[0].Alarm != noSpace.Alarm {
+	if got := m.Server.Alarms(); !sameAlarms(got, []*pb.AlarmMember{noSpace}) {
 		t.Fatalf("alarms after restart: %v", got)
 	}
 	cl := m.Client()
@@ -267,19 +268,8 @@ func TestAlarmInstalledBySnapshot(t *testing.T) {
 		cfg.SnapshotCount, cfg.SnapshotCatchUpEntries = 100, 10
 	})
 	ctx := framework.Context(t, 60*time.Second)
-	lead := c.Leader(ctx)
-	var f *framework.Member
-	for _, m := range c.Members {
-		if m != lead {
-			f = m
-		}
-	}
-	for _, m := range c.Members {
-		if m != f {
-			m.Faults.Cut(transport.Both, f.Server.ID())
-			f.Faults.Cut(transport.Both, m.Server.ID())
-		}
-	}
+	lead, f := c.Leader(ctx), c.Follower(ctx)
+	c.Isolate(f)
 	cl := lead.Client()
 	for i := 0; i < 300; i++ {
 		if _, err := cl.Put(ctx, fmt.Sprintf("w/%03d", i), "v"); err != nil {
@@ -290,18 +280,10 @@ func TestAlarmInstalledBySnapshot(t *testing.T) {
 	if _, err := pb.NewMaintenanceClient(cl.ActiveConnection()).Alarm(ctx, corrupt); err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range c.Members {
-		m.Faults.Heal()
-	}
+	c.Heal()
 	fc := f.Client()
 	wantAlarms(t, ctx, "the follower", fc, &pb.AlarmMember{MemberID: 0xc0ffee, Alarm: pb.AlarmType_CORRUPT})
-	received := 0.0
-	for _, v := range counters(t, f, "etcd_network_snapshot_receive_success") {
-		received += v
-	}
-	if received < 1 {
-		t.Fatal("the follower caught up without receiving a snapshot: the test did not exercise it")
-	}
+	wantSnapshotReceived(t, f)
 	if got := f.Server.Alarms(); len(got) != 1 || got[0].Alarm != pb.AlarmType_CORRUPT {
 		t.Fatalf("the follower's alarms: %v", got)
 	}
@@ -338,13 +320,8 @@ func TestAlarmCorrupt(t *testing.T) {
 	}
 	same := func(what string, got []*pb.AlarmMember, want ...*pb.AlarmMember) {
 		t.Helper()
-		if len(got) != len(want) {
+		if !sameAlarms(got, want) {
 			t.Fatalf("%s: %v, want %v", what, got, want)
-		}
-		for i := range want {
-			if got[i].MemberID != want[i].MemberID || got[i].Alarm != want[i].Alarm {
-				t.Fatalf("%s: %v, want %v", what, got, want)
-			}
 		}
 	}
 	other := &pb.AlarmMember{MemberID: 0xbad, Alarm: pb.AlarmType_CORRUPT}

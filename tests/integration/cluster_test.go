@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -70,6 +70,20 @@ func counters(t *testing.T, m *framework.Member, name string) []float64 {
 		}
 	}
 	return out
+}
+
+// wantSnapshotReceived fails the test unless m has received a snapshot
+// from its leader: a test of catching up by snapshot that did not get one
+// did not exercise what it is about.
+func wantSnapshotReceived(t *testing.T, m *framework.Member) {
+	t.Helper()
+	received := 0.0
+	for _, v := range counters(t, m, "etcd_network_snapshot_receive_success") {
+		received += v
+	}
+	if received < 1 {
+		t.Fatalf("%s caught up without receiving a snapshot: the test did not exercise it", m.Config.Name)
+	}
 }
 
 // TestClusterWritesAndReadsThroughEveryMember: a 3-member cluster accepts
@@ -171,46 +185,35 @@ func TestClusterPartitionedLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := c.Leader(ctx)
-	var others []*framework.Member
-	for _, m := range c.Members {
-		if m != old {
-			others = append(others, m)
-			m.Faults.Cut(transport.Both, old.Server.ID())
-			old.Faults.Cut(transport.Both, m.Server.ID())
-		}
-	}
+	c.Isolate(old)
 	minority := old.Client()
-	wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	// A partitioned leader never gets a quorum: a second is as good as
+	// any deadline to show it does not answer.
+	wctx, cancel := context.WithTimeout(ctx, time.Second)
 	_, err := minority.Put(wctx, "k", "minority")
 	cancel()
 	if err == nil {
 		t.Fatal("the partitioned leader acknowledged a write")
 	}
-	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	rctx, cancel := context.WithTimeout(ctx, time.Second)
 	_, err = minority.Get(rctx, "k")
 	cancel()
 	if err == nil {
 		t.Fatal("the partitioned leader served a linearizable read")
 	}
 	var lead *framework.Member
-	for lead == nil {
-		for _, m := range others {
-			if st := m.Server.Status(); st.Leader == m.Server.ID() {
+	framework.WaitUntil(ctx, t, "a leader of the majority", func() bool {
+		for _, m := range c.Members {
+			if m != old && m.Server.Status().Leader == m.Server.ID() {
 				lead = m
 			}
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatal("the majority elected no leader")
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+		return lead != nil
+	})
 	if _, err := lead.Client().Put(ctx, "k", "majority"); err != nil {
 		t.Fatalf("majority write: %v", err)
 	}
-	for _, m := range c.Members {
-		m.Faults.Heal()
-	}
+	c.Heal()
 	g, err := old.Client().Get(ctx, "k")
 	if err != nil {
 		t.Fatal(err)
@@ -264,13 +267,7 @@ func TestClusterMemberErrors(t *testing.T) {
 func TestClusterStrictReconfigCheck(t *testing.T) {
 	ctx := framework.Context(t, 30*time.Second)
 	c := framework.StartCluster(t, 3, func(cfg *server.Config) { cfg.HealthInterval = time.Hour })
-	lead := c.Leader(ctx)
-	var follower *framework.Member
-	for _, m := range c.Members {
-		if m != lead {
-			follower = m
-		}
-	}
+	lead, follower := c.Leader(ctx), c.Follower(ctx)
 	if _, err := lead.Client().MemberAddAsLearner(ctx, []string{"http://127.0.0.1:1"}); !errors.Is(rpctypes.Error(err), rpctypes.ErrUnhealthy) {
 		t.Errorf("add learner: got %v, want %v", err, rpctypes.ErrUnhealthy)
 	}
@@ -330,40 +327,22 @@ func TestClusterLearnerJoinsByStreamedSnapshot(t *testing.T) {
 	}
 	// Promotion sent to a follower is forwarded to the leader, and the
 	// answer lists the member as promoted.
-	lead := c.Leader(ctx)
-	var follower *framework.Member
-	for _, o := range c.Members[:3] {
-		if o != lead {
-			follower = o
-		}
+	lead, follower := c.Leader(ctx), c.Follower(ctx)
+	var resp *clientv3.MemberPromoteResponse
+	if err := framework.Reconfigure(ctx, func() (err error) {
+		resp, err = follower.Client().MemberPromote(ctx, m.Server.ID())
+		return err
+	}); err != nil {
+		t.Fatalf("promote (refused until the learner caught up): %v", err)
 	}
-	for {
-		resp, err := follower.Client().MemberPromote(ctx, m.Server.ID())
-		if err == nil {
-			for _, pm := range resp.Members {
-				if pm.ID == m.Server.ID() && pm.IsLearner {
-					t.Fatal("the promote answer still lists the member as a learner")
-				}
-			}
-			break
-		}
-		if !errors.Is(rpctypes.Error(err), rpctypes.Error(rpctypes.ErrGRPCLearnerNotReady)) {
-			t.Fatalf("promote: %v", err)
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatal("the learner never caught up")
-		case <-time.After(20 * time.Millisecond):
+	for _, pm := range resp.Members {
+		if pm.ID == m.Server.ID() && pm.IsLearner {
+			t.Fatal("the promote answer still lists the member as a learner")
 		}
 	}
 	// Four voters: with a follower stopped, a write needs the promoted
 	// member's acknowledgement.
-	for _, o := range c.Members[:3] {
-		if o != lead {
-			o.Stop()
-			break
-		}
-	}
+	follower.Stop()
 	if _, err := lead.Client().Put(ctx, "after-promote", "v"); err != nil {
 		t.Fatal(err)
 	}
@@ -377,90 +356,30 @@ func TestClusterLearnerJoinsByStreamedSnapshot(t *testing.T) {
 func TestClusterReconfigureUnderLoad(t *testing.T) {
 	c := framework.StartCluster(t, 3, func(cfg *server.Config) { cfg.SnapshotCount = 200 })
 	ctx := framework.Context(t, 60*time.Second)
-	lead := c.Leader(ctx)
-	var gone *framework.Member
-	for _, m := range c.Members {
-		if m != lead {
-			gone = m
-		}
-	}
+	lead, gone := c.Leader(ctx), c.Follower(ctx)
 	cl := lead.Client()
-	var mu sync.Mutex
-	acked := map[string]int64{}
-	count := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
-	wctx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; wctx.Err() == nil; i++ {
-				k := fmt.Sprintf("w%d/%06d", w, i)
-				if r, err := cl.Put(wctx, k, k); err == nil {
-					mu.Lock()
-					acked[k] = r.Header.Revision
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	defer func() { stop(); wg.Wait() }()
-	waitCount := func(n int) {
-		t.Helper()
-		for count() < n {
-			select {
-			case <-ctx.Done():
-				t.Fatalf("only %d of %d writes acknowledged", count(), n)
-			case <-time.After(10 * time.Millisecond): // polling pace
-			}
-		}
-	}
-	waitCount(300)
+	w := framework.StartWriters(ctx, t, cl, 4, "w/")
+	w.WaitCount(ctx, 300)
 	learner := c.AddMember(ctx, true)
-	for {
-		_, err := cl.MemberPromote(ctx, learner.Server.ID())
-		if err == nil {
-			break
-		}
-		if !errors.Is(rpctypes.Error(err), rpctypes.Error(rpctypes.ErrGRPCLearnerNotReady)) {
-			t.Fatalf("promote under load: %v", err)
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatal("the learner never caught up under load")
-		case <-time.After(20 * time.Millisecond):
-		}
+	if err := framework.Reconfigure(ctx, func() error { _, err := cl.MemberPromote(ctx, learner.Server.ID()); return err }); err != nil {
+		t.Fatalf("promote under load (refused until the learner caught up): %v", err)
 	}
-	waitCount(count() + 300)
+	w.WaitCount(ctx, w.Count()+300)
 	if err := framework.Reconfigure(ctx, func() error { _, err := cl.MemberRemove(ctx, gone.Server.ID()); return err }); err != nil {
 		t.Fatalf("remove under load: %v", err)
 	}
 	<-gone.Server.StopNotify()
 	gone.Stop()
-	waitCount(count() + 300)
-	stop()
-	wg.Wait()
+	w.WaitCount(ctx, w.Count()+300)
+	w.Stop()
 
 	for _, m := range c.Members {
-		if m.Server == nil {
-			continue
-		}
-		g, err := m.Client().Get(ctx, "w", clientv3.WithPrefix())
-		if err != nil {
-			t.Fatalf("%s: %v", m.Config.Name, err)
-		}
-		got := map[string]int64{}
-		for _, kv := range g.Kvs {
-			got[string(kv.Key)] = kv.ModRevision
-		}
-		for k, rev := range acked {
-			if got[k] != rev {
-				t.Fatalf("%s: %s acknowledged at revision %d, member has %d", m.Config.Name, k, rev, got[k])
-			}
+		if m.Server != nil {
+			w.Verify(ctx, m.Client(), m.Config.Name, math.MaxInt64)
 		}
 	}
 	sameState(t, ctx, c)
-	t.Logf("%d writes acknowledged during the reconfiguration", len(acked))
+	t.Logf("%d writes acknowledged during the reconfiguration", w.Count())
 }
 
 // TestClusterMoveLeader: the leader hands leadership to a chosen follower;
@@ -469,13 +388,7 @@ func TestClusterReconfigureUnderLoad(t *testing.T) {
 func TestClusterMoveLeader(t *testing.T) {
 	c := framework.StartCluster(t, 3)
 	ctx := framework.Context(t, 30*time.Second)
-	lead := c.Leader(ctx)
-	var target *framework.Member
-	for _, m := range c.Members {
-		if m != lead {
-			target = m
-		}
-	}
+	lead, target := c.Leader(ctx), c.Follower(ctx)
 	if _, err := target.Client().MoveLeader(ctx, lead.Server.ID()); !errors.Is(rpctypes.Error(err), rpctypes.Error(rpctypes.ErrGRPCNotLeader)) {
 		t.Fatalf("move-leader sent to a follower: %v", err)
 	}
@@ -512,14 +425,7 @@ func TestClusterMoveLeader(t *testing.T) {
 func TestClusterLeaseThroughFollower(t *testing.T) {
 	c := framework.StartCluster(t, 3)
 	ctx := framework.Context(t, 30*time.Second)
-	lead := c.Leader(ctx)
-	var follower *framework.Member
-	for _, m := range c.Members {
-		if m != lead {
-			follower = m
-		}
-	}
-	cl := follower.Client()
+	cl := c.Follower(ctx).Client()
 	g, err := cl.Grant(ctx, 60)
 	if err != nil {
 		t.Fatal(err)
@@ -548,13 +454,7 @@ func TestClusterLeaseThroughFollower(t *testing.T) {
 func TestClusterRemovedMemberStops(t *testing.T) {
 	c := framework.StartCluster(t, 3)
 	ctx := framework.Context(t, 30*time.Second)
-	lead := c.Leader(ctx)
-	var gone *framework.Member
-	for _, m := range c.Members {
-		if m != lead {
-			gone = m
-		}
-	}
+	lead, gone := c.Leader(ctx), c.Follower(ctx)
 	if err := framework.Reconfigure(ctx, func() error { _, err := lead.Client().MemberRemove(ctx, gone.Server.ID()); return err }); err != nil {
 		t.Fatal(err)
 	}
@@ -670,6 +570,9 @@ func TestClusterForceNewClusterDropsUncommitted(t *testing.T) {
 	}
 	lead.Faults.Heal()
 	lead.Config.ForceNewCluster = true
+	// The long election timeout served the cut; alone now, the member
+	// would wait 2-4 s with it before electing itself.
+	lead.Config.ElectionTimeout = 100 * time.Millisecond
 	lead.Start()
 	cl := lead.Client()
 	if g, err := cl.Get(ctx, "k/", clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil || g.Count != 20 {
@@ -693,24 +596,13 @@ func TestClusterFollowerCatchesUpBySnapshot(t *testing.T) {
 		cfg.SnapshotCount, cfg.SnapshotCatchUpEntries = 100, 10
 	})
 	ctx := framework.Context(t, 60*time.Second)
-	lead := c.Leader(ctx)
-	var f *framework.Member
-	for _, m := range c.Members {
-		if m != lead {
-			f = m
-		}
-	}
+	lead, f := c.Leader(ctx), c.Follower(ctx)
 	start, err := f.Client().Get(ctx, "w/")
 	if err != nil {
 		t.Fatal(err)
 	}
 	wch := f.Client().Watch(ctx, "w/", clientv3.WithPrefix(), clientv3.WithRev(start.Header.Revision+1))
-	for _, m := range c.Members {
-		if m != f {
-			m.Faults.Cut(transport.Both, f.Server.ID())
-			f.Faults.Cut(transport.Both, m.Server.ID())
-		}
-	}
+	c.Isolate(f)
 	cl := lead.Client()
 	for i := 0; i < 300; i++ {
 		if _, err := cl.Put(ctx, fmt.Sprintf("w/%03d", i), "v"); err != nil {
@@ -721,9 +613,7 @@ func TestClusterFollowerCatchesUpBySnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range c.Members {
-		m.Faults.Heal()
-	}
+	c.Heal()
 	if _, err := cl.Put(ctx, "w/leased", "v", clientv3.WithLease(l.ID)); err != nil {
 		t.Fatal(err)
 	}
@@ -761,13 +651,7 @@ func TestClusterFollowerCatchesUpBySnapshot(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the follower did not apply a put with the lease granted while it was cut off")
 	}
-	received := 0.0
-	for _, v := range counters(t, f, "etcd_network_snapshot_receive_success") {
-		received += v
-	}
-	if received < 1 {
-		t.Fatal("the follower caught up without receiving a snapshot: the test did not exercise it")
-	}
+	wantSnapshotReceived(t, f)
 	sameState(t, ctx, c)
 }
 

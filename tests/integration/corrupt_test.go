@@ -35,16 +35,19 @@ func corruptChecks(periodic, compact time.Duration) func(*server.Config) {
 	}
 }
 
-// corruptPoll polls cond until it holds, failing the test at ctx's end.
-func corruptPoll(t *testing.T, ctx context.Context, what string, cond func() bool) {
-	t.Helper()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: not within the deadline", what)
-		case <-time.After(10 * time.Millisecond): // polling pace
+// corruptionChecks sums what the corruption checks of c's running members
+// found: only the leader runs them, and on a loaded machine the lead may
+// move during a test.
+func corruptionChecks(c *framework.Cluster) server.CorruptionCheckStats {
+	var sum server.CorruptionCheckStats
+	for _, m := range c.Members {
+		if m.Server != nil {
+			st := m.Server.CorruptionChecks()
+			sum.PeriodicCompared += st.PeriodicCompared
+			sum.CompactRevisionChecked = max(sum.CompactRevisionChecked, st.CompactRevisionChecked)
 		}
 	}
+	return sum
 }
 
 // hasCorrupt reports whether m has applied CORRUPT for member id.
@@ -63,7 +66,7 @@ func hasCorrupt(m *framework.Member, id uint64) bool {
 func wantCorruptCluster(t *testing.T, ctx context.Context, c *framework.Cluster, id uint64, key, value string) {
 	t.Helper()
 	for _, m := range c.Members {
-		corruptPoll(t, ctx, m.Config.Name+" applies CORRUPT", func() bool { return hasCorrupt(m, id) })
+		framework.WaitUntil(ctx, t, m.Config.Name+" applying CORRUPT", func() bool { return hasCorrupt(m, id) })
 	}
 	for _, m := range c.Members {
 		cl, name := m.Client(), m.Config.Name
@@ -174,9 +177,9 @@ func TestCorruptPeriodicCheck(t *testing.T) {
 				}
 			}
 			leader := c.Leader(ctx)
-			start := leader.Server.CorruptionChecks().PeriodicCompared
-			corruptPoll(t, ctx, "a periodic check compares hashes", func() bool {
-				return leader.Server.CorruptionChecks().PeriodicCompared >= start+2
+			start := corruptionChecks(c).PeriodicCompared
+			framework.WaitUntil(ctx, t, "a periodic check comparing hashes", func() bool {
+				return corruptionChecks(c).PeriodicCompared >= start+2
 			})
 			for _, m := range c.Members {
 				if a := m.Server.Alarms(); len(a) != 0 {
@@ -186,10 +189,7 @@ func TestCorruptPeriodicCheck(t *testing.T) {
 
 			bad := leader
 			if victim == "follower" {
-				bad = c.Members[0]
-				if bad == leader {
-					bad = c.Members[1]
-				}
+				bad = c.Follower(ctx)
 			}
 			if err := bad.Server.InjectCorruptValue([]byte("k3"), 0, []byte("rotten")); err != nil {
 				t.Fatal(err)
@@ -222,11 +222,7 @@ func TestCorruptCompactHashCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameState(t, ctx, c)
-	leader := c.Leader(ctx)
-	bad := c.Members[2]
-	if bad == leader {
-		bad = c.Members[1]
-	}
+	bad := c.Follower(ctx)
 	// The version k had before v2: the compaction below removes it.
 	if err := bad.Server.InjectCorruptValue([]byte("k"), old.Header.Revision, []byte("rotten")); err != nil {
 		t.Fatal(err)
@@ -240,21 +236,15 @@ func TestCorruptCompactHashCheck(t *testing.T) {
 	for _, m := range c.Members {
 		// The member answering the compaction applied it; the others
 		// apply it on their own time.
-		for {
-			h, err := cl.HashKV(ctx, m.Endpoint, 0)
-			if err != nil {
+		var h *clientv3.HashKVResponse
+		framework.WaitUntil(ctx, t, fmt.Sprintf("%s's HashKV at revision %d, compacted there", m.Config.Name, cur.Header.Revision), func() bool {
+			var err error
+			if h, err = cl.HashKV(ctx, m.Endpoint, 0); err != nil {
 				t.Fatalf("%s: %v", m.Config.Name, err)
 			}
-			if h.HashRevision == cur.Header.Revision && h.CompactRevision == cur.Header.Revision {
-				hashes = append(hashes, h.Hash)
-				break
-			}
-			select {
-			case <-ctx.Done():
-				t.Fatalf("%s: HashKV %v, want it at revision %d, compacted there", m.Config.Name, h, cur.Header.Revision)
-			case <-time.After(10 * time.Millisecond): // polling pace
-			}
-		}
+			return h.HashRevision == cur.Header.Revision && h.CompactRevision == cur.Header.Revision
+		})
+		hashes = append(hashes, h.Hash)
 	}
 	if hashes[0] != hashes[1] || hashes[1] != hashes[2] {
 		t.Fatalf("the current hashes differ: %v; the test needs a divergence only compacted history shows", hashes)
@@ -270,8 +260,7 @@ func TestCorruptCompactHashCheck(t *testing.T) {
 func TestCorruptChecksNoFalseAlarm(t *testing.T) {
 	c := framework.StartCluster(t, 3, corruptChecks(20*time.Millisecond, 20*time.Millisecond))
 	ctx := framework.Context(t, 90*time.Second)
-	leader := c.Leader(ctx)
-	before := leader.Server.CorruptionChecks()
+	before := corruptionChecks(c)
 	const writers, ops = 3, 250
 	errc := make(chan error, writers+1)
 	var writing sync.WaitGroup
@@ -330,14 +319,14 @@ func TestCorruptChecksNoFalseAlarm(t *testing.T) {
 		t.Fatal(err)
 	default:
 	}
-	during := leader.Server.CorruptionChecks()
+	during := corruptionChecks(c)
 	if during.PeriodicCompared == before.PeriodicCompared || during.CompactRevisionChecked == before.CompactRevisionChecked {
 		t.Fatalf("the checks compared nothing during the load: before %+v, after %+v", before, during)
 	}
 	// After the load, the last compaction's hash on every member, and the
 	// current hashes once more.
-	corruptPoll(t, ctx, "the checks compare the last compaction's hash and the current hashes", func() bool {
-		st := leader.Server.CorruptionChecks()
+	framework.WaitUntil(ctx, t, "the checks comparing the last compaction's hash and the current hashes", func() bool {
+		st := corruptionChecks(c)
 		return st.CompactRevisionChecked >= lastCompact && st.PeriodicCompared > during.PeriodicCompared
 	})
 	for _, m := range c.Members {
@@ -346,5 +335,5 @@ func TestCorruptChecksNoFalseAlarm(t *testing.T) {
 		}
 	}
 	sameState(t, ctx, c)
-	t.Logf("last compaction at %d; checks during the load %+v, after %+v", lastCompact, during, leader.Server.CorruptionChecks())
+	t.Logf("last compaction at %d; checks during the load %+v, after %+v", lastCompact, during, corruptionChecks(c))
 }

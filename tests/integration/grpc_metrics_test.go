@@ -154,18 +154,10 @@ func TestGRPCMetrics(t *testing.T) {
 	ended := series("grpc_server_handled_total", bidi, watch, "Canceled")
 	received := series("grpc_server_msg_received_total", bidi, watch, "")
 	var after map[string]float64
-	deadline := time.After(10 * time.Second)
-	for {
+	framework.WaitUntil(ctx, t, "the watch stream's end in "+ended+" and "+received, func() bool {
 		after = grpcSeries(scrapeMetrics(t, base))
-		if after[ended] > before[ended] && after[received] >= before[received]+2 {
-			break
-		}
-		select {
-		case <-deadline:
-			t.Fatalf("the watch stream did not end: %s = %v, %s = %v", ended, after[ended], received, after[received])
-		case <-time.After(10 * time.Millisecond): // polling pace
-		}
-	}
+		return after[ended] > before[ended] && after[received] >= before[received]+2
+	})
 	want[ended] = 1
 	want[series("grpc_server_handling_seconds", bidi, watch, "")] = 1
 	want[received] = 2

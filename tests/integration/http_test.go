@@ -700,19 +700,13 @@ func TestHTTPHealthLearnerAndNoLeader(t *testing.T) {
 	}
 	base := serve(alone)
 	noLeader := `{"health":"false","reason":"RAFT NO LEADER"}` + "\n"
-	for {
+	framework.WaitUntil(ctx, t, "/health to report no leader", func() bool {
 		r := httpGet(t, base+"/health")
-		if r.code == 503 && r.body == noLeader {
-			break
-		}
-		if r.code != 200 && r.code != 503 || ctx.Err() != nil {
+		if r.code != 200 && r.code != 503 {
 			t.Fatalf("/health while losing the leader: %d %q", r.code, r.body)
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(20 * time.Millisecond): // polling pace
-		}
-	}
+		return r.code == 503 && r.body == noLeader
+	})
 	expectHTTP(t, base+"/health?serializable=true", 200, healthOK)
 	expectHTTP(t, base+"/livez", 200, "ok\n")
 	expectHTTP(t, base+"/readyz/serializable_read", 200, "ok\n")

@@ -3,7 +3,8 @@ package lincheck
 import (
 	"fmt"
 	"hash/fnv"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 
 	"github.com/anishathalye/porcupine"
@@ -219,43 +220,33 @@ func describe(in Input, out Output) string {
 // partition splits a history by key, in key order so that reports are
 // stable.
 func partition(history []porcupine.Operation) [][]porcupine.Operation {
-	byKey := make(map[string][]porcupine.Operation)
-	for _, op := range history {
-		k := op.Input.(Input).Key
-		byKey[k] = append(byKey[k], op)
-	}
-	keys := make([]string, 0, len(byKey))
-	for k := range byKey {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	out := make([][]porcupine.Operation, len(keys))
-	for i, k := range keys {
-		out[i] = byKey[k]
-	}
-	return out
+	return byKey(history, func(op porcupine.Operation) string { return op.Input.(Input).Key })
 }
 
 // partitionEvents is partition for event histories; a return event finds
 // its key through its call event's id.
 func partitionEvents(history []porcupine.Event) [][]porcupine.Event {
-	byKey := make(map[string][]porcupine.Event)
 	keyOf := make(map[int]string)
-	for _, e := range history {
+	return byKey(history, func(e porcupine.Event) string {
 		if e.Kind == porcupine.CallEvent {
 			keyOf[e.Id] = e.Value.(Input).Key
 		}
-		k := keyOf[e.Id]
-		byKey[k] = append(byKey[k], e)
+		return keyOf[e.Id]
+	})
+}
+
+// byKey groups items by key, called once per item in order, and returns
+// the groups in key order.
+func byKey[T any](items []T, key func(T) string) [][]T {
+	groups := make(map[string][]T)
+	for _, it := range items {
+		k := key(it)
+		groups[k] = append(groups[k], it)
 	}
-	keys := make([]string, 0, len(byKey))
-	for k := range byKey {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	out := make([][]porcupine.Event, len(keys))
+	keys := slices.Sorted(maps.Keys(groups))
+	out := make([][]T, len(keys))
 	for i, k := range keys {
-		out[i] = byKey[k]
+		out[i] = groups[k]
 	}
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -35,7 +36,8 @@ type Response struct {
 	// Gen identifies the watcher behind WatchID (see Stream.Watch); 0 for
 	// stream-wide progress responses.
 	Gen uint64
-	// Events of one or more whole revisions, in order.
+	// Events of one or more whole revisions, in order. Other responses
+	// may share the slice and the events: read-only.
 	Events []*mvccpb.Event
 	// Revision is the header revision: the last revision notified when the
 	// response was made; every event up to it that the watcher wants has
@@ -44,11 +46,18 @@ type Response struct {
 	// CompactRevision, when set, cancels the watcher: the revisions it
 	// needed are compacted.
 	CompactRevision int64
+	// Live marks the events of one revision delivered as it was
+	// committed, rather than read back from storage in a catch-up batch
+	// (whose grouping matches etcd's).
+	Live bool
 }
 
 // Config tunes a hub; zero values take the defaults noted.
 type Config struct {
-	// QueueSize bounds the event responses queued per stream; default 128.
+	// QueueSize bounds the queue of each stream, in groups: a revision
+	// delivered live (with the responses of every watcher of the stream it
+	// reaches, which share its events) or one other response; default
+	// 128.
 	QueueSize int
 	// CatchUpRevs bounds the revisions read for one catch-up response;
 	// default 1000.
@@ -74,8 +83,9 @@ type Hub struct {
 	donec  chan struct{}
 	closed sync.Once
 
-	gen uint64 // last watcher generation handed out; under mu
-	mu  struct {
+	gen    uint64                 // last watcher generation handed out; under mu
+	groups map[*Stream][]Response // deliverLocked's scratch; under mu
+	mu     struct {
 		sync.Mutex
 		rev      int64 // last notified revision
 		synced   watcherSet
@@ -115,6 +125,7 @@ func NewHub(src Source, cfg Config) *Hub {
 	h.mu.synced = newWatcherSet()
 	h.mu.unsynced = map[*watcher]struct{}{}
 	h.mu.streams = map[*Stream]struct{}{}
+	h.groups = map[*Stream][]Response{}
 	go h.catchUpLoop()
 	return h
 }
@@ -139,8 +150,11 @@ func (h *Hub) Stats() Metrics {
 
 // Notify tells the hub that everything up to rev is committed; evs are the
 // events of the revisions since the previous call, in order. It never
-// blocks on a watcher.
+// blocks on a watcher. It keeps the events, which must not change, but not
+// evs itself: the caller may reuse the slice.
 func (h *Hub) Notify(rev int64, evs []*mvccpb.Event) {
+	// Watchers share slices of this copy (watcherSet.match).
+	evs = slices.Clone(evs)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for start := 0; start < len(evs); {
@@ -161,22 +175,34 @@ func (h *Hub) Notify(rev int64, evs []*mvccpb.Event) {
 }
 
 // deliverLocked sends the events of revision rev to each synced watcher
-// that wants some of them.
+// that wants some of them: one queue group per stream, so a stream's queue
+// bounds revisions, however many of its watchers each one reaches.
 func (h *Hub) deliverLocked(rev int64, evs []*mvccpb.Event) {
+	groups := h.groups
 	h.mu.synced.match(evs, func(w *watcher, mine []*mvccpb.Event) {
 		if rev < w.minRev {
 			return // it starts at a later revision
 		}
-		if !w.stream.offer(Response{WatchID: w.id, Gen: w.gen, Events: mine, Revision: rev}) {
-			// Queue full: fall behind and read this revision from storage.
-			w.stream.wantRoom.Store(true)
+		groups[w.stream] = append(groups[w.stream], Response{WatchID: w.id, Gen: w.gen, Events: mine, Revision: rev, Live: true})
+	})
+	for s, rs := range groups {
+		delete(groups, s)
+		if s.offer(rs...) {
+			for _, r := range rs {
+				s.watchers[r.WatchID].minRev = rev + 1
+			}
+			continue
+		}
+		// Queue full: its watchers fall behind and read this revision
+		// from storage.
+		s.wantRoom.Store(true)
+		for _, r := range rs {
+			w := s.watchers[r.WatchID]
 			h.mu.synced.remove(w)
 			h.mu.unsynced[w] = struct{}{}
 			h.metrics.Victims++
-			return
 		}
-		w.minRev = rev + 1
-	})
+	}
 	// A watcher whose revision passed without matching events is still
 	// synced; its minRev only matters while it waits for a future start.
 }

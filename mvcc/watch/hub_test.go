@@ -56,12 +56,17 @@ func (e *env) put(key, val string) {
 
 func recv(t *testing.T, s *Stream) Response {
 	t.Helper()
-	select {
-	case r := <-s.Out():
-		return r
-	case <-time.After(10 * time.Second):
-		t.Fatal("no response")
-		return Response{}
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case <-s.Ready():
+			if rs := s.Take(nil, 1); len(rs) == 1 {
+				return rs[0]
+			}
+		case <-timeout:
+			t.Fatal("no response")
+			return Response{}
+		}
 	}
 }
 
@@ -73,10 +78,8 @@ func TestNoEventsBeforeAnnounce(t *testing.T) {
 		t.Fatalf("watch: %d %v", id, err)
 	}
 	e.put("k", "before-announce")
-	select {
-	case r := <-s.Out():
-		t.Fatalf("event before the watcher was announced: %+v", r)
-	default:
+	if rs := s.Take(nil, 1); len(rs) > 0 {
+		t.Fatalf("event before the watcher was announced: %+v", rs[0])
 	}
 	s.Announce(id, gen)
 	// The event committed before Announce is not lost: it is caught up.
@@ -141,7 +144,7 @@ func TestCanceledWatcherGetsNothing(t *testing.T) {
 		t.Fatalf("a canceled watcher is still registered: %+v", st)
 	}
 	e.put("k", "3")
-	if r := <-s.Out(); string(r.Events[0].Kv.Value) != "1" { // queued before the cancel
+	if r := recv(t, s); string(r.Events[0].Kv.Value) != "1" { // queued before the cancel
 		t.Fatalf("unexpected response %+v", r)
 	}
 	if err := s.Cancel(id); !errors.Is(err, ErrNotExist) {
@@ -192,7 +195,7 @@ func TestCatchUpSharesReads(t *testing.T) {
 
 // TestReaderMakingRoomWakesCatchUp: with no retry tick to fall back on, a
 // watcher that fell behind catches up as soon as its reader takes
-// responses (Stream.Took), as the gRPC send loop does.
+// responses (Stream.Take), as the gRPC send loop does.
 func TestReaderMakingRoomWakesCatchUp(t *testing.T) {
 	e := newEnv(t, Config{QueueSize: 2, CatchUpRevs: 3, RetryInterval: time.Hour})
 	s := e.hub.NewStream()
@@ -204,8 +207,7 @@ func TestReaderMakingRoomWakesCatchUp(t *testing.T) {
 	}
 	next := int64(2)
 	for next <= n+1 {
-		r := recv(t, s)
-		s.Took()
+		r := recv(t, s) // Take makes room
 		for _, ev := range r.Events {
 			if ev.Kv.ModRevision != next {
 				t.Fatalf("revision %d, want %d", ev.Kv.ModRevision, next)
@@ -280,5 +282,42 @@ func TestResync(t *testing.T) {
 	e.hub.Resync(e.store.Rev())
 	if r := recv(t, s); r.CompactRevision != 8 || len(r.Events) != 0 {
 		t.Fatalf("a watcher whose revision 7 was compacted got %+v, want a cancel at compact revision 8", r)
+	}
+}
+
+// TestQueueBoundsRevisions: a stream's queue holds QueueSize revisions
+// however many of its watchers each one reaches; the next revision makes
+// every one of them fall behind, and they catch up from storage in order.
+func TestQueueBoundsRevisions(t *testing.T) {
+	e := newEnv(t, Config{QueueSize: 2, RetryInterval: time.Hour})
+	s := e.hub.NewStream()
+	const watchers = 50
+	for range watchers {
+		id, gen, _ := s.Watch(0, []byte("k"), nil, 0, false, false)
+		s.Announce(id, gen)
+	}
+	e.put("k", "1")
+	e.put("k", "2")
+	if st := e.hub.Stats(); st.SlowWatchers != 0 || st.Victims != 0 {
+		t.Fatalf("two revisions for %d watchers in a queue of 2: %+v", watchers, st)
+	}
+	e.put("k", "3")
+	if st := e.hub.Stats(); st.SlowWatchers != watchers {
+		t.Fatalf("a third revision in a full queue: %d slow watchers, want %d", st.SlowWatchers, watchers)
+	}
+	next := map[int64]int64{}
+	for range 3 * watchers {
+		r := recv(t, s)
+		for _, ev := range r.Events {
+			if want := max(next[r.WatchID], 2); ev.Kv.ModRevision != want {
+				t.Fatalf("watcher %d: revision %d, want %d", r.WatchID, ev.Kv.ModRevision, want)
+			}
+			next[r.WatchID] = ev.Kv.ModRevision + 1
+		}
+	}
+	for id, n := range next {
+		if n != 5 {
+			t.Fatalf("watcher %d stopped before revision %d", id, n)
+		}
 	}
 }

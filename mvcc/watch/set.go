@@ -57,8 +57,25 @@ func (s *watcherSet) remove(w *watcher) {
 }
 
 // match calls fn once for every watcher that wants some of evs, with the
-// events it wants in order. fn may remove the watcher.
+// events it wants in order; the slice may be evs itself, shared by every
+// such watcher, so fn must not modify it. fn may remove the watcher.
 func (s *watcherSet) match(evs []*mvccpb.Event, fn func(*watcher, []*mvccpb.Event)) {
+	if len(evs) == 1 {
+		// The common revision, one put or delete: every watcher that
+		// wants it shares evs, with no bookkeeping to allocate.
+		ev := evs[0]
+		for w := range s.keys[string(ev.Kv.Key)] {
+			if w.wants(ev) {
+				fn(w, evs)
+			}
+		}
+		for w := range s.ranges {
+			if w.wants(ev) {
+				fn(w, evs)
+			}
+		}
+		return
+	}
 	var per map[*watcher][]*mvccpb.Event
 	var order []*watcher
 	add := func(w *watcher, ev *mvccpb.Event) {

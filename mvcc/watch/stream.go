@@ -7,10 +7,16 @@ import (
 )
 
 // Stream is one client stream's set of watchers and its bounded queue of
-// responses. Create it with Hub.NewStream; read Out until Close.
+// responses. Create it with Hub.NewStream; Take responses whenever Ready
+// fires, until Close.
 type Stream struct {
-	h         *Hub
-	out       chan Response
+	h *Hub
+	// q is the queue: groups of responses, each group one revision's
+	// responses to the stream's synced watchers (or one response), at most
+	// QueueSize groups. ready has a token while q is not empty.
+	qmu       sync.Mutex
+	q         [][]Response
+	ready     chan struct{}
 	closedc   chan struct{}
 	closeOnce sync.Once
 	// wantRoom is set when a watcher of this stream waits for room in its
@@ -25,15 +31,49 @@ type Stream struct {
 
 // NewStream registers a new stream.
 func (h *Hub) NewStream() *Stream {
-	s := &Stream{h: h, out: make(chan Response, h.cfg.QueueSize), closedc: make(chan struct{}), watchers: map[int64]*watcher{}}
+	s := &Stream{h: h, ready: make(chan struct{}, 1), closedc: make(chan struct{}), watchers: map[int64]*watcher{}}
 	h.mu.Lock()
 	h.mu.streams[s] = struct{}{}
 	h.mu.Unlock()
 	return s
 }
 
-// Out is the stream's queue of responses.
-func (s *Stream) Out() <-chan Response { return s.out }
+// Ready fires when responses are queued; Take them then.
+func (s *Stream) Ready() <-chan struct{} { return s.ready }
+
+// Take appends up to max queued responses to buf, in order, and returns
+// it (buf unchanged when nothing is queued). Taking makes room: a watcher
+// that fell behind for lack of it catches up now rather than at the next
+// retry tick.
+func (s *Stream) Take(buf []Response, max int) []Response {
+	s.qmu.Lock()
+	for len(buf) < max && len(s.q) > 0 {
+		g := s.q[0]
+		n := min(len(g), max-len(buf))
+		buf = append(buf, g[:n]...)
+		if n < len(g) {
+			s.q[0] = g[n:]
+			break
+		}
+		s.q[0] = nil
+		s.q = s.q[1:]
+	}
+	if len(s.q) > 0 {
+		s.signal()
+	}
+	s.qmu.Unlock()
+	if s.wantRoom.Load() && s.wantRoom.CompareAndSwap(true, false) {
+		s.h.wake()
+	}
+	return buf
+}
+
+func (s *Stream) signal() {
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+}
 
 // Watch adds a watcher on [key, end) (end nil: key alone; end empty: every
 // key ≥ key) from startRev (0: the next revision). id 0 asks for the
@@ -183,27 +223,24 @@ func (s *Stream) isClosed() bool {
 }
 
 // full reports whether the queue has no room left.
-func (s *Stream) full() bool { return len(s.out) == cap(s.out) }
-
-// Took tells the hub the reader took a response from Out: a watcher that
-// fell behind for lack of room can catch up now rather than at the next
-// retry tick.
-func (s *Stream) Took() {
-	if s.wantRoom.Load() && s.wantRoom.CompareAndSwap(true, false) {
-		s.h.wake()
-	}
+func (s *Stream) full() bool {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	return len(s.q) >= s.h.cfg.QueueSize
 }
 
-// offer queues r without blocking; false when the queue is full or the
-// stream closed.
-func (s *Stream) offer(r Response) bool {
+// offer queues rs, one group, without blocking; false when the queue is
+// full or the stream closed. The stream keeps rs.
+func (s *Stream) offer(rs ...Response) bool {
 	if s.isClosed() {
 		return false
 	}
-	select {
-	case s.out <- r:
-		return true
-	default:
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	if len(s.q) >= s.h.cfg.QueueSize {
 		return false
 	}
+	s.q = append(s.q, rs)
+	s.signal()
+	return true
 }

@@ -124,6 +124,7 @@ func (ws *watchServer) create(hs *watch.Stream, cr *pb.WatchCreateRequest) contr
 
 func (ws *watchServer) sendLoop(stream pb.Watch_WatchServer, hs *watch.Stream, ctrl <-chan control, recvErr <-chan error) error {
 	active := map[int64]*watchOpts{}
+	batch := make([]watch.Response, 0, coalesceResponses)
 	progress := time.NewTicker(ws.s.WatchProgressNotifyInterval())
 	defer progress.Stop()
 	for {
@@ -139,41 +140,11 @@ func (ws *watchServer) sendLoop(stream pb.Watch_WatchServer, hs *watch.Stream, c
 			case c.resp.Canceled && id != -1:
 				delete(active, id)
 			}
-		case r := <-hs.Out():
-			hs.Took()
-			if r.WatchID == -1 {
-				if err := stream.Send(&pb.WatchResponse{Header: ws.hdr.at(r.Revision), WatchId: -1}); err != nil {
-					return err
-				}
-				continue
-			}
-			o := active[r.WatchID]
-			if o == nil || o.gen != r.Gen {
-				continue // canceled, or an earlier watcher with this ID
-			}
-			resp := &pb.WatchResponse{
-				Header:          ws.hdr.at(r.Revision),
-				WatchId:         r.WatchID,
-				Events:          r.Events,
-				CompactRevision: r.CompactRevision,
-				Canceled:        r.CompactRevision != 0,
-			}
-			if o.prevKV {
-				resp.Events = ws.withPrevKV(r.Events)
-			}
-			if resp.Canceled {
-				delete(active, r.WatchID)
-			}
-			if len(r.Events) > 0 {
-				o.sentEvents = true
-			}
-			send := stream.Send
-			if o.fragment {
-				// etcd fragments at the request limit plus gRPC's overhead.
-				limit := ws.s.MaxRequestBytes() + grpcOverheadBytes
-				send = func(wr *pb.WatchResponse) error { return sendFragments(wr, limit, stream.Send) }
-			}
-			if err := send(resp); err != nil {
+		case <-hs.Ready():
+			// Take what is queued: a backlog goes out with each watcher's
+			// revisions merged into as few responses as fit.
+			batch = hs.Take(batch[:0], coalesceResponses)
+			if err := ws.sendEvents(stream, active, batch); err != nil {
 				return err
 			}
 		case <-progress.C:
@@ -199,6 +170,119 @@ func (ws *watchServer) sendLoop(stream pb.Watch_WatchServer, hs *watch.Stream, c
 			return rpctypes.ErrGRPCStopped
 		}
 	}
+}
+
+// coalesceResponses bounds the hub responses the send loop takes at once,
+// and coalesceBytes the keys and values (prev_kv included) merged into one
+// response: under the 4 MiB a gRPC client accepts by default (jetcd's),
+// and as big as a catch-up response (watch.Config.CatchUpBytes).
+const (
+	coalesceResponses = 1 << 14
+	coalesceBytes     = 1 << 20
+)
+
+// sendEvents sends the hub's responses rs, in order per watcher, after
+// merging each watcher's consecutive live responses (one revision each,
+// see watch.Response.Live) into one while it stays under coalesceBytes. A
+// merged response holds whole revisions in order and carries the header
+// revision of the last one it took, which is what each of them promised;
+// so the watcher sees exactly what separate responses would have told it,
+// in fewer messages (etcd's own catch-up responses span revisions too).
+// Catch-up responses go out as the hub made them. A stream-wide progress response
+// is a barrier: everything before it goes out first.
+func (ws *watchServer) sendEvents(stream pb.Watch_WatchServer, active map[int64]*watchOpts, rs []watch.Response) error {
+	type out struct {
+		r     watch.Response
+		o     *watchOpts
+		bytes int
+		owned bool // r.Events is this send's own copy
+	}
+	var outs []out
+	open := map[int64]int{} // watch ID → index in outs of its mergeable response
+	flush := func() error {
+		for _, x := range outs {
+			if err := ws.sendEvent(stream, x.r, x.o); err != nil {
+				return err
+			}
+		}
+		outs = outs[:0]
+		clear(open)
+		return nil
+	}
+	for _, r := range rs {
+		if r.WatchID == -1 {
+			if err := flush(); err != nil {
+				return err
+			}
+			if err := stream.Send(&pb.WatchResponse{Header: ws.hdr.at(r.Revision), WatchId: -1}); err != nil {
+				return err
+			}
+			continue
+		}
+		o := active[r.WatchID]
+		if o == nil || o.gen != r.Gen {
+			continue // canceled, or an earlier watcher with this ID
+		}
+		if r.CompactRevision != 0 {
+			delete(active, r.WatchID)
+		}
+		if !r.Live {
+			delete(open, r.WatchID)
+			outs = append(outs, out{r: r, o: o})
+			continue
+		}
+		n := eventBytes(r.Events, o.prevKV)
+		if i, ok := open[r.WatchID]; ok && outs[i].bytes+n <= coalesceBytes {
+			x := &outs[i]
+			if !x.owned {
+				x.r.Events = append(make([]*mvccpb.Event, 0, len(x.r.Events)+len(r.Events)), x.r.Events...)
+				x.owned = true
+			}
+			x.r.Events = append(x.r.Events, r.Events...)
+			x.r.Revision = r.Revision
+			x.bytes += n
+			continue
+		}
+		open[r.WatchID] = len(outs)
+		outs = append(outs, out{r: r, o: o, bytes: n})
+	}
+	return flush()
+}
+
+// eventBytes estimates what evs add to a response: keys and values, twice
+// with prev_kv.
+func eventBytes(evs []*mvccpb.Event, prevKV bool) int {
+	n := 0
+	for _, ev := range evs {
+		n += len(ev.Kv.Key) + len(ev.Kv.Value)
+	}
+	if prevKV {
+		n *= 2
+	}
+	return n
+}
+
+// sendEvent sends one hub response (events, a compaction cancel or a
+// watcher's progress notification) of the watcher with options o.
+func (ws *watchServer) sendEvent(stream pb.Watch_WatchServer, r watch.Response, o *watchOpts) error {
+	resp := &pb.WatchResponse{
+		Header:          ws.hdr.at(r.Revision),
+		WatchId:         r.WatchID,
+		Events:          r.Events,
+		CompactRevision: r.CompactRevision,
+		Canceled:        r.CompactRevision != 0,
+	}
+	if o.prevKV {
+		resp.Events = ws.withPrevKV(r.Events)
+	}
+	if len(r.Events) > 0 {
+		o.sentEvents = true
+	}
+	if o.fragment {
+		// etcd fragments at the request limit plus gRPC's overhead.
+		return sendFragments(resp, ws.s.MaxRequestBytes()+grpcOverheadBytes, stream.Send)
+	}
+	return stream.Send(resp)
 }
 
 // withPrevKV returns evs with each event's previous version attached

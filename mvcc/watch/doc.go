@@ -19,8 +19,12 @@
 //
 // # Memory bound: the slow-watcher policy
 //
-// Each Stream has one bounded queue of event responses. Notify never blocks
-// on it: when a synced watcher's queue is full, the watcher becomes unsynced
+// Each Stream has one bounded queue (Config.QueueSize entries). An entry
+// is one revision's responses to every synced watcher of the stream it
+// reaches, which share that revision's events, or one other response; so
+// the bound is in revisions, however many watchers a stream carries, and
+// a reader that takes a backlog at once (Stream.Take) can merge each
+// watcher's revisions into one message. Notify never blocks on it: when a synced watcher's queue is full, the watcher becomes unsynced
 // at the first revision it did not receive and will read that history from
 // storage later, so a client that stops reading costs at most its queue,
 // never a growing buffer. The revisions it still needs stay readable until

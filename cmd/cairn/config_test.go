@@ -77,6 +77,7 @@ initial-corrupt-check: false
 corrupt-check-time: 0
 compact-hash-check-enabled: false
 compact-hash-check-time: 30s
+feature-gates: "InitialCorruptCheck=false,StopGRPCServiceOnDefrag=true, AllBeta=false"
 `
 
 var fileArgs = []string{
@@ -117,6 +118,7 @@ var fileArgs = []string{
 	"--corrupt-check-time", "0",
 	"--compact-hash-check-enabled=false",
 	"--compact-hash-check-time", "30s",
+	"--feature-gates", "InitialCorruptCheck=false,StopGRPCServiceOnDefrag=true, AllBeta=false",
 }
 
 // TestConfigFileEqualsFlags: a config file gives exactly the options, and
@@ -313,6 +315,7 @@ election-timeout: 100
 auto-compaction-mode: periodic
 auto-compaction-retention: 200ms
 log-outputs: [stderr]
+feature-gates: "StopGRPCServiceOnDefrag=true,LeaseCheckpoint=true,InitialCorruptCheck=false"
 `)
 	r := start(t, "--config-file", path, "--name", "from-flag")
 	logs := r.logs
@@ -322,6 +325,10 @@ log-outputs: [stderr]
 	}
 	if !strings.Contains(logs.String(), `"path":"`+path+`"`) {
 		t.Fatalf("the config file's path is not logged:\n%s", logs)
+	}
+	// The gates without effect are logged once, before the member serves.
+	if n := strings.Count(logs.String(), `"msg":"feature gates that have no effect in cairn","feature-gates":["LeaseCheckpoint=true","StopGRPCServiceOnDefrag=true"]}`); n != 1 {
+		t.Fatalf("%d log lines for the gates without effect, want 1:\n%s", n, logs)
 	}
 
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{addr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})

@@ -65,6 +65,7 @@ func readConfigFile(path string) (*options, error) {
 			return nil, err
 		}
 	}
+	o.noteGatedFlags(fs)
 	return o, nil
 }
 
@@ -220,7 +221,7 @@ var etcdOnlyKeys = keySet(`
 	enable-log-rotation log-rotation-config-json
 	enable-grpc-gateway unsafe-no-fsync downgrade-check-time memory-mlock
 	v2-deprecation enable-v2 listen-client-http-urls cors host-whitelist
-	feature-gates proxy debug log-package-levels
+	proxy debug log-package-levels
 `)
 
 func keySet(keys string) map[string]bool {

@@ -29,4 +29,9 @@
 // --initial-corrupt-check, --corrupt-check-time (1h; 0 turns it off),
 // --compact-hash-check-enabled and --compact-hash-check-time, each also
 // under etcd 3.5's --experimental- name.
+//
+// --feature-gates takes etcd 3.7's gates with etcd's parsing and errors
+// (gates.go): InitialCorruptCheck and CompactHashCheck set the two
+// corruption-check options, the others are accepted, have no effect and
+// are logged once at start-up as such.
 package main

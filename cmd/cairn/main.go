@@ -52,6 +52,11 @@ type options struct {
 	enablePprof                                     bool
 	metrics                                         string
 	version                                         bool
+	// featureGates is --feature-gates (gates.go).
+	featureGates gateValues
+	// gatedFlags maps a gate that switches an option to the flag that set
+	// that option explicitly, if one did (noteGatedFlags).
+	gatedFlags map[string]string
 	// configFile is the --config-file the options came from, if any.
 	configFile string
 }
@@ -90,7 +95,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	// Corruption checks: on by default in Cairn, off in etcd. etcd 3.7
 	// switches the initial and compact hash checks with --feature-gates
 	// (InitialCorruptCheck, CompactHashCheck) and etcd 3.5 with the
-	// --experimental- flags, which Cairn accepts too.
+	// --experimental- flags; Cairn accepts all three (options.gated).
 	fs.BoolVar(&o.initialCorruptCheck, "initial-corrupt-check", true, "Compare the member's data with its peers' at start-up and refuse to start on a mismatch (on by default in Cairn, unlike etcd).")
 	fs.BoolVar(&o.initialCorruptCheck, "experimental-initial-corrupt-check", true, "Deprecated alias of --initial-corrupt-check.")
 	fs.DurationVar(&o.corruptCheckTime, "corrupt-check-time", server.DefaultCorruptCheckTime, "Duration of time between cluster corruption check passes (0 disables; Cairn's default is 1h, etcd's 0).")
@@ -99,6 +104,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.compactHashCheck, "experimental-compact-hash-check-enabled", true, "Deprecated alias of --compact-hash-check-enabled.")
 	fs.DurationVar(&o.compactHashCheckTime, "compact-hash-check-time", server.DefaultCompactHashCheckTime, "Duration of time between leader checks followers compaction hashes.")
 	fs.DurationVar(&o.compactHashCheckTime, "experimental-compact-hash-check-time", server.DefaultCompactHashCheckTime, "Deprecated alias of --compact-hash-check-time.")
+	fs.Var(&o.featureGates, "feature-gates", featureGatesUsage())
 	fs.StringVar(&o.logger, "logger", "zap", "Currently only supports 'zap' for structured logging.")
 	fs.StringVar(&o.logLevel, "log-level", "info", "Configures log level. Only supports debug, info, warn, error, panic, or fatal.")
 	fs.StringVar(&o.logFormat, "log-format", "json", "Configures log format. Only supports json, console.")
@@ -153,6 +159,7 @@ func parse(args []string, stderr io.Writer, getenv func(string) (string, bool)) 
 			}
 		}
 	})
+	o.noteGatedFlags(fs)
 	return o, envErr
 }
 
@@ -204,6 +211,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if err != nil {
 		lg.Error("invalid configuration", zap.Error(err))
 		return 1
+	}
+	if gates := o.featureGates.noEffect(); len(gates) > 0 {
+		lg.Info("feature gates that have no effect in cairn", zap.Strings("feature-gates", gates))
 	}
 	var lns []net.Listener
 	for _, u := range listen {
@@ -280,6 +290,17 @@ func (o *options) config(lg *zap.Logger) (server.Config, []*url.URL, error) {
 	if o.compactHashCheckTime <= 0 {
 		return cfg, nil, fmt.Errorf("--compact-hash-check-time must be >0 (set to %v)", o.compactHashCheckTime)
 	}
+	if err := o.featureGates.validate(); err != nil {
+		return cfg, nil, err
+	}
+	initialCorruptCheck, err := o.gated(gateInitialCorruptCheck, o.initialCorruptCheck)
+	if err != nil {
+		return cfg, nil, err
+	}
+	compactHashCheck, err := o.gated(gateCompactHashCheck, o.compactHashCheck)
+	if err != nil {
+		return cfg, nil, err
+	}
 	listen, err := parseURLs(o.listenClientURLs)
 	if err != nil {
 		return cfg, nil, fmt.Errorf("--listen-client-urls: %w", err)
@@ -326,9 +347,9 @@ func (o *options) config(lg *zap.Logger) (server.Config, []*url.URL, error) {
 		QuotaBackendBytes:           o.quotaBackendBytes,
 		WatchProgressNotifyInterval: o.watchProgressNotifyInterval,
 		LeaseCheckpointInterval:     o.leaseCheckpointInterval,
-		NoInitialCorruptCheck:       !o.initialCorruptCheck,
+		NoInitialCorruptCheck:       !initialCorruptCheck,
 		CorruptCheckTime:            corruptCheckTime(o.corruptCheckTime),
-		NoCompactHashCheck:          !o.compactHashCheck,
+		NoCompactHashCheck:          !compactHashCheck,
 		CompactHashCheckTime:        o.compactHashCheckTime,
 		Metrics:                     o.metrics,
 		Logger:                      lg,

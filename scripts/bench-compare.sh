@@ -22,7 +22,10 @@
 # and reports what it completed, and the table marks it "interrupted".
 #
 # Watch: 1000 watchers over 10 streams on 100 keys (10 per key) receive the
-# events of WATCH_PUTS puts from 10 clients; then, as a baseline, STALL_PUTS
+# events of WATCH_PUTS puts from 10 clients; then 1000 watchers over 10
+# streams all watch one prefix, so each of FANOUT_PUTS puts from 100 clients
+# becomes 1000 events (the watch path, not the puts, is then the limit);
+# then, as a baseline, STALL_PUTS
 # puts of 4 KiB from 10 clients with nobody watching; then the same puts
 # again while 1000 more watchers on 10 streams that are never read watch the
 # same keys. During that last run a sampler reads the server's VmRSS every
@@ -48,7 +51,7 @@
 # lease", and "cluster": which server processes to run), PUT1_TOTAL (2000), PUTN_TOTAL
 # (100000), RANGE_TOTAL (100000), LOAD_KEYS (1000000), LOAD_TXN_OPS (10,
 # at most etcd's --max-txn-ops of 128), BENCH_STEP_TIMEOUT
-# (180), WATCH_PUTS (20000), STALL_PUTS (20000), LEASE_TOTAL (200000),
+# (180), WATCH_PUTS (20000), FANOUT_PUTS (3000), STALL_PUTS (20000), LEASE_TOTAL (200000),
 # BENCH_OUT (a new temp dir; raw JSON results and server logs go there),
 # CAIRN_ETCD_BIN (use this etcd instead of building one), CAIRN_BIN (use
 # this cairn instead of building one from the working tree). Needs go, jq,
@@ -69,6 +72,7 @@ LOAD_KEYS=${LOAD_KEYS:-1000000}
 # keeps that share near 27 MB while loading 1M keys in well under a minute.
 LOAD_TXN_OPS=${LOAD_TXN_OPS:-10}
 WATCH_PUTS=${WATCH_PUTS:-20000}
+FANOUT_PUTS=${FANOUT_PUTS:-3000}
 STALL_PUTS=${STALL_PUTS:-20000}
 LEASE_TOTAL=${LEASE_TOTAL:-200000}
 SECTIONS=" ${BENCH_SECTIONS:-main load watch lease} "
@@ -194,6 +198,7 @@ run_server() {
 			return 0
 		fi
 		bench watch watch --watchers 1000 --streams 10 --watch-key-space 100 --puts "$WATCH_PUTS" --put-clients 10
+		bench fanout watch --watchers 1000 --streams 10 --prefix --puts "$FANOUT_PUTS" --put-clients 100
 		# The stalled watchers watch the keys the puts write (10 per key), so
 		# a server that buffered their events would hold 10 x 4 KiB per put.
 		# Same key length (14 B) and value size as the stalled run, other keys.
@@ -313,6 +318,12 @@ if [[ $SECTIONS == *" watch "* ]]; then
 	row "watch" "puts/s" watch .puts_per_second
 	row "watch" "events missing + duplicate" watch '.events_missing + .events_duplicate'
 	row "watch" "server CPU us/event" watch '.server_cpu_seconds / (.events_received | if . == 0 then null else . end) * 1e6'
+	row "fan-out: 1000 watchers of one prefix, 10 streams, $FANOUT_PUTS puts x 256 B from 100 clients" "events/s (higher is better)" fanout .events_per_second
+	row "fan-out" "p50 put-to-event ms" fanout .event_latency_ms.p50
+	row "fan-out" "p99 put-to-event ms (lower is better)" fanout .event_latency_ms.p99
+	row "fan-out" "puts/s" fanout .puts_per_second
+	row "fan-out" "events missing + duplicate" fanout '.events_missing + .events_duplicate'
+	row "fan-out" "server CPU us/event" fanout '.server_cpu_seconds / (.events_received | if . == 0 then null else . end) * 1e6'
 	row "baseline: $STALL_PUTS puts x 4 KiB, 10 clients, no watchers" "puts/s" stallbase .requests_per_second
 	row "baseline" "server CPU us/put" stallbase "$CPU_PER_REQ"
 	row "the same puts, 1000 stalled watchers on 10 streams" "puts/s (higher is better)" stall .puts_per_second

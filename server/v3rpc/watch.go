@@ -125,6 +125,7 @@ func (ws *watchServer) create(hs *watch.Stream, cr *pb.WatchCreateRequest) contr
 func (ws *watchServer) sendLoop(stream pb.Watch_WatchServer, hs *watch.Stream, ctrl <-chan control, recvErr <-chan error) error {
 	active := map[int64]*watchOpts{}
 	batch := make([]watch.Response, 0, coalesceResponses)
+	var enc eventEncoder
 	progress := time.NewTicker(ws.s.WatchProgressNotifyInterval())
 	defer progress.Stop()
 	for {
@@ -144,7 +145,9 @@ func (ws *watchServer) sendLoop(stream pb.Watch_WatchServer, hs *watch.Stream, c
 			// Take what is queued: a backlog goes out with each watcher's
 			// revisions merged into as few responses as fit.
 			batch = hs.Take(batch[:0], coalesceResponses)
-			if err := ws.sendEvents(stream, active, batch); err != nil {
+			err := ws.sendEvents(stream, active, batch, &enc)
+			enc.reset()
+			if err != nil {
 				return err
 			}
 		case <-progress.C:
@@ -190,7 +193,7 @@ const (
 // in fewer messages (etcd's own catch-up responses span revisions too).
 // Catch-up responses go out as the hub made them. A stream-wide progress response
 // is a barrier: everything before it goes out first.
-func (ws *watchServer) sendEvents(stream pb.Watch_WatchServer, active map[int64]*watchOpts, rs []watch.Response) error {
+func (ws *watchServer) sendEvents(stream pb.Watch_WatchServer, active map[int64]*watchOpts, rs []watch.Response, enc *eventEncoder) error {
 	type out struct {
 		r     watch.Response
 		o     *watchOpts
@@ -201,7 +204,7 @@ func (ws *watchServer) sendEvents(stream pb.Watch_WatchServer, active map[int64]
 	open := map[int64]int{} // watch ID → index in outs of its mergeable response
 	flush := func() error {
 		for _, x := range outs {
-			if err := ws.sendEvent(stream, x.r, x.o); err != nil {
+			if err := ws.sendEvent(stream, x.r, x.o, enc); err != nil {
 				return err
 			}
 		}
@@ -209,7 +212,7 @@ func (ws *watchServer) sendEvents(stream pb.Watch_WatchServer, active map[int64]
 		clear(open)
 		return nil
 	}
-	for _, r := range rs {
+	for at, r := range rs {
 		if r.WatchID == -1 {
 			if err := flush(); err != nil {
 				return err
@@ -235,7 +238,10 @@ func (ws *watchServer) sendEvents(stream pb.Watch_WatchServer, active map[int64]
 		if i, ok := open[r.WatchID]; ok && outs[i].bytes+n <= coalesceBytes {
 			x := &outs[i]
 			if !x.owned {
-				x.r.Events = append(make([]*mvccpb.Event, 0, len(x.r.Events)+len(r.Events)), x.r.Events...)
+				// Room for as many more revisions as the rest of the
+				// batch holds per watcher, so merging rarely regrows.
+				more := (len(rs) - at) / len(open) * len(r.Events)
+				x.r.Events = append(make([]*mvccpb.Event, 0, len(x.r.Events)+more), x.r.Events...)
 				x.owned = true
 			}
 			x.r.Events = append(x.r.Events, r.Events...)
@@ -263,8 +269,17 @@ func eventBytes(evs []*mvccpb.Event, prevKV bool) int {
 }
 
 // sendEvent sends one hub response (events, a compaction cancel or a
-// watcher's progress notification) of the watcher with options o.
-func (ws *watchServer) sendEvent(stream pb.Watch_WatchServer, r watch.Response, o *watchOpts) error {
+// watcher's progress notification) of the watcher with options o; events
+// for a watcher without prev_kv or fragmenting are encoded through enc.
+func (ws *watchServer) sendEvent(stream pb.Watch_WatchServer, r watch.Response, o *watchOpts, enc *eventEncoder) error {
+	if len(r.Events) > 0 && r.CompactRevision == 0 && !o.prevKV && !o.fragment {
+		o.sentEvents = true
+		f, err := enc.frame(ws.hdr.at(r.Revision), r.WatchID, r.Events)
+		if err != nil {
+			return err
+		}
+		return stream.SendMsg(f)
+	}
 	resp := &pb.WatchResponse{
 		Header:          ws.hdr.at(r.Revision),
 		WatchId:         r.WatchID,

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cairn-kv/cairn/storage"
 	"github.com/cockroachdb/pebble/v2"
@@ -12,12 +13,97 @@ import (
 )
 
 // compactBatchEntries bounds the revision-log entries one compaction batch
-// scans, and compactBatchOps the deletes one batch holds, so a compaction
-// never builds a large batch however much history it drops.
+// scans, and compactBatchOps the deletes one commit holds, so a compaction
+// never builds a large batch however much history it drops, and a commit
+// of the apply loop never queues behind a long one of the compactor.
 const (
 	compactBatchEntries = 1000
-	compactBatchOps     = 4000
+	compactBatchOps     = 1000
 )
+
+// The compactor shares the machine with the apply loop and the readers: the
+// CPU (its hash pass and scans read the whole history through the block
+// cache) and the engine's write path (its deletes fill memtables, whose
+// flushed tombstones make Pebble compact). So it works in slices: once it
+// has worked for compactSlice since it last rested, it rests as long as it
+// worked, at most compactMaxRest. A rest that oversleeps (a loaded machine
+// wakes timers late) is credited to the next ones, up to compactMaxRest,
+// so the compactor works about half the time, whatever the timers do: it
+// takes at most about half of one core, spreads its deletes over about
+// twice the time, and a compaction takes about twice its work time. A rest
+// ends at once when the store closes (or a Restore stops the compactor).
+const (
+	compactSlice   = 10 * time.Millisecond
+	compactMaxRest = 100 * time.Millisecond
+)
+
+// pacing is how the compactor rests. Open uses defaultPacing; tests use
+// others.
+type pacing struct {
+	// slice is how long the compactor works before it rests.
+	slice time.Duration
+	// rest returns how long to rest after working for worked (≥ slice).
+	rest func(worked time.Duration) time.Duration
+}
+
+var defaultPacing = pacing{
+	slice: compactSlice,
+	rest:  func(worked time.Duration) time.Duration { return min(worked, compactMaxRest) },
+}
+
+// pacer applies a pacing on the compactor goroutine.
+type pacer struct {
+	pacing
+	stop  <-chan struct{}
+	since time.Time // when the current slice of work began
+	// credit is how much longer than asked the last rests lasted, at most
+	// compactMaxRest; later rests are that much shorter.
+	credit time.Duration
+	timer  *time.Timer
+}
+
+func newPacer(p pacing, stop <-chan struct{}) *pacer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &pacer{pacing: p, stop: stop, since: time.Now(), timer: t}
+}
+
+// begin starts a slice: time spent idle between compactions is neither
+// work nor rest.
+func (p *pacer) begin() { p.since, p.credit = time.Now(), 0 }
+
+// step is called between small units of work (one key, one entry, one
+// commit). When the slice is used up it rests; it returns errStopped if
+// the compactor is stopping.
+func (p *pacer) step() error {
+	now := time.Now()
+	worked := now.Sub(p.since)
+	if worked < p.slice {
+		return nil
+	}
+	d := p.rest(worked)
+	if d <= p.credit {
+		p.credit -= d
+		select {
+		case <-p.stop:
+			return errStopped
+		default:
+		}
+		p.since = now
+		return nil
+	}
+	d -= p.credit
+	p.timer.Reset(d)
+	select {
+	case <-p.stop:
+		p.timer.Stop()
+		return errStopped
+	case <-p.timer.C:
+	}
+	p.since = time.Now()
+	p.credit = min(max(p.since.Sub(now)-d, 0), compactMaxRest)
+	return nil
+}
 
 var errStopped = errors.New("mvcc: compaction interrupted by close")
 
@@ -25,7 +111,10 @@ var errStopped = errors.New("mvcc: compaction interrupted by close")
 // if needed). It takes effect at once for the apply loop's transactions and
 // for readers when the group commits; the physical deletion starts after the
 // commit, in the background, and done closes when it has finished (or the
-// store closed first; it then resumes at the next Open).
+// store closed first; it then resumes at the next Open). The background
+// work is paced (see compactSlice): it leaves most of the machine to the
+// apply loop and readers, and so takes about twice as long as it would
+// flat out.
 func (s *Store) Compact(rev int64) (done <-chan struct{}, err error) {
 	s.openGroup()
 	if rev <= s.g.compactRev {
@@ -108,9 +197,12 @@ func (c *compactor) close() {
 }
 
 // run is the compactor goroutine: it owns finished, the revision up to
-// which history is physically compacted.
+// which history is physically compacted. When it is stopped, a hash or a
+// compaction in progress is abandoned (a compaction resumes at the next
+// Open; the hash is not taken, as after a crash).
 func (c *compactor) run(finished int64) {
 	defer c.wg.Done()
+	p := newPacer(c.pacing, c.stop)
 	for {
 		select {
 		case <-c.stop:
@@ -127,10 +219,13 @@ func (c *compactor) run(finished int64) {
 		toHash := c.mu.toHash
 		c.mu.toHash = nil
 		c.mu.Unlock()
+		p.begin()
 		for _, h := range toHash {
-			c.recordHash(h.CompactRevision, h.Revision)
+			if err := c.recordHash(h.CompactRevision, h.Revision, p); err != nil {
+				return // stopped
+			}
 		}
-		if err := c.s.compactHistory(finished, target, c.stop); err != nil {
+		if err := c.s.compactHistory(finished, target, p); err != nil {
 			if !errors.Is(err, errStopped) {
 				c.s.lg.Error("compaction failed; it resumes at the next open",
 					zap.Int64("compact-revision", target), zap.Error(err))
@@ -160,25 +255,27 @@ func (c *compactor) run(finished int64) {
 // exactly at the compact revision is kept, as etcd does, so a watch from
 // that revision still sees the delete; the next compaction drops it, which
 // is why the scan includes prev itself.) It ends by persisting c as the
-// finished compact revision, in the batch of the last deletions.
-func (s *Store) compactHistory(prev, c int64, stop <-chan struct{}) error {
+// finished compact revision, in the batch of the last deletions. It works
+// at p's pace and returns errStopped when the compactor stops.
+func (s *Store) compactHistory(prev, c int64, p *pacer) error {
 	lower := appendRevLogKey(nil, max(prev, 0), 0)
 	upper := appendRevLogKey(nil, c+1, 0)
 	dropped := 0
+	start := time.Now()
 	for {
 		select {
-		case <-stop:
+		case <-p.stop:
 			return errStopped
 		default:
 		}
-		next, n, err := s.compactBatch(lower, upper, c)
+		next, n, err := s.compactBatch(lower, upper, c, p)
 		if err != nil {
 			return err
 		}
 		dropped += n
 		if next == nil {
 			s.lg.Info("finished compaction", zap.Int64("compact-revision", c),
-				zap.Int("dropped-versions", dropped))
+				zap.Int("dropped-versions", dropped), zap.Duration("took", time.Since(start)))
 			return nil
 		}
 		lower = next
@@ -186,8 +283,12 @@ func (s *Store) compactHistory(prev, c int64, stop <-chan struct{}) error {
 }
 
 // compactBatch handles up to compactBatchEntries revision-log entries from
-// lower. It returns where the next batch starts, nil when done.
-func (s *Store) compactBatch(lower, upper []byte, c int64) (next []byte, dropped int, err error) {
+// lower, committing every compactBatchOps deletes and resting between keys
+// as p says. It returns where the next batch starts, nil when done. A
+// stop leaves the deletes committed so far, which is safe: each commit
+// leaves a state a reader at or above c cannot tell from the uncompacted
+// one, and the compaction resumes at the next Open.
+func (s *Store) compactBatch(lower, upper []byte, c int64, p *pacer) (next []byte, dropped int, err error) {
 	keys, last, more, err := s.changedKeys(lower, upper)
 	if err != nil {
 		return nil, 0, err
@@ -220,13 +321,19 @@ func (s *Store) compactBatch(lower, upper []byte, c int64) (next []byte, dropped
 			return err
 		}
 		dropped++
-		if b.Count() >= compactBatchOps {
-			return flush()
+		if b.Count() < compactBatchOps {
+			return nil
 		}
-		return nil
+		if err := flush(); err != nil {
+			return err
+		}
+		return p.step() // a key with many versions takes many commits
 	}
 	var prefix, seek, tomb []byte
 	for _, key := range keys {
+		if err := p.step(); err != nil {
+			return nil, 0, err
+		}
 		prefix = appendIndexPrefix(prefix[:0], key)
 		seek = appendSeekAtRev(seek[:0], prefix, c)
 		valid := it.SeekGE(seek)

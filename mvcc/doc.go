@@ -78,11 +78,22 @@
 //
 // Compact validates against the apply loop's view and writes the scheduled
 // compact revision into the open group. After Commit the compactor
-// goroutine scans the revision log over [previous finished revision,
+// goroutine first hashes the history at C (etcd's compact hash, see
+// HashKV), then scans the revision log over [previous finished revision,
 // C], at most 1,000 entries per batch, drops the hidden versions of those
 // keys (a tombstone last, after the versions it hides, so no intermediate
-// state resurrects a key), and writes the finished revision with the last
-// batch. Compaction batches are not synced: if they are lost, Open sees
+// state resurrects a key) in commits of at most 1,000 deletes, and writes
+// the finished revision with the last batch.
+//
+// Both passes read the whole history, so the compactor is paced: after
+// every 10 ms of work it rests as long as it worked (at most 100 ms; a
+// rest that a loaded machine stretches is credited to the next ones). It
+// thus uses at most about half of one core, feeds the engine its deletes
+// at about half the rate it could, which keeps memtable flushes and the
+// compactions of their tombstones from crowding out the apply loop's
+// commits, and a compaction takes about twice its work time. A rest ends
+// at once when the store closes; the compaction then resumes at the next
+// Open, and a hash pass it cut short is not recorded. Compaction batches are not synced: if they are lost, Open sees
 // scheduled > finished and runs the (idempotent) compaction again. As etcd
 // does, a tombstone exactly at C is kept until the next compaction so a
 // watch starting at C still sees it; reads cannot tell.

@@ -3,8 +3,10 @@ package mvcc
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -64,7 +66,7 @@ func (s *Store) HashKV(rev int64) (hash uint32, hashRev, compactRev int64, err e
 			}
 			return 0, 0, 0, ErrCompacted
 		}
-		h, err := hashHistory(snap, at, compact)
+		h, err := hashHistory(snap, at, compact, nil)
 		if cerr := snap.Close(); err == nil {
 			err = cerr
 		}
@@ -75,7 +77,10 @@ func (s *Store) HashKV(rev int64) (hash uint32, hashRev, compactRev int64, err e
 	}
 }
 
-func hashHistory(snap *pebble.Snapshot, rev, compact int64) (uint32, error) {
+// hashHistory computes HashKV at rev with compact revision compact from
+// snap. pace, if not nil, is called between entries; its error ends the
+// pass (the compactor paces its hash pass through it).
+func hashHistory(snap *pebble.Snapshot, rev, compact int64, pace func() error) (uint32, error) {
 	logIt, err := snap.NewIter(&pebble.IterOptions{
 		LowerBound: []byte{storage.PrefixRevLog},
 		UpperBound: appendRevLogKey(nil, rev+1, 0),
@@ -107,6 +112,11 @@ func hashHistory(snap *pebble.Snapshot, rev, compact int64) (uint32, error) {
 	var seek, ek, kvb []byte
 	var kv mvccpb.KeyValue
 	for valid := logIt.First(); valid; valid = logIt.Next() {
+		if pace != nil {
+			if err := pace(); err != nil {
+				return 0, err
+			}
+		}
 		main, sub := revLogRev(logIt.Key())
 		key, err := logIt.ValueAndErr()
 		if err != nil {
@@ -194,21 +204,31 @@ const maxCompactHashes = 10
 
 // recordHash hashes the history at c as it stands before compaction at c
 // removes anything (prev is the previous compact revision, -1 if none) and
-// remembers it. Compactor goroutine only.
-func (c *compactor) recordHash(prev, target int64) {
+// remembers it. It reads the whole history, so it goes at p's pace; it
+// returns errStopped, remembering nothing, when the compactor stops. Any
+// other failure is logged and leaves no hash: the compaction goes on.
+// Compactor goroutine only.
+func (c *compactor) recordHash(prev, target int64, p *pacer) error {
+	start := time.Now()
 	snap := c.s.db.NewSnapshot()
-	h, err := hashHistory(snap, target, prev)
+	h, err := hashHistory(snap, target, prev, p.step)
 	snap.Close()
+	if errors.Is(err, errStopped) {
+		return err
+	}
 	if err != nil {
 		c.s.lg.Warn("could not hash the history before compaction", zap.Int64("compact-revision", target), zap.Error(err))
-		return
+		return nil
 	}
+	c.s.lg.Info("hashed the history before compaction", zap.Int64("compact-revision", target),
+		zap.Duration("took", time.Since(start)))
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.mu.hashes = append(c.mu.hashes, CompactHash{Hash: h, Revision: target, CompactRevision: prev})
 	if len(c.mu.hashes) > maxCompactHashes {
 		c.mu.hashes = c.mu.hashes[1:]
 	}
+	return nil
 }
 
 // hashAt returns the remembered compaction hash at rev, if any.

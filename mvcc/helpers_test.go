@@ -18,6 +18,8 @@ type env struct {
 	fs  vfs.FS
 	eng *storage.Engine
 	s   *Store
+	// pacing is the compactor's at the next open (zero: the default).
+	pacing pacing
 }
 
 func newEnv(t testing.TB, fs vfs.FS) *env {
@@ -37,7 +39,7 @@ func (e *env) open() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	s, err := Open(eng, nil)
+	s, err := openPaced(eng, nil, e.pacing)
 	if err != nil {
 		e.t.Fatal(err)
 	}

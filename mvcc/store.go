@@ -105,10 +105,19 @@ type keyState struct {
 // Open loads the store kept in eng. A compaction that was scheduled but not
 // finished resumes in the background.
 func Open(eng *storage.Engine, lg *zap.Logger) (*Store, error) {
+	return openPaced(eng, lg, defaultPacing)
+}
+
+// openPaced is Open with the compactor's pacing p (zero: defaultPacing).
+func openPaced(eng *storage.Engine, lg *zap.Logger, p pacing) (*Store, error) {
 	if lg == nil {
 		lg = zap.NewNop()
 	}
+	if p.rest == nil {
+		p = defaultPacing
+	}
 	s := &Store{db: eng.DB(), lg: lg}
+	s.comp.pacing = p
 	if err := s.start(); err != nil {
 		return nil, err
 	}
@@ -369,11 +378,13 @@ func (s *Store) Commit(m Meta, sync bool) error {
 
 // compactor runs physical compaction on one background goroutine.
 type compactor struct {
-	s    *Store
-	kick chan struct{}
-	stop chan struct{}
-	wg   sync.WaitGroup
-	mu   struct {
+	s *Store
+	// pacing is set before the first start and never changes.
+	pacing pacing
+	kick   chan struct{}
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	mu     struct {
 		sync.Mutex
 		target   int64 // highest revision scheduled
 		finished int64 // highest revision physically compacted

@@ -218,7 +218,7 @@ func TestHashKV(t *testing.T) {
 		c.commit(false)
 	}
 	snap := c.eng.DB().NewSnapshot()
-	hc, err := hashHistory(snap, m.rev(), m.compact)
+	hc, err := hashHistory(snap, m.rev(), m.compact, nil)
 	snap.Close()
 	if err != nil {
 		t.Fatal(err)

@@ -51,6 +51,9 @@ type Config struct {
 	ForceNewCluster bool
 	// PeerFaults, when set, injects faults into the peer transport (tests).
 	PeerFaults *transport.Faults
+	// BeforeApply, when set, runs in the apply loop before each batch of
+	// committed entries is applied: a fault seam for a slow apply (tests).
+	BeforeApply func()
 	// SnapshotCount is the number of applied entries between raft
 	// snapshots; default 10000.
 	SnapshotCount uint64

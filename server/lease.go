@@ -45,7 +45,7 @@ func (s *Server) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest) (*pb
 // lessor renews; a request arriving before it took office waits for it.
 func (s *Server) LeaseRenew(ctx context.Context, id int64) (int64, error) {
 	var ttl int64
-	err := s.onPrimary(ctx, func() (err error) {
+	err := s.onPrimaryApplied(ctx, func() (err error) {
 		ttl, err = s.lessor.Renew(id)
 		return err
 	})
@@ -59,7 +59,7 @@ func (s *Server) LeaseRenew(ctx context.Context, id int64) (int64, error) {
 // etcd.
 func (s *Server) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLiveRequest) (*pb.LeaseTimeToLiveResponse, error) {
 	var info lease.Info
-	err := s.onPrimary(ctx, func() (err error) {
+	err := s.onPrimaryApplied(ctx, func() (err error) {
 		info, err = s.lessor.TimeToLive(r.ID)
 		return err
 	})
@@ -126,6 +126,22 @@ func (s *Server) onPrimary(ctx context.Context, op func() error) error {
 			return ErrStopped
 		}
 	}
+}
+
+// onPrimaryApplied is onPrimary for an operation on one lease. A lease
+// the primary does not know may have been granted through another member
+// that applied the grant first (and acknowledged it); so before answering
+// that the lease is not found, the primary applies everything committed
+// and asks again, as etcd does. Only a miss costs that round.
+func (s *Server) onPrimaryApplied(ctx context.Context, op func() error) error {
+	err := s.onPrimary(ctx, op)
+	if !errors.Is(err, ErrLeaseNotFound) {
+		return err
+	}
+	if err := s.LinearizableBarrier(ctx); err != nil {
+		return err
+	}
+	return s.onPrimary(ctx, op)
 }
 
 func mapLeaseErr(err error) error {

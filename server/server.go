@@ -646,6 +646,9 @@ func (s *Server) applyLoop(applied, lastSnap uint64, cs *raftpb.ConfState) {
 		case <-s.stopc:
 			return
 		}
+		if s.cfg.BeforeApply != nil {
+			s.cfg.BeforeApply()
+		}
 		if a.Snapshot != nil {
 			if fatal = s.installSnapshot(a.Snapshot); fatal != nil {
 				return

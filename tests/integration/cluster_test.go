@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -447,6 +448,38 @@ func TestClusterLeaseThroughFollower(t *testing.T) {
 	if _, err := cl.KeepAliveOnce(ctx, 999); !errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		t.Fatalf("keep-alive of an unknown lease through a follower: %v", err)
 	}
+}
+
+// TestClusterLeaseRenewedBeforeLeaderApplied: a lease granted through a
+// follower is acknowledged once the follower applied it, which can be
+// before the leader has; a keep-alive forwarded to the leader then must
+// not find the lease missing (etcd waits for its apply loop too). The
+// leader's apply loop is slowed with a fault seam to open that window.
+func TestClusterLeaseRenewedBeforeLeaderApplied(t *testing.T) {
+	var slow atomic.Value // name of the member whose apply is slow
+	slow.Store("")
+	c := framework.StartCluster(t, 3, func(cfg *server.Config) {
+		name := cfg.Name
+		cfg.BeforeApply = func() {
+			if slow.Load() == name {
+				time.Sleep(300 * time.Millisecond) // the fault: a slow disk under the leader's apply loop
+			}
+		}
+	})
+	ctx := framework.Context(t, 30*time.Second)
+	lead, follower := c.Leader(ctx), c.Follower(ctx)
+	cl := follower.Client()
+	slow.Store(lead.Config.Name)
+	for i := range 5 {
+		g, err := cl.Grant(ctx, 60)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cl.KeepAliveOnce(ctx, g.ID); err != nil {
+			t.Fatalf("keep-alive %d right after the grant, through the follower: %v", i, err)
+		}
+	}
+	slow.Store("")
 }
 
 // TestClusterRemovedMemberStops: a removed member stops itself with

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"net"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -20,8 +22,11 @@ import (
 
 func (e *clusterEnv) testMembers(t *testing.T) {
 	// etcd refuses membership changes for a few seconds after its peers
-	// connected; the read cases take most of that.
-	if err := ctltest.WaitReconfigurable(waitContext(t), e.eps[0]); err != nil {
+	// connected (the read cases take most of that), and again after any
+	// reconnection, which a loaded CI machine causes: wait up to a minute.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := ctltest.WaitReconfigurable(ctx, e.eps[0]); err != nil {
 		t.Fatalf("cluster does not accept member changes: %v", err)
 	}
 	for _, f := range formats {

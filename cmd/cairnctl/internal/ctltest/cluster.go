@@ -429,9 +429,13 @@ func WaitReconfigurable(ctx context.Context, ep string) error {
 			failed = err
 			return true, nil
 		}
-		resp, err := cli.MemberAddAsLearner(ctx, []string{fmt.Sprintf("http://127.0.0.1:%d", ports[0])})
+		// One attempt may hang on a cluster electing a leader: bound it,
+		// and try again while ctx lasts.
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		resp, err := cli.MemberAddAsLearner(actx, []string{fmt.Sprintf("http://127.0.0.1:%d", ports[0])})
+		cancel()
 		switch {
-		case errors.Is(err, rpctypes.ErrUnhealthy):
+		case errors.Is(err, rpctypes.ErrUnhealthy), err != nil && ctx.Err() == nil && actx.Err() != nil:
 			return false, err
 		case err != nil:
 			failed = err

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strconv"
 	"strings"
-	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.uber.org/zap"
@@ -80,58 +79,25 @@ func (s *Server) Defragment(ctx context.Context) (*pb.DefragmentResponse, error)
 		case <-ctx.Done():
 		}
 	}()
-	start := time.Now()
 	size, inUse := s.eng.Sizes()
 	s.lg.Info("starting defragment", zap.Int64("current-db-size-bytes", size),
 		zap.Int64("current-db-size-in-use-bytes", inUse))
-	if err := s.eng.CompactAll(ctx); err != nil {
+	st, err := s.eng.Defragment(ctx)
+	s.sizeAt.Store(0) // the cached sizes are stale now
+	if err != nil {
 		select {
 		case <-s.drainc:
 			err = ErrStopped
 		default:
 		}
-		s.lg.Warn("failed to defragment", zap.Duration("took", time.Since(start)), zap.Error(err))
+		s.lg.Warn("failed to defragment", zap.Duration("took", st.Took), zap.Error(err))
 		return nil, err
 	}
-	s.awaitObsoleteDeleted(ctx)
-	s.sizeAt.Store(0) // the cached sizes are stale now
-	newSize, newInUse := s.eng.Sizes()
-	s.lg.Info("finished defragment", zap.Duration("took", time.Since(start)),
-		zap.Int64("current-db-size-bytes-diff", newSize-size),
-		zap.Int64("current-db-size-bytes", newSize),
-		zap.Int64("current-db-size-in-use-bytes", newInUse))
+	s.lg.Info("finished defragment", zap.Duration("took", st.Took),
+		zap.Int64("current-db-size-bytes-diff", st.SizeAfter-st.SizeBefore),
+		zap.Int64("current-db-size-bytes", st.SizeAfter),
+		zap.Int64("current-db-size-in-use-bytes", st.InUseAfter))
 	return &pb.DefragmentResponse{}, nil
-}
-
-// defragCleanupWait bounds how long Defragment waits for Pebble to delete
-// the files its compaction made obsolete.
-const defragCleanupWait = time.Second
-
-// awaitObsoleteDeleted waits until Pebble has deleted the sstables and blob
-// files that no version of the LSM uses any more, at most
-// defragCleanupWait. Pebble deletes them in the background just after a
-// compaction (within about 100 ms here); waiting for that lets a Status
-// that follows Defragment report the space given back, as it does after
-// etcd's. Files that an open iterator or engine snapshot still reads
-// (zombies) are not waited for.
-func (s *Server) awaitObsoleteDeleted(ctx context.Context) {
-	deadline := time.NewTimer(defragCleanupWait)
-	defer deadline.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		m := s.eng.DB().Metrics()
-		if m.Table.Local.ObsoleteSize+m.BlobFiles.Local.ObsoleteSize == 0 {
-			return
-		}
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			return
-		case <-ctx.Done():
-			return
-		}
-	}
 }
 
 // Downgrade answers as etcd does for a target it cannot downgrade to,

@@ -78,16 +78,49 @@ type DefragStats struct {
 
 // Defragment compacts the whole key space (CompactAll), dropping deleted
 // and overwritten data from disk, and reports the sizes around it. Reads
-// and writes continue meanwhile. SizeAfter may still count files Pebble
-// deletes in the background; InUseAfter does not.
+// and writes continue meanwhile. It returns once Pebble has also deleted
+// the files the compaction made obsolete (at most obsoleteWait later), so
+// SizeAfter shows the space given back, as a Status after etcd's
+// defragment does; files an open iterator or snapshot still reads stay.
 func (e *Engine) Defragment(ctx context.Context) (DefragStats, error) {
 	var st DefragStats
 	st.SizeBefore, st.InUseBefore = e.Sizes()
 	start := time.Now()
-	if err := e.CompactAll(ctx); err != nil {
-		return st, err
+	err := e.CompactAll(ctx)
+	if err == nil {
+		e.awaitObsoleteDeleted(ctx)
 	}
 	st.Took = time.Since(start)
+	if err != nil {
+		return st, err
+	}
 	st.SizeAfter, st.InUseAfter = e.Sizes()
 	return st, nil
+}
+
+// obsoleteWait bounds how long Defragment waits for Pebble to delete the
+// files its compaction made obsolete; Pebble does so in the background
+// within about 100 ms.
+const obsoleteWait = time.Second
+
+// awaitObsoleteDeleted polls until no sstable or blob file awaits deletion,
+// at most obsoleteWait or until ctx ends.
+func (e *Engine) awaitObsoleteDeleted(ctx context.Context) {
+	deadline := time.NewTimer(obsoleteWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		m := e.db.Metrics()
+		if m.Table.Local.ObsoleteSize+m.BlobFiles.Local.ObsoleteSize == 0 {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }

@@ -104,7 +104,7 @@ func (s *Server) removeStaged(outgoing bool) {
 		return
 	}
 	for _, n := range names {
-		if strings.HasPrefix(n, stagedPrefix) || (outgoing && strings.HasPrefix(n, "engine-snapshot-")) {
+		if strings.HasPrefix(n, stagedPrefix) || (outgoing && snap.IsCheckpointDir(n)) {
 			if err := s.cfg.FS.RemoveAll(filepath.Join(s.memberDir, n)); err != nil {
 				s.lg.Warn("removing a stale snapshot directory failed", zap.String("dir", n), zap.Error(err))
 			}

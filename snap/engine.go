@@ -123,6 +123,10 @@ const (
 	stageDone           // trailer queued; EOF next
 )
 
+// IsCheckpointDir reports whether name, a directory under an
+// OpenEngineSnapshot scratch directory, is one of its checkpoints.
+func IsCheckpointDir(name string) bool { return strings.HasPrefix(name, checkpointPrefix) }
+
 // OpenEngineSnapshot takes a consistent point-in-time checkpoint of eng
 // into a fresh directory under scratchDir (on eng.FS(); created if
 // missing) and returns a reader for it. The checkpoint
@@ -133,8 +137,8 @@ const (
 // valid if the engine compacts, deletes its files or closes meanwhile.
 //
 // The caller must Close the snapshot. Checkpoints left by a crash are
-// directories named "engine-snapshot-*" under scratchDir; a member may
-// remove them at startup.
+// the directories under scratchDir that IsCheckpointDir names; a member
+// may remove them at startup.
 func OpenEngineSnapshot(eng *storage.Engine, scratchDir string) (*EngineSnapshot, error) {
 	fs := eng.FS()
 	dir := fs.PathJoin(scratchDir, fmt.Sprintf("%s%016x", checkpointPrefix, rand.Uint64()))

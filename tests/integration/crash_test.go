@@ -3,6 +3,8 @@ package integration
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -159,5 +161,40 @@ func TestPowerLossAfterSnapshot(t *testing.T) {
 		if got[k] != rev {
 			t.Fatalf("%s acknowledged at revision %d; after the power loss: %d (%d keys recovered)", k, rev, got[k], len(got))
 		}
+	}
+}
+
+// TestRestartRemovesLeftoverSnapshots: a member that crashed while sending
+// a snapshot (a checkpoint of its engine) or receiving one (a staged copy)
+// removes those directories when it starts again, and keeps its data.
+func TestRestartRemovesLeftoverSnapshots(t *testing.T) {
+	m := framework.StartMember(t)
+	ctx := framework.Context(t, 30*time.Second)
+	if _, err := m.Client().Put(ctx, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	m.Stop()
+	memberDir := filepath.Join(m.Config.DataDir, "member")
+	sending := filepath.Join(memberDir, "engine-snapshot-00000000000000aa") // snap's checkpoint naming
+	receiving := filepath.Join(memberDir, "db.snap-0000000000000007")
+	for _, d := range []string{sending, receiving} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "000001.sst"), []byte("leftover"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !snap.IsCheckpointDir(filepath.Base(sending)) {
+		t.Fatalf("%s is not named as snap names its checkpoints", sending)
+	}
+	m.Start()
+	for _, d := range []string{sending, receiving} {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s left after restart: %v", d, err)
+		}
+	}
+	if g, err := m.Client().Get(ctx, "k"); err != nil || len(g.Kvs) != 1 || string(g.Kvs[0].Value) != "v" {
+		t.Fatalf("after restart: %v, %v", g, err)
 	}
 }

@@ -317,29 +317,55 @@ func (n *Node) bootstrap(walDir string) error {
 		return err
 	}
 	n.wal = w
-	// The initial configuration is a snapshot at index 1 instead of
-	// conf-change entries, so every founding member starts from the same
-	// state without applying anything.
-	n.confState = &raftpb.ConfState{Voters: n.cfg.Peers}
-	s := &raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{
-		Index: proto.Uint64(1), Term: proto.Uint64(1), ConfState: n.confState,
-	}}
-	if err := n.snap.SaveSnap(s); err != nil {
+	s, hs, err := writeFounding(n.snap, w, n.cfg.Peers)
+	if err != nil {
 		return err
 	}
-	if err := w.SaveSnapshot(wal.Snapshot{Index: 1, Term: 1}); err != nil {
-		return err
-	}
-	hs := &raftpb.HardState{Term: proto.Uint64(1), Commit: proto.Uint64(1)}
-	if err := w.Save(hs, nil); err != nil {
-		return err
-	}
+	n.confState = s.GetMetadata().GetConfState()
 	if err := n.ms.ApplySnapshot(s); err != nil {
 		return err
 	}
 	n.snapIndex = 1
 	n.metadata = n.cfg.Metadata
 	return n.ms.SetHardState(hs)
+}
+
+// writeFounding saves, through a new WAL and the snapshotter, the state
+// every founding member of a new cluster starts from: the initial
+// configuration (voters) as a raft snapshot at index 1, term 1, already
+// committed. A snapshot rather than conf-change entries, so every founding
+// member starts from the same state without applying anything.
+func writeFounding(ss *snap.Snapshotter, w *wal.WAL, voters []uint64) (*raftpb.Snapshot, *raftpb.HardState, error) {
+	s := &raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{
+		Index: proto.Uint64(1), Term: proto.Uint64(1), ConfState: &raftpb.ConfState{Voters: voters},
+	}}
+	if err := ss.SaveSnap(s); err != nil {
+		return nil, nil, err
+	}
+	if err := w.SaveSnapshot(wal.Snapshot{Index: 1, Term: 1}); err != nil {
+		return nil, nil, err
+	}
+	hs := &raftpb.HardState{Term: proto.Uint64(1), Commit: proto.Uint64(1)}
+	if err := w.Save(hs, nil); err != nil {
+		return nil, nil, err
+	}
+	return s, hs, nil
+}
+
+// WriteFounding writes into dir (what Config.Dir names) the raft state of
+// a founding member of a new cluster of voters, with WAL metadata md:
+// what Start writes for a new member with Peers, so that Start then
+// restarts from it. cairnutl's snapshot restore builds data dirs this way.
+func WriteFounding(fs vfs.FS, dir string, md []byte, voters []uint64) error {
+	w, err := wal.Create(fs, filepath.Join(dir, "wal"), md)
+	if err != nil {
+		return err
+	}
+	_, _, err = writeFounding(snap.New(fs, filepath.Join(dir, "snap")), w, voters)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func (n *Node) restart(walDir string) error {

@@ -12,16 +12,14 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-kv/cairn/internal/fsutil"
 	"github.com/cairn-kv/cairn/membership"
 	"github.com/cairn-kv/cairn/mvcc"
+	"github.com/cairn-kv/cairn/raftnode"
 	"github.com/cairn-kv/cairn/snap"
 	"github.com/cairn-kv/cairn/storage"
-	"github.com/cairn-kv/cairn/wal"
 )
 
 // Backup and restore: etcd's Maintenance.Snapshot streams a consistent
@@ -247,7 +245,15 @@ func Restore(ctx context.Context, cfg RestoreConfig) (res RestoreResult, err err
 	}
 
 	res.MemberID, res.ClusterID, res.Members = self.ID, membership.ClusterID(initial), initial
-	if err := writeBootstrapRaft(fs, tmp, initial, walMetadata{MemberID: self.ID, ClusterID: res.ClusterID, Name: cfg.Name}); err != nil {
+	md, err := json.Marshal(walMetadata{MemberID: self.ID, ClusterID: res.ClusterID, Name: cfg.Name})
+	if err != nil {
+		return res, err
+	}
+	var voters []uint64
+	for _, m := range initial {
+		voters = append(voters, m.ID)
+	}
+	if err := raftnode.WriteFounding(fs, tmp, md, voters); err != nil {
 		return res, err
 	}
 	member := filepath.Join(cfg.DataDir, "member")
@@ -264,38 +270,4 @@ func Restore(ctx context.Context, cfg RestoreConfig) (res RestoreResult, err err
 		zap.String("member-id", fmt.Sprintf("%x", res.MemberID)), zap.String("cluster-id", fmt.Sprintf("%x", res.ClusterID)),
 		zap.Int64("revision", res.State.Rev), zap.Int64("compact-revision", res.State.CompactRev))
 	return res, nil
-}
-
-// writeBootstrapRaft writes into memberDir the raft state a founding
-// member of a new cluster starts with (what raftnode writes when it
-// bootstraps with peers): the WAL, with md, a snapshot marker and hard
-// state at index 1, term 1, and the raft snapshot at index 1 whose
-// configuration has the initial members as voters.
-func writeBootstrapRaft(fs vfs.FS, memberDir string, initial []membership.Member, md walMetadata) error {
-	mdb, err := json.Marshal(md)
-	if err != nil {
-		return err
-	}
-	var voters []uint64
-	for _, m := range initial {
-		voters = append(voters, m.ID)
-	}
-	rs := &raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{
-		Index: proto.Uint64(1), Term: proto.Uint64(1), ConfState: &raftpb.ConfState{Voters: voters},
-	}}
-	if err := snap.New(fs, filepath.Join(memberDir, "snap")).SaveSnap(rs); err != nil {
-		return err
-	}
-	w, err := wal.Create(fs, filepath.Join(memberDir, "wal"), mdb)
-	if err != nil {
-		return err
-	}
-	err = w.SaveSnapshot(wal.Snapshot{Index: 1, Term: 1})
-	if err == nil {
-		err = w.Save(&raftpb.HardState{Term: proto.Uint64(1), Commit: proto.Uint64(1)}, nil)
-	}
-	if cerr := w.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

@@ -183,7 +183,11 @@ func (h *Hub) deliverLocked(rev int64, evs []*mvccpb.Event) {
 		if rev < w.minRev {
 			return // it starts at a later revision
 		}
-		groups[w.stream] = append(groups[w.stream], Response{WatchID: w.id, Gen: w.gen, Events: mine, Revision: rev, Live: true})
+		rs := groups[w.stream]
+		if rs == nil {
+			rs = make([]Response, 0, len(w.stream.watchers)) // room for all: no regrowth
+		}
+		groups[w.stream] = append(rs, Response{WatchID: w.id, Gen: w.gen, Events: mine, Revision: rev, Live: true})
 	})
 	for s, rs := range groups {
 		delete(groups, s)

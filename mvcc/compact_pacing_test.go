@@ -3,6 +3,7 @@ package mvcc
 import (
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -76,8 +77,9 @@ func TestPacedCompactionSameResult(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	a := newEnv(t, nil)
+	var rests atomic.Int64
 	b := &env{t: t, fs: vfs.NewMem(), pacing: pacing{
-		rest: func(time.Duration) time.Duration { return time.Microsecond },
+		rest: func(time.Duration) time.Duration { rests.Add(1); return time.Microsecond },
 	}}
 	b.open()
 	t.Cleanup(b.close)
@@ -85,6 +87,11 @@ func TestPacedCompactionSameResult(t *testing.T) {
 	feed(t, b, seed, 100)
 	a.s.waitCompaction(m.compact)
 	b.s.waitCompaction(m.compact)
+	// Every key, entry and commit is a step, each one a rest with a zero
+	// slice: far more rests than compactions, or the pacing is not wired.
+	if n := rests.Load(); n < int64(len(b.s.CompactHashes()))*10 {
+		t.Fatalf("%d rests in %d paced compactions", n, len(b.s.CompactHashes()))
+	}
 	if ha, hb := a.s.CompactHashes(), b.s.CompactHashes(); !slices.Equal(ha, hb) {
 		t.Fatalf("compact hashes: unpaced %+v, paced %+v", ha, hb)
 	}

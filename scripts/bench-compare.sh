@@ -136,12 +136,7 @@ done
 # shellcheck source=lib/bench-servers.sh
 . scripts/lib/bench-servers.sh
 
-cleanup() {
-	stop_sampler
-	stop_server
-	for d in "${DATA_DIRS[@]}"; do rm -rf "$d"; done
-}
-trap cleanup EXIT
+trap cleanup_servers EXIT
 
 # bench NAME ARGS...: runs cairn-bench against the running server, JSON into
 # $RES/NAME.json with the server's CPU seconds added as server_cpu_seconds.

@@ -85,11 +85,7 @@ done
 # shellcheck source=lib/bench-servers.sh
 . scripts/lib/bench-servers.sh
 
-cleanup() {
-	stop_server
-	for d in "${DATA_DIRS[@]}"; do rm -rf "$d"; done
-}
-trap cleanup EXIT
+trap cleanup_servers EXIT
 
 run_server() {
 	local kind=$1 out=$OUT/round$ROUND-$1.json

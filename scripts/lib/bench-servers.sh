@@ -213,6 +213,14 @@ cpu_ticks() {
 	awk '{ t += $14 + $15 } END { print t }' "${files[@]}"
 }
 
+# cleanup_servers stops the sampler and the servers and removes the data
+# dirs made: an EXIT trap for the caller.
+cleanup_servers() {
+	stop_sampler
+	stop_server
+	for d in "${DATA_DIRS[@]}"; do rm -rf "$d"; done
+}
+
 # round_order ROUND SERVER...: prints the servers in the order to run in
 # that round, reversed every other round so that slow drift in the
 # machine's load hits all alike.

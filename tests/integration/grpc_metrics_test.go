@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
 	"slices"
 	"sort"
 	"strings"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/cairn-kv/cairn/server"
 	"github.com/cairn-kv/cairn/tests/framework"
-	"github.com/cairn-kv/cairn/tests/reference"
 )
 
 // grpcSeries is the value of every grpc_server_* series of a scrape, keyed
@@ -224,20 +222,8 @@ func grpcShape(mfs map[string]*dto.MetricFamily) (families map[string]string, se
 // types, help, label names and histogram buckets, and the same series
 // (every method of the same services, every code) before any call.
 func TestGRPCMetricsDifferentialEtcd(t *testing.T) {
-	bin, _, err := reference.Binaries()
-	if err != nil {
-		t.Skipf("reference etcd unavailable: %v", err)
-	}
-	var etcdMetrics string
-	for attempt := 0; ; attempt++ {
-		etcdMetrics, err = startEtcdExtensive(t, bin)
-		if err == nil {
-			break
-		}
-		if attempt == 2 || !strings.Contains(err.Error(), "address already in use") {
-			t.Fatal(err)
-		}
-	}
+	etcdMetrics, _ := startReference(t, func() []string { return []string{"--metrics", "extensive"} })
+
 	m := startHTTPMember(t, func(c *server.Config) { c.Metrics = server.MetricsExtensive })
 
 	etcdFams, etcdSeries := grpcShape(scrapeMetrics(t, etcdMetrics))
@@ -268,36 +254,4 @@ func TestGRPCMetricsDifferentialEtcd(t *testing.T) {
 			}
 		}
 	}
-}
-
-// startEtcdExtensive starts the reference etcd with --metrics=extensive
-// and returns the base URL of its client port.
-func startEtcdExtensive(t *testing.T, bin string) (string, error) {
-	client, peer := "http://"+freeHTTPAddr(t), "http://"+freeHTTPAddr(t)
-	cmd := exec.Command(bin,
-		"--name", "ref", "--data-dir", t.TempDir(),
-		"--listen-client-urls", client, "--advertise-client-urls", client,
-		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-		"--initial-cluster", "ref="+peer,
-		"--heartbeat-interval", "10", "--election-timeout", "100",
-		"--metrics", "extensive", "--unsafe-no-fsync")
-	log := framework.NewOutput()
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		return "", err
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	stop := func() {
-		cmd.Process.Kill()
-		<-exited
-	}
-	if err := log.Wait(exited, 30*time.Second, func(out string) bool {
-		return strings.Contains(out, "serving client traffic insecurely")
-	}); err != nil {
-		stop()
-		return "", fmt.Errorf("etcd: %v\n%s", err, log.String())
-	}
-	t.Cleanup(stop)
-	return client, nil
 }

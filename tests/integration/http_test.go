@@ -422,20 +422,66 @@ type refEtcd struct {
 }
 
 // startRefEtcd starts the reference etcd with a 1-byte quota, so that the
-// first put raises NOSPACE, on ports chosen by the kernel a moment before.
+// first put raises NOSPACE, and a metrics URL; it returns once it serves
+// and the cluster and storage versions /version shows are settled.
 func startRefEtcd(t *testing.T) *refEtcd {
+	t.Helper()
+	var metrics string
+	client, log := startReference(t, func() []string {
+		metrics = "http://" + freeHTTPAddr(t)
+		return []string{"--listen-metrics-urls", metrics, "--quota-backend-bytes", "1"}
+	}, "serving metrics", "updated storage version")
+	return &refEtcd{client: client, metrics: metrics, log: log}
+}
+
+// startReference starts the reference etcd v3.7.3 as a fast single member
+// on fresh ports with the flags extra returns (called per attempt, so it
+// may pick ports of its own), waits until it serves clients and has
+// logged every one of ready, and returns its client URL and log. It
+// skips t without the binary, and tries again when a port chosen a moment
+// before was taken meanwhile. The process is killed when t ends.
+func startReference(t *testing.T, extra func() []string, ready ...string) (string, *framework.Output) {
 	t.Helper()
 	bin, _, err := reference.Binaries()
 	if err != nil {
 		t.Skipf("reference etcd unavailable: %v", err)
 	}
+	ready = append(ready, "serving client traffic insecurely")
 	for attempt := 0; ; attempt++ {
-		e, err := tryStartRefEtcd(t, bin)
-		if err == nil {
-			return e
-		}
-		if attempt == 2 || !strings.Contains(err.Error(), "address already in use") {
+		client, peer := "http://"+freeHTTPAddr(t), "http://"+freeHTTPAddr(t)
+		cmd := exec.Command(bin, append([]string{
+			"--name", "ref", "--data-dir", t.TempDir(),
+			"--listen-client-urls", client, "--advertise-client-urls", client,
+			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+			"--initial-cluster", "ref=" + peer,
+			"--heartbeat-interval", "10", "--election-timeout", "100", "--unsafe-no-fsync",
+		}, extra()...)...)
+		log := framework.NewOutput()
+		cmd.Stdout, cmd.Stderr = log, log
+		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
+		}
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		stop := func() {
+			cmd.Process.Kill()
+			<-exited
+		}
+		err := log.Wait(exited, 30*time.Second, func(out string) bool {
+			for _, r := range ready {
+				if !strings.Contains(out, r) {
+					return false
+				}
+			}
+			return true
+		})
+		if err == nil {
+			t.Cleanup(stop)
+			return client, log
+		}
+		stop()
+		if attempt == 2 || !strings.Contains(log.String(), "address already in use") {
+			t.Fatalf("etcd: %v\n%s", err, log.String())
 		}
 	}
 }
@@ -448,39 +494,6 @@ func freeHTTPAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-func tryStartRefEtcd(t *testing.T, bin string) (*refEtcd, error) {
-	client, peer, metrics := "http://"+freeHTTPAddr(t), "http://"+freeHTTPAddr(t), "http://"+freeHTTPAddr(t)
-	cmd := exec.Command(bin,
-		"--name", "ref", "--data-dir", t.TempDir(),
-		"--listen-client-urls", client, "--advertise-client-urls", client,
-		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-		"--initial-cluster", "ref="+peer, "--listen-metrics-urls", metrics,
-		"--heartbeat-interval", "10", "--election-timeout", "100",
-		"--quota-backend-bytes", "1", "--unsafe-no-fsync")
-	log := framework.NewOutput()
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	stop := func() {
-		cmd.Process.Kill()
-		<-exited
-	}
-	// Serving, and the cluster and storage versions /version shows are
-	// settled.
-	if err := log.Wait(exited, 30*time.Second, func(out string) bool {
-		return strings.Contains(out, "serving client traffic insecurely") &&
-			strings.Contains(out, "serving metrics") && strings.Contains(out, "updated storage version")
-	}); err != nil {
-		stop()
-		return nil, fmt.Errorf("etcd: %v\n%s", err, log.String())
-	}
-	t.Cleanup(stop)
-	return &refEtcd{client: client, metrics: metrics, log: log}, nil
 }
 
 // httpCase is one request sent to both servers.

@@ -51,8 +51,8 @@ type Options struct {
 	Logger *zap.Logger
 	// Gateway, when set, is a client connection to the member's own gRPC
 	// server (see DialGateway): the client handler then serves etcd's
-	// JSON gateway under /v3/ (and /v3beta/) through it, as etcd does with
-	// its default --enable-grpc-gateway. The caller closes it. Default
+	// JSON gateway under /v3/ (and /v3beta/) through it, over plain HTTP
+	// and WebSocket, as etcd does with its default --enable-grpc-gateway. The caller closes it. Default
 	// nil: no gateway.
 	Gateway grpc.ClientConnInterface
 }
@@ -120,7 +120,7 @@ func New(m Member, o Options) *API {
 		handlePprof(mux)
 	}
 	if o.Gateway != nil {
-		handleGateway(mux, o.Gateway)
+		handleGateway(mux, o.Gateway, a.lg)
 	}
 	a.client = withCORS(mux)
 	return a

@@ -82,9 +82,25 @@
 // object per line, flushed as it comes. /v3beta/ is /v3/, as etcd v3.7
 // still rewrites it.
 //
-// Not served: etcd's WebSocket upgrade of the same paths (it needs a
-// WebSocket library Cairn does not depend on), and the Lock and Election
-// gateways (Cairn has neither service yet).
+// The same paths also accept a WebSocket handshake (a GET with "Upgrade:
+// websocket"), as etcd's do, for browsers, which cannot stream a request
+// body: the answer is 101 Switching Protocols, then every text message the
+// client sends is one line of the request body and every line of the
+// answer comes back as one text message. Under the upgrade the call is
+// always a POST to the gateway, whatever the handshake said; a "token"
+// cookie, or a "Sec-WebSocket-Protocol: Bearer, <token>" header, is passed
+// on as "Authorization: Bearer <token>"; an answer line may be up to
+// 2 GiB - 1; the server sends no pings. What this serves in practice is
+// the two bidirectional streams, watch and lease keep-alive, one
+// {"result":…} message per answer: every other call reads its body to the
+// end before calling gRPC, and a WebSocket body only ends when the
+// connection closes, which also drops the answer, so those calls never
+// answer, in etcd v3.7.3 as here. This is github.com/tmc/grpc-websocket-proxy
+// with the options etcd gives it (see withWebSocket). Requests without the
+// upgrade are served as above, untouched.
+//
+// Not served: the Lock and Election gateways (Cairn has neither service
+// yet).
 //
 // # Alarms
 //

@@ -9,8 +9,11 @@ import (
 	"strings"
 
 	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/tmc/grpc-websocket-proxy/wsproxy"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/etcdserverpb/gw"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -58,12 +61,13 @@ func newGateway(conn grpc.ClientConnInterface) http.Handler {
 	return mux
 }
 
-// handleGateway mounts the gateway over conn on mux: /v3/ as is, and
-// /v3beta/ rewritten to /v3/ first. etcd rewrites the path and leaves
-// the raw path stale, which makes net/url ignore it; clearing it has the
-// same effect.
-func handleGateway(mux *http.ServeMux, conn grpc.ClientConnInterface) {
-	g := newGateway(conn)
+// handleGateway mounts the gateway over conn on mux, behind the WebSocket
+// upgrade (withWebSocket): /v3/ as is, and /v3beta/ rewritten to /v3/
+// first, so both paths accept WebSocket too, as in etcd, which rewrites
+// before its mux. etcd rewrites the path and leaves the raw path stale,
+// which makes net/url ignore it; clearing it has the same effect.
+func handleGateway(mux *http.ServeMux, conn grpc.ClientConnInterface, lg *zap.Logger) {
+	g := withWebSocket(newGateway(conn), lg)
 	mux.Handle(PathGateway, g)
 	mux.Handle(pathGatewayBeta, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r2 := *r
@@ -73,6 +77,52 @@ func handleGateway(mux *http.ServeMux, conn grpc.ClientConnInterface) {
 		r2.URL = &u
 		g.ServeHTTP(w, &r2)
 	}))
+}
+
+// withWebSocket serves h's paths over WebSocket as well, for browsers,
+// which cannot stream a request body: a request with "Upgrade: websocket"
+// switches protocols, and each text message the client sends becomes one
+// line of the body of a POST to h, each line h answers one text message.
+// Other requests reach h untouched. The options are etcd's, so that the
+// same client works against both:
+//
+//   - every proxied request is a POST, whatever the handshake's method or
+//     ?method= parameter, since the gateway serves nothing else;
+//   - an answer line may be up to math.MaxInt32 bytes (the library's
+//     default would cut a large range answer at 64 KiB);
+//   - no pings: etcd sets no ping interval, so idle connections live
+//     until either side closes them;
+//   - the library's defaults for the rest: any Origin is accepted, the
+//     Origin and Referer headers are forwarded, and a "token" cookie or a
+//     "Sec-WebSocket-Protocol: Bearer, <token>" becomes the request's
+//     "Authorization: Bearer <token>".
+//
+// The library's messages go to lg, warnings as warnings and its per-message
+// traces at debug level.
+func withWebSocket(h http.Handler, lg *zap.Logger) http.Handler {
+	return wsproxy.WebsocketProxy(h,
+		wsproxy.WithRequestMutator(func(_, out *http.Request) *http.Request {
+			out.Method = http.MethodPost
+			return out
+		}),
+		wsproxy.WithMaxRespBodyBufferSize(math.MaxInt32),
+		wsproxy.WithLogger(wsLogger{lg}),
+	)
+}
+
+// wsLogger adapts zap to the logger the WebSocket proxy expects.
+type wsLogger struct{ lg *zap.Logger }
+
+func (l wsLogger) Warnln(v ...any) { l.log(zap.WarnLevel, v) }
+
+// Debugln is called for every message in both directions, with its
+// payload: formatting it is skipped unless debug logging is on.
+func (l wsLogger) Debugln(v ...any) { l.log(zap.DebugLevel, v) }
+
+func (l wsLogger) log(lvl zapcore.Level, v []any) {
+	if l.lg.Core().Enabled(lvl) {
+		l.lg.Log(lvl, "websocket proxy: "+strings.TrimSuffix(fmt.Sprintln(v...), "\n"))
+	}
 }
 
 // DialGateway returns the client connection the gateway forwards through:

@@ -53,7 +53,11 @@
 // escaped(key) is storage.AppendEscaped: order-preserving, self-delimiting.
 // The inverted revisions put a key's newest version first, so "newest
 // version ≤ R" is one SeekGE to escaped(key) ^R, and a Range walks keys in
-// order with one seek (or a few Next steps) per key.
+// order with one seek (or a few Next steps) per key. The engine's comparer
+// makes escaped(key) the Pebble prefix of every version of key (see
+// storage.Comparer), so the lookups of one key (a single-key Range, Put's
+// read of the previous version, the hash pass's version lookups) use
+// SeekPrefixGE and skip the tables whose bloom filter rules the key out.
 //
 // A version record is one flag byte, 0 for a put and 1 for a tombstone;
 // a put continues with uvarint create_revision, uvarint version, zigzag

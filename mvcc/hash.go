@@ -126,7 +126,7 @@ func hashHistory(snap *pebble.Snapshot, rev, compact int64, pace func() error) (
 		plen := len(prefix)
 		if main <= compact {
 			seek = storage.AppendUint64(storage.AppendUint64(prefix, storage.Invert(keepBound)), 0)
-			if !idxIt.SeekGE(seek) || !bytes.HasPrefix(idxIt.Key(), seek[:plen]) {
+			if !idxIt.SeekPrefixGE(seek) || !bytes.HasPrefix(idxIt.Key(), seek[:plen]) {
 				return 0, fmt.Errorf("revision %d_%d of %q is missing from the key index: %w", main, sub, key, errCorrupt)
 			}
 			if m, sb := indexRev(idxIt.Key()); m != main || sb != sub {
@@ -134,7 +134,7 @@ func hashHistory(snap *pebble.Snapshot, rev, compact int64, pace func() error) (
 			}
 		} else {
 			seek = appendRevSuffix(prefix, main, sub)
-			if !idxIt.SeekGE(seek) || !bytes.Equal(idxIt.Key(), seek) {
+			if !idxIt.SeekPrefixGE(seek) || !bytes.Equal(idxIt.Key(), seek) {
 				return 0, fmt.Errorf("revision %d_%d of %q is missing from the key index: %w", main, sub, key, errCorrupt)
 			}
 		}

@@ -305,6 +305,12 @@ func TestModelRandom(t *testing.T) {
 			}
 		}
 		e.commit(rng.IntN(4) == 0)
+		if rng.IntN(6) == 0 {
+			// Into sstables, whose bloom filters single-key reads consult.
+			if err := e.eng.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if done != nil {
 			verify(t, e, m, rng) // physical compaction may be running
 			<-done

@@ -22,11 +22,24 @@ var keyIndexUpper = []byte{storage.PrefixKeyIndex + 1}
 // each key's newest version whose main revision is ≤ rev (tombstones
 // included; callers filter them).
 type scanner struct {
-	it     *pebble.Iterator
-	rev    int64
+	it  *pebble.Iterator
+	rev int64
+	// exact is set when the range is one user key: seeks then go through
+	// SeekPrefixGE, which skips every table whose bloom filter rules the
+	// key out (see storage.Comparer).
+	exact  bool
 	prefix []byte // index prefix of the key being skipped
 	seek   []byte
 	err    error
+}
+
+// seekGE positions the iterator at the first key ≥ k (of k's user key
+// alone when the range is exact).
+func (sc *scanner) seekGE(k []byte) bool {
+	if sc.exact {
+		return sc.it.SeekPrefixGE(k)
+	}
+	return sc.it.SeekGE(k)
 }
 
 // settle moves from the current position (valid tells whether there is
@@ -45,7 +58,7 @@ func (sc *scanner) settle(valid bool) bool {
 		for i := 0; ; i++ {
 			if i == nextsBeforeSeek {
 				sc.seek = appendSeekAtRev(sc.seek[:0], sc.prefix, sc.rev)
-				valid = sc.it.SeekGE(sc.seek)
+				valid = sc.seekGE(sc.seek)
 				break
 			}
 			valid = sc.it.Next()
@@ -76,7 +89,7 @@ func (sc *scanner) nextKey() bool {
 	// every version of this key and before the next key.
 	sc.seek = append(sc.seek[:0], sc.prefix...)
 	sc.seek[len(sc.seek)-1]++
-	return sc.settle(sc.it.SeekGE(sc.seek))
+	return sc.settle(sc.seekGE(sc.seek))
 }
 
 // bounds computes the key-index bounds of the user range [key, end) with
@@ -114,7 +127,7 @@ func getScratch() *rangeScratch { return scratchPool.Get().(*rangeScratch) }
 
 func putScratch(s *rangeScratch) {
 	s.opts = pebble.IterOptions{}
-	s.sc.it, s.sc.err = nil, nil
+	s.sc.it, s.sc.err, s.sc.exact = nil, nil, false
 	scratchPool.Put(s)
 }
 
@@ -134,7 +147,7 @@ func collect(ctx context.Context, sc *scanner, lower []byte, rev int64, o RangeO
 	}
 	limit := int(o.Limit)
 	n := 0
-	for valid := sc.settle(sc.it.SeekGE(lower)); valid; valid = sc.nextKey() {
+	for valid := sc.settle(sc.seekGE(lower)); valid; valid = sc.nextKey() {
 		if n++; n&255 == 0 && ctx != nil {
 			if err := ctx.Err(); err != nil {
 				return nil, fmt.Errorf("mvcc: range: %w", err)
@@ -210,7 +223,7 @@ func (s *Store) Range(ctx context.Context, key, end []byte, o RangeOptions) (*Ra
 			}
 			return nil, ErrCompacted
 		}
-		scr.sc.it = it
+		scr.sc.it, scr.sc.exact = it, len(end) == 0
 		res, err := collect(ctx, &scr.sc, scr.lower, rev, o)
 		if cerr := it.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("mvcc: range: %w", cerr)
@@ -251,7 +264,7 @@ func (t *TxnWrite) Range(key, end []byte, o RangeOptions) (*RangeResult, error) 
 	if err != nil {
 		return nil, t.readFailed(fmt.Errorf("mvcc: txn range: %w", err))
 	}
-	scr.sc.it = it
+	scr.sc.it, scr.sc.exact = it, len(end) == 0
 	res, err := collect(nil, &scr.sc, scr.lower, rev, o)
 	if cerr := it.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("mvcc: txn range: %w", cerr)

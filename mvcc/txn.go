@@ -158,7 +158,7 @@ func (s *Store) latest(key []byte) keyState {
 	}
 	it := g.dbIter
 	g.seek = appendIndexPrefix(g.seek[:0], key)
-	if !it.SeekGE(g.seek) || !bytes.HasPrefix(it.Key(), g.seek) {
+	if !it.SeekPrefixGE(g.seek) || !bytes.HasPrefix(it.Key(), g.seek) {
 		s.groupErr(it.Error())
 		return keyState{}
 	}

@@ -20,6 +20,26 @@
 // Packages above (mvcc, lease, auth, membership) use DB() directly and own
 // the layout inside their prefix.
 //
+// # Comparer, bloom filters and upgrades
+//
+// Keys sort bytewise, but the engine's Pebble comparer (Comparer, recorded
+// in the database as ComparerName) splits a key-index key after its
+// escaped user key, so all versions of one user key share a Pebble
+// "prefix". Every sstable carries a bloom filter over those prefixes (10
+// bits each, about 1% false positives), and a lookup of one user key
+// through pebble.Iterator.SeekPrefixGE reads blocks only from the tables
+// that may hold it, instead of one seek per level of the LSM. Every other
+// key is its own prefix. Cairn ingests no table with a synthetic prefix,
+// the one Pebble feature whose requirements the split does not meet.
+//
+// A database written by a build from before Comparer (Pebble's default
+// comparer, same order, no filters) is upgraded when Open first meets it:
+// its keys are copied, with Restore's bounded-memory streaming, into a new
+// database beside it, which then replaces it through two directory renames
+// (a crash at any point leaves the old database or the new one, and the
+// next Open finishes or restarts the job). Restore reads a source written
+// with either comparer, so snapshots from such builds restore as well.
+//
 // # Restore
 //
 // Engine.Restore(ctx, srcDir) replaces the entire contents of a live engine

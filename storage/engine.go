@@ -117,12 +117,21 @@ type Engine struct {
 	lastSize, lastInUse int64
 }
 
-// Open opens (creating if needed) the database in dir.
+// Open opens (creating if needed) the database in dir. A database a Cairn
+// build from before Comparer wrote is first upgraded (see upgrade).
 func Open(dir string, o Options) (*Engine, error) {
 	o = o.EnsureDefaults()
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	if err := upgrade(dir, o); err != nil {
+		return nil, err
+	}
+	return openEngine(dir, o)
+}
+
+// openEngine opens the database in dir with options o (defaults applied).
+func openEngine(dir string, o Options) (*Engine, error) {
 	// Pebble charges memtables against the block cache, so the cache is
 	// sized to hold CacheSize of blocks on top of the largest memtable
 	// reservation; otherwise full memtables would leave no room for blocks.
@@ -136,8 +145,12 @@ func Open(dir string, o Options) (*Engine, error) {
 		MemTableStopWritesThreshold: memTableStopWritesThreshold,
 		MaxOpenFiles:                o.MaxOpenFiles,
 		FormatMajorVersion:          pebble.FormatNewest,
+		Comparer:                    Comparer,
 		Logger:                      zapLogger{o.Logger.Sugar()},
 		DisableWAL:                  o.DisableWAL,
+	}
+	for i := range po.Levels {
+		po.Levels[i].FilterPolicy = filterPolicy
 	}
 	db, err := pebble.Open(dir, po)
 	if err != nil {

@@ -89,13 +89,15 @@ func (e *Engine) Restore(ctx context.Context, srcDir string) error {
 	if closed {
 		return fmt.Errorf("storage: restore from %s: %w", srcDir, ErrClosed)
 	}
-	if err := e.restore(ctx, srcDir); err != nil {
+	if err := e.restore(ctx, srcDir, nil); err != nil {
 		return fmt.Errorf("storage: restore from %s: %w", srcDir, err)
 	}
 	return nil
 }
 
-func (e *Engine) restore(ctx context.Context, srcDir string) error {
+// restore is Restore; srcLock, if not nil, is the caller's lock of srcDir
+// (pebble.LockDirectory), which the source's open then uses.
+func (e *Engine) restore(ctx context.Context, srcDir string, srcLock *pebble.Lock) error {
 	if err := checkReplaceable(e.db, "the engine"); err != nil {
 		return err
 	}
@@ -114,7 +116,7 @@ func (e *Engine) restore(ctx context.Context, srcDir string) error {
 		}
 	}()
 
-	paths, err := e.writeRestoreTables(ctx, srcDir, tmp)
+	paths, err := e.writeRestoreTables(ctx, srcDir, srcLock, tmp)
 	if err != nil {
 		return err
 	}
@@ -155,11 +157,17 @@ func (e *Engine) restoreDir() string { return e.dir + restoreDirSuffix }
 // IngestAndExcise's excise: an excise drops the old keys from the LSM at
 // once, so a Snapshot opened before it would then read an empty database;
 // a range deletion lets compactions keep the old keys for such snapshots.
-func (e *Engine) writeRestoreTables(ctx context.Context, srcDir, tmp string) (paths []string, err error) {
+func (e *Engine) writeRestoreTables(ctx context.Context, srcDir string, srcLock *pebble.Lock, tmp string) (paths []string, err error) {
+	cmp, err := comparerOf(e.fs, srcDir)
+	if err != nil {
+		return nil, err
+	}
 	src, err := pebble.Open(srcDir, &pebble.Options{
 		FS:       e.fs,
 		ReadOnly: true,
 		Logger:   e.logger,
+		Comparer: cmp,
+		Lock:     srcLock,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open source: %w", err)

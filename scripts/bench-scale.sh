@@ -17,7 +17,12 @@
 #      has less than SCALE_MIN_FREE_GIB left, or on more than 100 failed
 #      requests (etcd's quota, say); the keys reached are then the
 #      measured key space, less the txns that may have been in flight;
-#   3. at that size, 100 clients over 10 connections each send
+#   3. waits until the server is idle (under 5% of a core over 5 s; at
+#      most SCALE_SETTLE_TIMEOUT s, 0: no wait): an LSM engine is still
+#      compacting what the load wrote, a cost the load has incurred, not
+#      the steps after it; the wait is repeated before each step below and
+#      its length is in the table;
+#      then, at that size, 100 clients over 10 connections each send
 #      SCALE_REQUESTS requests of: put (random keys of the loaded space,
 #      same value size), range-random linearizable, range-random
 #      serializable (one random loaded key per request; a missing key fails);
@@ -36,6 +41,7 @@
 # (68719476736), SCALE_CAIRN_RESTART_FLAGS (--initial-corrupt-check=false;
 # set it empty for no second restart),
 # SCALE_LOAD_TIMEOUT (0), SCALE_STEP_TIMEOUT (600, per measurement step),
+# SCALE_SETTLE_TIMEOUT (900),
 # SCALE_READY_TIMEOUT (600), SCALE_MIN_FREE_GIB (8),
 # BENCH_OUT (a new temp dir: raw JSON, logs, summary per run), CAIRN_BIN,
 # CAIRN_ETCD_BIN, CAIRN_BENCH_BIN (prebuilt binaries instead of building
@@ -51,6 +57,7 @@ REQUESTS=${SCALE_REQUESTS:-50000}
 QUOTA=${SCALE_QUOTA:-68719476736}
 LOAD_TIMEOUT=${SCALE_LOAD_TIMEOUT:-0}
 STEP_TIMEOUT=${SCALE_STEP_TIMEOUT:-600}
+SETTLE_TIMEOUT=${SCALE_SETTLE_TIMEOUT:-900}
 READY_TIMEOUT=${SCALE_READY_TIMEOUT:-600}
 CAIRN_RESTART_FLAGS=${SCALE_CAIRN_RESTART_FLAGS---initial-corrupt-check=false}
 MIN_FREE_KIB=$((${SCALE_MIN_FREE_GIB:-8} * 1024 * 1024))
@@ -114,12 +121,32 @@ trap cleanup EXIT
 # dir_kib DIR: du -sk of DIR; Pebble may delete a file while du walks.
 dir_kib() { du -sk "$1" 2>/dev/null | cut -f1 || true; }
 
+# settle: waits until the server used under 5% of a core over 5 s, or
+# SETTLE_TIMEOUT s have passed; sets SETTLED to the seconds waited.
+settle() {
+	local start=$SECONDS a b
+	SETTLED=0
+	((SETTLE_TIMEOUT > 0)) || return 0
+	while ((SECONDS - start < SETTLE_TIMEOUT)); do
+		a=$(cpu_ticks)
+		sleep 5
+		b=$(cpu_ticks)
+		if (((b - a) * 100 < 5 * 5 * CLK_TCK)); then
+			break
+		fi
+	done
+	SETTLED=$((SECONDS - start))
+	log "$KIND at $N: idle after $SETTLED s"
+}
+
 # bench NAME TIMEOUT ARGS...: cairn-bench into $RES/NAME.json, with the
 # server's CPU seconds and the step's sampled peak VmRSS added. Stops the
 # step after TIMEOUT seconds (0: never) or when the disk runs short.
 bench() {
 	local name=$1 limit=$2 out=$RES/$1.json before
 	shift 2
+	SETTLED=0
+	[ "$name" = load ] || settle
 	log "$KIND at $N: $name: cairn-bench $*"
 	before=$(cpu_ticks)
 	sample_rss "$RES/$name.rss"
@@ -146,7 +173,8 @@ bench() {
 	if jq -e . "$out" >/dev/null 2>&1; then
 		jq --argjson cpu "$(awk -v a="$before" -v b="$(cpu_ticks)" -v t="$CLK_TCK" 'BEGIN { print (b - a) / t }')" \
 			--argjson peak "$(sort -n "$RES/$name.rss" | tail -n 1 | grep . || echo null)" \
-			'. + {server_cpu_seconds: $cpu, peak_vmrss_kib: $peak}' "$out" >"$out.tmp" && mv "$out.tmp" "$out"
+			--argjson settled "$SETTLED" \
+			'. + {server_cpu_seconds: $cpu, peak_vmrss_kib: $peak, settle_seconds: $settled}' "$out" >"$out.tmp" && mv "$out.tmp" "$out"
 	fi
 }
 
@@ -259,6 +287,7 @@ row "load p99 ms per txn" '.load.latency_ms.p99'
 row "load errors" '.load.errors'
 row "load server CPU us/key" ".load | $CPU / $TXN_OPS"
 for w in put rangeL rangeS; do
+	row "$w: idle wait before, s" ".$w.settle_seconds"
 	row "$w req/s" ".$w.requests_per_second"
 	row "$w p50 ms" ".$w.latency_ms.p50"
 	row "$w p99 ms" ".$w.latency_ms.p99"

@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/sstable"
@@ -146,6 +147,7 @@ func openEngine(dir string, o Options) (*Engine, error) {
 		MaxOpenFiles:                o.MaxOpenFiles,
 		FormatMajorVersion:          pebble.FormatNewest,
 		Comparer:                    Comparer,
+		EventListener:               stallLogger(o.Logger),
 		Logger:                      zapLogger{o.Logger.Sugar()},
 		DisableWAL:                  o.DisableWAL,
 	}
@@ -250,6 +252,28 @@ func (e *Engine) Checkpoint(dir string) error {
 		return fmt.Errorf("storage: checkpoint into %s: %w", dir, err)
 	}
 	return nil
+}
+
+// stallLogger reports Pebble's write stalls (writes held back until a
+// flush or compaction catches up) to lg, with their reason and length: a
+// stall holds up the apply loop, and so every write of the member.
+func stallLogger(lg *zap.Logger) *pebble.EventListener {
+	var mu sync.Mutex
+	var began time.Time
+	var reason string
+	return &pebble.EventListener{
+		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
+			mu.Lock()
+			defer mu.Unlock()
+			began, reason = time.Now(), info.Reason
+			lg.Warn("storage engine is holding writes back", zap.String("reason", reason))
+		},
+		WriteStallEnd: func() {
+			mu.Lock()
+			defer mu.Unlock()
+			lg.Warn("storage engine released writes", zap.String("reason", reason), zap.Duration("stalled", time.Since(began)))
+		},
+	}
 }
 
 // zapLogger adapts zap to pebble.Logger.

@@ -7,6 +7,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 func TestEngineReopen(t *testing.T) {
@@ -135,5 +137,24 @@ func TestDisableWAL(t *testing.T) {
 	want := union(restored, last)
 	if got := reopened(mem.CrashClone(vfs.CrashCloneCfg{})); !maps.Equal(got, want) {
 		t.Fatalf("after Close and a crash: %s", diff(got, want))
+	}
+}
+
+func TestStallLoggerReportsReasonAndLength(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	l := stallLogger(zap.New(core))
+	l.WriteStallBegin(pebble.WriteStallBeginInfo{Reason: "memtable count limit reached"})
+	l.WriteStallEnd()
+	entries := logs.All()
+	if len(entries) != 2 {
+		t.Fatalf("%d log lines, want 2", len(entries))
+	}
+	for _, e := range entries {
+		if e.ContextMap()["reason"] != "memtable count limit reached" {
+			t.Errorf("%q: reason %v", e.Message, e.ContextMap()["reason"])
+		}
+	}
+	if _, ok := entries[1].ContextMap()["stalled"]; !ok {
+		t.Errorf("the release gives no stall length: %v", entries[1].ContextMap())
 	}
 }

@@ -919,6 +919,9 @@ func (n *Node) snapshot(r snapRequest) error {
 	if !n.ShouldSnapshot(r.index, n.snapIndex) {
 		return nil
 	}
+	// The raft loop waits for all of this (two fsyncs and the WAL
+	// release), so its length is logged: a slow disk here stalls writes.
+	start := time.Now()
 	// The file records where the state machine is; raft's in-memory
 	// snapshot, the one followers are sent, is made when raft asks for it
 	// (snapshotStorage).
@@ -943,7 +946,7 @@ func (n *Node) snapshot(r snapRequest) error {
 	if err := n.snap.Purge(n.cfg.MaxSnapshots); err != nil {
 		n.lg.Warn("purging old snapshots failed", zap.Error(err))
 	}
-	n.lg.Info("saved raft snapshot", zap.Uint64("index", r.index), zap.Uint64("term", r.term))
+	n.lg.Info("saved raft snapshot", zap.Uint64("index", r.index), zap.Uint64("term", r.term), zap.Duration("took", time.Since(start)))
 	return nil
 }
 

@@ -161,7 +161,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	// The raft WAL is the member's log: the engine keeps none of its own,
 	// and what a crash takes from it is applied again from the raft WAL.
-	s.eng, err = storage.Open(filepath.Join(memberDir, "db"), storage.Options{FS: cfg.FS, DisableWAL: true})
+	s.eng, err = storage.Open(filepath.Join(memberDir, "db"), storage.Options{FS: cfg.FS, DisableWAL: true, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}

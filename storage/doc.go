@@ -40,6 +40,15 @@
 // next Open finishes or restarts the job). Restore reads a source written
 // with either comparer, so snapshots from such builds restore as well.
 //
+// # Write stalls
+//
+// Pebble holds writes back when two memtables wait for flush or when L0
+// reaches l0StopWritesThreshold sublevels; the engine logs each such stall
+// with its reason and length. The L0 threshold is 100 rather than Pebble's
+// 12, and a second compaction may run when compaction falls behind: with
+// the default, a bulk load on two cores stopped every write of the member
+// for up to 4.4 s while one L0 compaction finished.
+//
 // # Restore
 //
 // Engine.Restore(ctx, srcDir) replaces the entire contents of a live engine

@@ -31,6 +31,19 @@ const (
 // the memory bound depends on it).
 const memTableStopWritesThreshold = 2
 
+// l0StopWritesThreshold is the L0 read amplification (sublevels) at which
+// Pebble stops all writes until compactions bring it down. Pebble's
+// default, 12, stopped a member's writes for seconds at a time while a
+// 10M-key load ran on two cores (one L0 compaction had to finish first);
+// a write held that long times out at the client. L0 is allowed to grow
+// further instead: a point lookup pays a bloom filter probe per extra
+// sublevel, a scan one more merged source, until compactions catch up.
+const l0StopWritesThreshold = 100
+
+// compactionConcurrency lets Pebble run a second compaction when its
+// compaction debt or L0 grows (Pebble's default is one at a time).
+func compactionConcurrency() (lower, upper int) { return 1, 2 }
+
 // Options configures an Engine. The zero value is valid: every field has a
 // default, applied by EnsureDefaults.
 type Options struct {
@@ -144,6 +157,8 @@ func openEngine(dir string, o Options) (*Engine, error) {
 		Cache:                       cache,
 		MemTableSize:                uint64(o.MemTableSize),
 		MemTableStopWritesThreshold: memTableStopWritesThreshold,
+		L0StopWritesThreshold:       l0StopWritesThreshold,
+		CompactionConcurrencyRange:  compactionConcurrency,
 		MaxOpenFiles:                o.MaxOpenFiles,
 		FormatMajorVersion:          pebble.FormatNewest,
 		Comparer:                    Comparer,

@@ -307,18 +307,17 @@ if [[ $SECTIONS == *" load "* ]]; then
 	row "after the load" "data dir MiB" rss '.data_kib / 1024'
 fi
 if [[ $SECTIONS == *" watch "* ]]; then
-	row "watch, 1000 watchers, 10 streams, 100 keys, $WATCH_PUTS puts x 256 B from 10 clients" "events/s (higher is better)" watch .events_per_second
-	row "watch" "p50 put-to-event ms" watch .event_latency_ms.p50
-	row "watch" "p99 put-to-event ms (lower is better)" watch .event_latency_ms.p99
-	row "watch" "puts/s" watch .puts_per_second
-	row "watch" "events missing + duplicate" watch '.events_missing + .events_duplicate'
-	row "watch" "server CPU us/event" watch '.server_cpu_seconds / (.events_received | if . == 0 then null else . end) * 1e6'
-	row "fan-out: 1000 watchers of one prefix, 10 streams, $FANOUT_PUTS puts x 256 B from 100 clients" "events/s (higher is better)" fanout .events_per_second
-	row "fan-out" "p50 put-to-event ms" fanout .event_latency_ms.p50
-	row "fan-out" "p99 put-to-event ms (lower is better)" fanout .event_latency_ms.p99
-	row "fan-out" "puts/s" fanout .puts_per_second
-	row "fan-out" "events missing + duplicate" fanout '.events_missing + .events_duplicate'
-	row "fan-out" "server CPU us/event" fanout '.server_cpu_seconds / (.events_received | if . == 0 then null else . end) * 1e6'
+	# watch_rows LABEL SHORT FILE: the rows of one watch workload.
+	watch_rows() {
+		row "$1" "events/s (higher is better)" "$3" .events_per_second
+		row "$2" "p50 put-to-event ms" "$3" .event_latency_ms.p50
+		row "$2" "p99 put-to-event ms (lower is better)" "$3" .event_latency_ms.p99
+		row "$2" "puts/s" "$3" .puts_per_second
+		row "$2" "events missing + duplicate" "$3" '.events_missing + .events_duplicate'
+		row "$2" "server CPU us/event" "$3" '.server_cpu_seconds / (.events_received | if . == 0 then null else . end) * 1e6'
+	}
+	watch_rows "watch, 1000 watchers, 10 streams, 100 keys, $WATCH_PUTS puts x 256 B from 10 clients" watch watch
+	watch_rows "fan-out: 1000 watchers of one prefix, 10 streams, $FANOUT_PUTS puts x 256 B from 100 clients" fan-out fanout
 	row "baseline: $STALL_PUTS puts x 4 KiB, 10 clients, no watchers" "puts/s" stallbase .requests_per_second
 	row "baseline" "server CPU us/put" stallbase "$CPU_PER_REQ"
 	row "the same puts, 1000 stalled watchers on 10 streams" "puts/s (higher is better)" stall .puts_per_second

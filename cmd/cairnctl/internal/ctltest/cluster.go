@@ -435,7 +435,11 @@ func WaitReconfigurable(ctx context.Context, ep string) error {
 		resp, err := cli.MemberAddAsLearner(actx, []string{fmt.Sprintf("http://127.0.0.1:%d", ports[0])})
 		cancel()
 		switch {
-		case errors.Is(err, rpctypes.ErrUnhealthy), err != nil && ctx.Err() == nil && actx.Err() != nil:
+		case errors.Is(err, rpctypes.ErrUnhealthy), errors.Is(err, rpctypes.ErrTimeout),
+			errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail), errors.Is(err, rpctypes.ErrTimeoutDueToConnectionLost),
+			err != nil && ctx.Err() == nil && actx.Err() != nil:
+			// The server gave up on this attempt (a cluster still
+			// electing or reconnecting): try again while ctx lasts.
 			return false, err
 		case err != nil:
 			failed = err

@@ -30,7 +30,10 @@
 #      until that server is idle (under 5% of a core over 5 s; at most
 #      SCALE_SETTLE_TIMEOUT s, 0: no wait): an LSM engine is still
 #      compacting what the load or the last step wrote, a cost that work
-#      incurred, not the step after it; the longest wait is in the table.
+#      incurred, not the step after it; the longest wait is in the table,
+#      and so is the share of the data dir in the kernel's page cache as
+#      the step starts (fincore, if installed): a random read the block
+#      cache misses costs a page-cache copy or a disk read;
 #      A step's figures are the median of its rounds; a second table gives
 #      the median of the rounds' ratios against the smallest size;
 #   3. for each size: SIGTERM, then restart on the same data dir and time
@@ -136,6 +139,16 @@ trap cleanup EXIT
 # dir_kib DIR: du -sk of DIR; Pebble may delete a file while du walks.
 dir_kib() { du -sk "$1" 2>/dev/null | cut -f1 || true; }
 
+# cached_pct DIR: the share of DIR's bytes in the kernel's page cache, in
+# percent (fincore from util-linux; "null" without it). Random reads of a
+# data set larger than the block cache are served from the page cache or
+# from the disk, at very different costs, so each step records it.
+cached_pct() {
+	command -v fincore >/dev/null || { echo null; return 0; }
+	find "$1" -type f -print0 2>/dev/null | xargs -0 -r fincore -b -n -o RES,SIZE 2>/dev/null |
+		awk '{ r += $1; s += $2 } END { if (s > 0) printf "%.1f\n", 100 * r / s; else print "null" }'
+}
+
 # settle: waits until the server used under 5% of a core over 5 s, or
 # SETTLE_TIMEOUT s have passed; sets SETTLED to the seconds waited.
 settle() {
@@ -162,7 +175,9 @@ bench() {
 	shift 2
 	SETTLED=0
 	[ "$name" = load ] || settle
-	log "$KIND at $N: $name: cairn-bench $*"
+	local cached
+	cached=$(cached_pct "$DIR/data")
+	log "$KIND at $N: $name: cairn-bench $* (data in page cache: $cached%)"
 	before=$(cpu_ticks)
 	sample_rss "$RES/$name.rss"
 	"$BENCH" --endpoints "127.0.0.1:$CPORT" --json "$@" >"$out" &
@@ -188,8 +203,8 @@ bench() {
 	if jq -e . "$out" >/dev/null 2>&1; then
 		jq --argjson cpu "$(awk -v a="$before" -v b="$(cpu_ticks)" -v t="$CLK_TCK" 'BEGIN { print (b - a) / t }')" \
 			--argjson peak "$(sort -n "$RES/$name.rss" | tail -n 1 | grep . || echo null)" \
-			--argjson settled "$SETTLED" \
-			'. + {server_cpu_seconds: $cpu, peak_vmrss_kib: $peak, settle_seconds: $settled}' "$out" >"$out.tmp" && mv "$out.tmp" "$out"
+			--argjson settled "$SETTLED" --argjson cached "${cached:-null}" \
+			'. + {server_cpu_seconds: $cpu, peak_vmrss_kib: $peak, settle_seconds: $settled, page_cache_pct: $cached}' "$out" >"$out.tmp" && mv "$out.tmp" "$out"
 	fi
 }
 
@@ -210,11 +225,18 @@ load() {
 	mkdir -p "$RES"
 	REACHED_OF[$N]=0
 	DIR=$(mktemp -d "${TMPDIR:-/tmp}/bench-scale-$KIND.XXXXXX")
-	DIR_OF[$N]=$DIR CPORT_OF[$N]=$(free_port) PPORT_OF[$N]=$(free_port) PID_OF[$N]=""
-	if ! launch "$KIND" "$RES/server.log" "$DIR/data" "${CPORT_OF[$N]}" "${PPORT_OF[$N]}" --quota-backend-bytes "$QUOTA"; then
-		echo '{"error": "did not start"}' >"$RES/summary.json"
-		return 0
-	fi
+	DIR_OF[$N]=$DIR PID_OF[$N]=""
+	# A port found free may be taken before the server binds it: three tries.
+	local attempt
+	for attempt in 1 2 3; do
+		CPORT_OF[$N]=$(free_port) PPORT_OF[$N]=$(free_port)
+		launch "$KIND" "$RES/server.log" "$DIR/data" "${CPORT_OF[$N]}" "${PPORT_OF[$N]}" --quota-backend-bytes "$QUOTA" && break
+		rm -rf "$DIR/data"
+		if ((attempt == 3)); then
+			echo '{"error": "did not start"}' >"$RES/summary.json"
+			return 0
+		fi
+	done
 	PID_OF[$N]=$SERVER_PID
 	use "$N"
 	log "$KIND ready on 127.0.0.1:$CPORT (pid $SERVER_PID), loading $N keys"
@@ -315,7 +337,8 @@ finish() {
 			{rounds: ., requests_per_second: (map(.requests_per_second) | med),
 			 latency_ms: {p50: (map(.latency_ms.p50) | med), p99: (map(.latency_ms.p99) | med)},
 			 errors: (map(.errors) | add), cpu_us_per_request: (map(cpu) | med),
-			 settle_seconds: (map(.settle_seconds) | max), peak_vmrss_kib: (map(.peak_vmrss_kib) | max)} end;
+			 settle_seconds: (map(.settle_seconds) | max), peak_vmrss_kib: (map(.peak_vmrss_kib) | max),
+			 page_cache_pct: (map(.page_cache_pct) | med)} end;
 		{kind: $kind, size: $n, keys_reached: $reached, txn_ops: $ops, load_stopped_by: $stopped,
 		 vmhwm_kib: ($hwm | num), data_kib: ($data | num), stop_seconds: ($stop | num),
 		 restart_ready_seconds: ($ready | num), restart2_ready_seconds: ($ready2 | num), restart_vmrss_kib: ($rrss | num), died: $died,
@@ -367,6 +390,7 @@ row "load errors" '.load.errors'
 row "load server CPU us/key" ".load | $CPU / $TXN_OPS"
 for w in put rangeL rangeS; do
 	row "$w: longest idle wait before, s" ".$w.settle_seconds"
+	row "$w: data dir in page cache before, % (each round)" "[.$w.rounds[].page_cache_pct] | map(tostring) | join(\" / \")"
 	row "$w req/s (median of rounds)" ".$w.requests_per_second"
 	row "$w req/s, each round" "[.$w.rounds[].requests_per_second | round] | map(tostring) | join(\" / \")"
 	row "$w p50 ms (median)" ".$w.latency_ms.p50"

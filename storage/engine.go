@@ -144,6 +144,10 @@ func Open(dir string, o Options) (*Engine, error) {
 	return openEngine(dir, o)
 }
 
+// testPebbleOptions, set only by tests (export_test.go), edits the Pebble
+// options of the engines opened while it is set.
+var testPebbleOptions func(*pebble.Options)
+
 // openEngine opens the database in dir with options o (defaults applied).
 func openEngine(dir string, o Options) (*Engine, error) {
 	// Pebble charges memtables against the block cache, so the cache is
@@ -168,6 +172,9 @@ func openEngine(dir string, o Options) (*Engine, error) {
 	}
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = filterPolicy
+	}
+	if testPebbleOptions != nil {
+		testPebbleOptions(po)
 	}
 	db, err := pebble.Open(dir, po)
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zapgrpc"
+	"google.golang.org/grpc/grpclog"
 )
 
 // etcd's --log-outputs values besides file paths.
@@ -136,4 +138,25 @@ func newLogger(o *options, stdout, stderr io.Writer) (lg *zap.Logger, close func
 	core := zapcore.NewSamplerWithOptions(zapcore.NewCore(enc, sink, lvl), time.Second, 100, 100)
 	lg = zap.New(core, zap.ErrorOutput(sink), zap.AddCaller(), zap.AddStacktrace(zap.ErrorLevel))
 	return lg, close, nil
+}
+
+// routeGRPCLog makes run send gRPC's own log (grpclog) to the member's
+// logger. Only main sets it: grpclog's logger is one setting for the whole
+// process, made before any gRPC use and never again, so the tests that
+// call run in-process keep gRPC's default.
+var routeGRPCLog bool
+
+// setGRPCLogger sends the log of gRPC and of the libraries logging through
+// it (grpc-gateway, the WebSocket proxy's errors) to lg, as JSON lines
+// like the member's own, to the same --log-outputs: warnings and errors
+// only, everything at --log-level debug, as etcd keeps gRPC's info lines
+// for debug. The lines carry no caller or stack trace: both would point
+// into the adapter, not at the library that logged.
+func setGRPCLogger(lg *zap.Logger, level string) {
+	never := zap.LevelEnablerFunc(func(zapcore.Level) bool { return false })
+	lg = lg.Named("grpc").WithOptions(zap.WithCaller(false), zap.AddStacktrace(never))
+	if level != "debug" {
+		lg = lg.WithOptions(zap.IncreaseLevel(zapcore.WarnLevel))
+	}
+	grpclog.SetLoggerV2(zapgrpc.NewLogger(lg))
 }

@@ -24,6 +24,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	routeGRPCLog = true
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv))
 }
 
@@ -198,6 +199,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 	defer closeLog()
 	defer lg.Sync()
+	if routeGRPCLog {
+		setGRPCLogger(lg, o.logLevel)
+	}
 	if o.configFile != "" {
 		lg.Info("loaded server configuration, other configuration command line flags and environment variables will be ignored if provided",
 			zap.String("path", o.configFile))

@@ -78,6 +78,7 @@ type proc struct {
 	env      []string
 	mu       sync.Mutex
 	log      bytes.Buffer
+	grew     chan struct{} // closed (and replaced) when log gets a line
 	exited   chan struct{}
 	ready    chan struct{}
 }
@@ -136,6 +137,10 @@ func (p *proc) launch() {
 			line := sc.Text()
 			p.mu.Lock()
 			p.log.WriteString(line + "\n")
+			if p.grew != nil {
+				close(p.grew)
+				p.grew = nil
+			}
 			p.mu.Unlock()
 			if strings.Contains(line, "ready to serve client requests") {
 				once.Do(func() { close(p.ready) })
@@ -157,6 +162,32 @@ func (p *proc) waitReady() {
 		p.t.Fatalf("cairn exited before ready:\n%s", p.Log())
 	case <-time.After(60 * time.Second):
 		p.t.Fatalf("cairn not ready within 60s:\n%s", p.Log())
+	}
+}
+
+// waitLog waits until the process's stderr holds substr, and fails the
+// test if the process exits or 30 s pass first.
+func (p *proc) waitLog(substr string) {
+	p.t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		p.mu.Lock()
+		if strings.Contains(p.log.String(), substr) {
+			p.mu.Unlock()
+			return
+		}
+		if p.grew == nil {
+			p.grew = make(chan struct{})
+		}
+		grew := p.grew
+		p.mu.Unlock()
+		select {
+		case <-grew:
+		case <-p.exited:
+			p.t.Fatalf("cairn exited before logging %q:\n%s", substr, p.Log())
+		case <-deadline:
+			p.t.Fatalf("cairn did not log %q within 30s:\n%s", substr, p.Log())
+		}
 	}
 }
 

@@ -1,0 +1,56 @@
+package e2e
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/gorilla/websocket"
+)
+
+// TestGRPCLogGoesToTheMemberLog: what gRPC and the libraries logging
+// through it print reaches the member's log as JSON lines like its own,
+// not as raw lines on stderr beside them (so it also follows
+// --log-outputs). A WebSocket watch that the client closes makes
+// grpc-gateway log "Failed to notify error to client" through gRPC's
+// logger; before the member routed that logger, the line came out raw.
+func TestGRPCLogGoesToTheMemberLog(t *testing.T) {
+	p := startCairn(t, "")
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+p.Endpoint+"/v3/watch", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(`{"create_request":{"key":"aw=="}}`)); err != nil {
+		t.Fatal(err)
+	}
+	_, msg, err := ws.ReadMessage()
+	if err != nil || !strings.Contains(string(msg), `"created":true`) {
+		t.Fatalf("watch over WebSocket: %s, %v", msg, err)
+	}
+	ws.Close()
+	// The gateway logs once it finds the client gone.
+	p.waitLog("Failed to notify error to client")
+	if err := p.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	grpcLines := 0
+	for line := range strings.Lines(p.Log()) {
+		var entry struct {
+			Level, Logger, Msg string
+		}
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			t.Errorf("a line of the member's stderr is not a JSON log entry: %q", line)
+			continue
+		}
+		if entry.Logger == "grpc" {
+			grpcLines++
+			if entry.Level == "info" || entry.Level == "debug" {
+				t.Errorf("gRPC's %s line logged at --log-level info: %q", entry.Level, line)
+			}
+		}
+	}
+	if grpcLines == 0 {
+		t.Errorf("gRPC's line did not come through the member's logger; log:\n%s", p.Log())
+	}
+}

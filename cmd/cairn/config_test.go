@@ -77,6 +77,9 @@ initial-corrupt-check: false
 corrupt-check-time: 0
 compact-hash-check-enabled: false
 compact-hash-check-time: 30s
+grpc-keepalive-min-time: 1000000000
+grpc-keepalive-interval: 30m
+grpc-keepalive-timeout: 5s
 feature-gates: "InitialCorruptCheck=false,StopGRPCServiceOnDefrag=true, AllBeta=false"
 `
 
@@ -118,6 +121,9 @@ var fileArgs = []string{
 	"--corrupt-check-time", "0",
 	"--compact-hash-check-enabled=false",
 	"--compact-hash-check-time", "30s",
+	"--grpc-keepalive-min-time", "1s",
+	"--grpc-keepalive-interval", "30m",
+	"--grpc-keepalive-timeout", "5s",
 	"--feature-gates", "InitialCorruptCheck=false,StopGRPCServiceOnDefrag=true, AllBeta=false",
 }
 

@@ -211,7 +211,6 @@ var etcdOnlyKeys = keySet(`
 	client-transport-security peer-transport-security
 	discovery discovery-fallback discovery-proxy discovery-srv discovery-srv-name
 	discovery-config discovery-token discovery-endpoints
-	grpc-keepalive-min-time grpc-keepalive-interval grpc-keepalive-timeout
 	socket-options auth-token bcrypt-cost auth-token-ttl
 	compaction-batch-limit compaction-sleep-interval
 	warning-apply-duration warning-unary-request-duration

@@ -47,6 +47,8 @@ type options struct {
 	leaseCheckpointPersist                          bool
 	initialCorruptCheck, compactHashCheck           bool
 	corruptCheckTime, compactHashCheckTime          time.Duration
+	grpcKeepaliveMinTime, grpcKeepaliveInterval     time.Duration
+	grpcKeepaliveTimeout                            time.Duration
 	logger, logLevel, logFormat                     string
 	logOutputs                                      []string
 	autoCompactionMode, autoCompactionRetention     string
@@ -88,6 +90,9 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.UintVar(&o.maxRequestBytes, "max-request-bytes", server.DefaultMaxRequestBytes, "Maximum client request size in bytes the server will accept.")
 	fs.UintVar(&o.maxTxnOps, "max-txn-ops", server.DefaultMaxTxnOps, "Maximum number of operations permitted in a transaction.")
 	fs.Int64Var(&o.quotaBackendBytes, "quota-backend-bytes", 0, "Raise alarms when backend size exceeds the given quota (0 defaults to 2 GiB).")
+	fs.DurationVar(&o.grpcKeepaliveMinTime, "grpc-keepalive-min-time", 5*time.Second, "Shortest interval a client may keep between its keepalive pings; a client that pings more often is disconnected (GOAWAY too_many_pings).")
+	fs.DurationVar(&o.grpcKeepaliveInterval, "grpc-keepalive-interval", 2*time.Hour, "How long a client connection may stay silent before the server pings it to check it is alive.")
+	fs.DurationVar(&o.grpcKeepaliveTimeout, "grpc-keepalive-timeout", 20*time.Second, "How long the server waits for the answer to its ping before it closes the connection.")
 	fs.DurationVar(&o.watchProgressNotifyInterval, "watch-progress-notify-interval", server.DefaultWatchProgressNotifyInterval, "Duration of periodic watch progress notifications.")
 	fs.DurationVar(&o.leaseCheckpointInterval, "lease-checkpoint-interval", 5*time.Minute, "How often the leader records leases' remaining TTLs through raft, so they survive leader changes and restarts (always on in Cairn; negative disables).")
 	fs.DurationVar(&o.leaseCheckpointInterval, "experimental-lease-checkpoint-interval", 5*time.Minute, "Deprecated alias of --lease-checkpoint-interval.")

@@ -16,12 +16,9 @@ import (
 // signal stops everything, ending them. tests/differential compares the gateway's
 // answers with etcd's.
 func TestServeGateway(t *testing.T) {
-	r := start(t,
-		"--data-dir", t.TempDir(),
+	r := startMember(t,
 		"--listen-client-urls", "http://0.0.0.0:0,http://127.0.0.1:0",
 		"--advertise-client-urls", "http://127.0.0.1:2379",
-		"--listen-peer-urls", "http://127.0.0.1:0",
-		"--heartbeat-interval", "10", "--election-timeout", "100",
 	)
 	var urls []string
 	for _, a := range r.addresses(t, "ready to serve client requests", 2) {

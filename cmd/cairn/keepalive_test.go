@@ -18,13 +18,7 @@ import (
 // flag was applied, gRPC's own default (one ping per 5 minutes) cut
 // clientv3 connections during long calls such as HashKV.
 func TestGRPCKeepaliveMinTime(t *testing.T) {
-	r := start(t,
-		"--data-dir", t.TempDir(),
-		"--listen-client-urls", "http://127.0.0.1:0",
-		"--listen-peer-urls", "http://127.0.0.1:0",
-		"--heartbeat-interval", "10", "--election-timeout", "100",
-		"--grpc-keepalive-min-time", "100ms",
-	)
+	r := startMember(t, "--listen-client-urls", "http://127.0.0.1:0", "--grpc-keepalive-min-time", "100ms")
 	addr := r.addresses(t, "ready to serve client requests", 1)[0]
 
 	// gRPC allows two early pings before it disconnects, so four pings

@@ -78,6 +78,18 @@ func start(t *testing.T, args ...string) *running {
 	return r
 }
 
+// startMember runs the command as a fresh single member with fast
+// elections and its peer port anywhere free, with args added (the client
+// URLs at least).
+func startMember(t *testing.T, args ...string) *running {
+	t.Helper()
+	return start(t, append([]string{
+		"--data-dir", t.TempDir(),
+		"--listen-peer-urls", "http://127.0.0.1:0",
+		"--heartbeat-interval", "10", "--election-timeout", "100",
+	}, args...)...)
+}
+
 // stop sends the signal and fails t unless the command exits with 0
 // within 30 s.
 func (r *running) stop(t *testing.T) {
@@ -144,12 +156,9 @@ func httpBody(t *testing.T, resp *http.Response, err error) (int, string) {
 // client port, the metrics port serves the metrics endpoints only, pprof
 // is mounted when asked, and a signal stops everything.
 func TestServeHTTPAndGRPC(t *testing.T) {
-	r := start(t,
-		"--data-dir", t.TempDir(),
+	r := startMember(t,
 		"--listen-client-urls", "http://127.0.0.1:0,http://127.0.0.1:0",
 		"--listen-metrics-urls", "http://127.0.0.1:0",
-		"--listen-peer-urls", "http://127.0.0.1:0",
-		"--heartbeat-interval", "10", "--election-timeout", "100",
 		"--enable-pprof",
 	)
 	clients := r.addresses(t, "ready to serve client requests", 2)

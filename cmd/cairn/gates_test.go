@@ -220,8 +220,9 @@ var gateErrorCases = []struct {
 
 // TestFeatureGatesErrors: the command exits as etcd does on a refused
 // value: status 2 and etcd's line on stderr (then the usage); in the
-// environment, etcd's message; LeaseCheckpointPersist without
-// LeaseCheckpoint, status 1 and etcd's error, logged.
+// environment, status 1 and etcd's "failed to verify flags" warning with
+// etcd's message; LeaseCheckpointPersist without LeaseCheckpoint, status 1
+// and etcd's error, logged.
 func TestFeatureGatesErrors(t *testing.T) {
 	for _, c := range gateErrorCases {
 		var stderr strings.Builder
@@ -230,10 +231,12 @@ func TestFeatureGatesErrors(t *testing.T) {
 			t.Errorf("%q: exit %d, stderr %q; want 2, %q", c.value, code, first, c.line)
 		}
 	}
-	var stderr strings.Builder
-	code := run(context.Background(), nil, io.Discard, &stderr, envOf(map[string]string{"ETCD_FEATURE_GATES": "Foo=true"}))
-	if want := `invalid value "Foo=true" for ETCD_FEATURE_GATES: unrecognized feature gate: Foo`; code != 2 || strings.TrimSpace(stderr.String()) != want {
-		t.Errorf("environment: exit %d, stderr %q; want 2, %q", code, stderr.String(), want)
+	envLogs := framework.NewOutput()
+	code := run(context.Background(), nil, io.Discard, envLogs, envOf(map[string]string{"ETCD_FEATURE_GATES": "Foo=true"}))
+	var ee struct{ Level, Msg, Error string }
+	if code != 1 || json.Unmarshal([]byte(envLogs.String()), &ee) != nil || ee.Level != "warn" || ee.Msg != "failed to verify flags" ||
+		ee.Error != `invalid value "Foo=true" for ETCD_FEATURE_GATES: unrecognized feature gate: Foo` {
+		t.Errorf("environment: exit %d, log %q; want 1 and etcd's \"failed to verify flags\" warning", code, envLogs.String())
 	}
 	logs := framework.NewOutput()
 	if code := run(context.Background(), []string{"--feature-gates=LeaseCheckpointPersist=true"}, io.Discard, logs, noEnv); code != 1 {

@@ -160,14 +160,19 @@ func parse(args []string, stderr io.Writer, getenv func(string) (string, bool)) 
 		key := envName(f.Name)
 		if v, ok := getenv(key); ok {
 			if err := fs.Set(f.Name, v); err != nil {
-				envErr = fmt.Errorf("invalid value %q for %s: %v", v, key, err)
-				fmt.Fprintln(stderr, envErr)
+				envErr = &envError{fmt.Errorf("invalid value %q for %s: %v", v, key, err)}
 			}
 		}
 	})
 	o.noteGatedFlags(fs)
 	return o, envErr
 }
+
+// envError is an ETCD_* variable whose value its flag refuses. etcd
+// reports it as it reports a bad config file (see run), not as a bad flag.
+type envError struct{ error }
+
+func (e *envError) Unwrap() error { return e.error }
 
 // envName is the ETCD_* variable of a flag.
 func envName(flag string) string {
@@ -176,12 +181,16 @@ func envName(flag string) string {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) (string, bool)) int {
 	o, err := parse(args, stderr, getenv)
-	var fileErr *configFileError
+	var (
+		fileErr *configFileError
+		envErr  *envError
+	)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.As(err, &fileErr):
-		// etcd reports a bad config file with its default logger.
+	case errors.As(err, &fileErr), errors.As(err, &envErr):
+		// etcd reports a bad config file or environment variable with its
+		// default logger, and exits with 1.
 		o := &options{}
 		newFlagSet(o, io.Discard)
 		if lg, closeLog, lerr := newLogger(o, stdout, stderr); lerr == nil {

@@ -111,6 +111,18 @@ type Config struct {
 	// LeaseTickInterval is how often the leader looks for expired leases;
 	// default 500ms.
 	LeaseTickInterval time.Duration
+	// GRPCKeepaliveMinTime is the shortest interval a client may keep
+	// between keepalive pings while it has a call open; one that pings
+	// more often is disconnected (GOAWAY too_many_pings). Default 5s,
+	// etcd's; negative leaves gRPC's own policy (one ping per 5 minutes,
+	// which cuts clientv3's connections during calls longer than about
+	// 40 s, such as a HashKV of a big store).
+	GRPCKeepaliveMinTime time.Duration
+	// GRPCKeepaliveInterval and GRPCKeepaliveTimeout: the server pings a
+	// client connection silent for the interval and closes it when the
+	// answer takes longer than the timeout. Defaults 2h and 20s, etcd's;
+	// either negative turns the server's pings off.
+	GRPCKeepaliveInterval, GRPCKeepaliveTimeout time.Duration
 	// Metrics is etcd's --metrics, the detail of the exported metrics:
 	// MetricsBasic (default) or MetricsExtensive, which adds the gRPC
 	// handling-time histogram grpc_server_handling_seconds. Any other
@@ -140,6 +152,10 @@ const (
 	DefaultCorruptCheckTime = time.Hour
 	// DefaultCompactHashCheckTime is etcd's default.
 	DefaultCompactHashCheckTime = time.Minute
+	// The gRPC keepalive defaults are etcd's.
+	DefaultGRPCKeepaliveMinTime  = 5 * time.Second
+	DefaultGRPCKeepaliveInterval = 2 * time.Hour
+	DefaultGRPCKeepaliveTimeout  = 20 * time.Second
 )
 
 func (c *Config) ensureDefaults() {
@@ -193,6 +209,15 @@ func (c *Config) ensureDefaults() {
 	}
 	if c.CompactHashCheckTime <= 0 {
 		c.CompactHashCheckTime = DefaultCompactHashCheckTime
+	}
+	if c.GRPCKeepaliveMinTime == 0 {
+		c.GRPCKeepaliveMinTime = DefaultGRPCKeepaliveMinTime
+	}
+	if c.GRPCKeepaliveInterval == 0 {
+		c.GRPCKeepaliveInterval = DefaultGRPCKeepaliveInterval
+	}
+	if c.GRPCKeepaliveTimeout == 0 {
+		c.GRPCKeepaliveTimeout = DefaultGRPCKeepaliveTimeout
 	}
 	if c.FS == nil {
 		c.FS = vfs.Default

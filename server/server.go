@@ -436,6 +436,12 @@ func (s *Server) MaxTxnOps() int { return int(s.cfg.MaxTxnOps) }
 // MaxRequestBytes returns the configured request size limit.
 func (s *Server) MaxRequestBytes() int { return int(s.cfg.MaxRequestBytes) }
 
+// GRPCKeepalive returns the member's gRPC keepalive settings (Config's
+// GRPCKeepalive*; a negative one is off).
+func (s *Server) GRPCKeepalive() (minTime, interval, timeout time.Duration) {
+	return s.cfg.GRPCKeepaliveMinTime, s.cfg.GRPCKeepaliveInterval, s.cfg.GRPCKeepaliveTimeout
+}
+
 // Status reports the member's state as Maintenance.Status does.
 func (s *Server) Status() *pb.StatusResponse {
 	// Applied first: read the other way round, an entry committed and

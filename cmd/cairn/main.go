@@ -366,9 +366,12 @@ func (o *options) config(lg *zap.Logger) (server.Config, []*url.URL, error) {
 		WatchProgressNotifyInterval: o.watchProgressNotifyInterval,
 		LeaseCheckpointInterval:     o.leaseCheckpointInterval,
 		NoInitialCorruptCheck:       !initialCorruptCheck,
-		CorruptCheckTime:            corruptCheckTime(o.corruptCheckTime),
+		CorruptCheckTime:            offUnlessPositive(o.corruptCheckTime),
 		NoCompactHashCheck:          !compactHashCheck,
 		CompactHashCheckTime:        o.compactHashCheckTime,
+		GRPCKeepaliveMinTime:        offUnlessPositive(o.grpcKeepaliveMinTime),
+		GRPCKeepaliveInterval:       offUnlessPositive(o.grpcKeepaliveInterval),
+		GRPCKeepaliveTimeout:        offUnlessPositive(o.grpcKeepaliveTimeout),
 		Metrics:                     o.metrics,
 		Logger:                      lg,
 	}
@@ -395,10 +398,11 @@ func maxSnapshots(n uint) int {
 	return int(n)
 }
 
-// corruptCheckTime maps --corrupt-check-time to server.Config, where
-// etcd's 0 (off) is negative.
-func corruptCheckTime(d time.Duration) time.Duration {
-	if d == 0 {
+// offUnlessPositive maps a duration flag that etcd turns off at 0 or below
+// (--corrupt-check-time, --grpc-keepalive-*) to server.Config, where 0
+// means the default and off is negative.
+func offUnlessPositive(d time.Duration) time.Duration {
+	if d <= 0 {
 		return -1
 	}
 	return d

@@ -14,7 +14,6 @@ import (
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/keepalive"
 
 	"github.com/cairn-kv/cairn/compactor"
 	"github.com/cairn-kv/cairn/internal/connmux"
@@ -98,7 +97,7 @@ func serve(ctx context.Context, lg *zap.Logger, srv *server.Server, o *options, 
 	}
 	defer gwConn.Close()
 	api := httpapi.New(srv, httpapi.Options{EnablePprof: pprofOn, Logger: lg, Gateway: gwConn})
-	g := v3rpc.NewServer(srv, keepaliveOptions(o)...)
+	g := v3rpc.NewServer(srv)
 	clientHTTP := newHTTPServer(api.ClientHandler())
 	metricsHTTP := newHTTPServer(api.MetricsHandler())
 
@@ -193,23 +192,4 @@ func stopServers(lg *zap.Logger, g *grpc.Server, hs []*http.Server, timeout time
 	}
 	gracefulStop(lg, g, timeout)
 	wg.Wait()
-}
-
-// keepaliveOptions are the gRPC server's keepalive settings from etcd's
-// --grpc-keepalive-* flags, applied as etcd applies them: the clients'
-// ping policy when the minimum time is positive, the server's own pings
-// when both the interval and the timeout are. Without them gRPC allows a
-// client one ping per 5 minutes, and clientv3's keepalive pings (every
-// 10 s at the most) during a long call, such as a HashKV or a Defragment
-// of a big store, got the connection closed with too_many_pings, and the
-// call retried.
-func keepaliveOptions(o *options) []grpc.ServerOption {
-	var opts []grpc.ServerOption
-	if o.grpcKeepaliveMinTime > 0 {
-		opts = append(opts, grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: o.grpcKeepaliveMinTime}))
-	}
-	if o.grpcKeepaliveInterval > 0 && o.grpcKeepaliveTimeout > 0 {
-		opts = append(opts, grpc.KeepaliveParams(keepalive.ServerParameters{Time: o.grpcKeepaliveInterval, Timeout: o.grpcKeepaliveTimeout}))
-	}
-	return opts
 }

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/cairn-kv/cairn/server"
 )
@@ -23,6 +24,7 @@ const grpcOverheadBytes = 512 * 1024
 // for s, counted in s's grpc_server_* metrics (metrics.go).
 func NewServer(s *server.Server, opts ...grpc.ServerOption) *grpc.Server {
 	metrics := memberGRPCMetrics(s)
+	opts = append(keepaliveOptions(s), opts...)
 	opts = append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(s.MaxRequestBytes() + grpcOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
@@ -46,6 +48,22 @@ func NewServer(s *server.Server, opts ...grpc.ServerOption) *grpc.Server {
 	healthpb.RegisterHealthServer(g, hs)
 	metrics.initialize(g)
 	return g
+}
+
+// keepaliveOptions are the member's gRPC keepalive settings, applied as
+// etcd applies its --grpc-keepalive-* flags: the clients' ping policy when
+// the minimum time is positive, the server's own pings when both the
+// interval and the timeout are.
+func keepaliveOptions(s *server.Server) []grpc.ServerOption {
+	minTime, interval, timeout := s.GRPCKeepalive()
+	var opts []grpc.ServerOption
+	if minTime > 0 {
+		opts = append(opts, grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: minTime}))
+	}
+	if interval > 0 && timeout > 0 {
+		opts = append(opts, grpc.KeepaliveParams(keepalive.ServerParameters{Time: interval, Timeout: timeout}))
+	}
+	return opts
 }
 
 // memberGRPCMetrics returns the grpc_server_* metrics of s, registering

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 )
@@ -29,7 +30,7 @@ func TestGRPCLogGoesToTheMemberLog(t *testing.T) {
 	}
 	ws.Close()
 	// The gateway logs once it finds the client gone.
-	p.waitLog("Failed to notify error to client")
+	p.waitLog("Failed to notify error to client", 30*time.Second)
 	if err := p.Stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -11,11 +10,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cairn-kv/cairn/tests/framework"
 	"github.com/cairn-kv/cairn/tests/reference"
 )
 
@@ -76,11 +75,8 @@ type proc struct {
 	DataDir  string
 	args     []string
 	env      []string
-	mu       sync.Mutex
-	log      bytes.Buffer
-	grew     chan struct{} // closed (and replaced) when log gets a line
+	log      *framework.Output // stderr of the current run
 	exited   chan struct{}
-	ready    chan struct{}
 }
 
 // startCairn starts cairn with a fresh data dir (or dataDir when non-empty)
@@ -128,27 +124,13 @@ func (p *proc) launch() {
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatal(err)
 	}
-	p.exited = make(chan struct{})
-	p.ready = make(chan struct{})
+	// Each run logs afresh: waits for a line see this run's lines only.
+	out, cmd, exited := framework.NewOutput(), p.cmd, make(chan struct{})
+	p.log, p.exited = out, exited
 	go func() {
-		var once sync.Once
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			p.mu.Lock()
-			p.log.WriteString(line + "\n")
-			if p.grew != nil {
-				close(p.grew)
-				p.grew = nil
-			}
-			p.mu.Unlock()
-			if strings.Contains(line, "ready to serve client requests") {
-				once.Do(func() { close(p.ready) })
-			}
-		}
-		io.Copy(io.Discard, stderr)
-		p.cmd.Wait()
-		close(p.exited)
+		io.Copy(out, stderr)
+		cmd.Wait()
+		close(exited)
 	}()
 }
 
@@ -156,47 +138,20 @@ func (p *proc) launch() {
 // requests" line.
 func (p *proc) waitReady() {
 	p.t.Helper()
-	select {
-	case <-p.ready:
-	case <-p.exited:
-		p.t.Fatalf("cairn exited before ready:\n%s", p.Log())
-	case <-time.After(60 * time.Second):
-		p.t.Fatalf("cairn not ready within 60s:\n%s", p.Log())
-	}
+	p.waitLog("ready to serve client requests", 60*time.Second)
 }
 
 // waitLog waits until the process's stderr holds substr, and fails the
-// test if the process exits or 30 s pass first.
-func (p *proc) waitLog(substr string) {
+// test if the process exits or d passes first.
+func (p *proc) waitLog(substr string, d time.Duration) {
 	p.t.Helper()
-	deadline := time.After(30 * time.Second)
-	for {
-		p.mu.Lock()
-		if strings.Contains(p.log.String(), substr) {
-			p.mu.Unlock()
-			return
-		}
-		if p.grew == nil {
-			p.grew = make(chan struct{})
-		}
-		grew := p.grew
-		p.mu.Unlock()
-		select {
-		case <-grew:
-		case <-p.exited:
-			p.t.Fatalf("cairn exited before logging %q:\n%s", substr, p.Log())
-		case <-deadline:
-			p.t.Fatalf("cairn did not log %q within 30s:\n%s", substr, p.Log())
-		}
+	if err := p.log.Wait(p.exited, d, func(out string) bool { return strings.Contains(out, substr) }); err != nil {
+		p.t.Fatalf("cairn did not log %q: %v:\n%s", substr, err, p.Log())
 	}
 }
 
 // Log returns what the process has written to stderr.
-func (p *proc) Log() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
+func (p *proc) Log() string { return p.log.String() }
 
 // Kill sends SIGKILL and waits for the process to go.
 func (p *proc) Kill() {
@@ -225,9 +180,6 @@ func (p *proc) Stop() error {
 // Restart starts the process again on the same data dir and address.
 func (p *proc) Restart() {
 	p.t.Helper()
-	p.mu.Lock()
-	p.log.Reset()
-	p.mu.Unlock()
 	p.start()
 }
 

@@ -170,13 +170,16 @@ func (s *Server) waitReady(ctx context.Context) error {
 		}
 	}
 	// etcd records its storage version a moment after it starts serving,
-	// and reports it in Status and in snapshot logs: wait for it so that
-	// two tools run one after the other see the same server.
+	// in steps (3.6.0, then 3.7.0), and reports it in snapshot logs: wait
+	// for the final one so that two tools run one after the other see the
+	// same server. Until then Status reports a version detected from the
+	// data (3.5.0), which a Snapshot does not, so a non-empty Status field
+	// is not enough.
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		st, err := cli.Status(ctx, s.Endpoint)
-		if err == nil && st.StorageVersion != "" {
+		if err == nil && st.StorageVersion != "" && st.StorageVersion == storageVersionOf(st.Version) {
 			return nil
 		}
 		select {
@@ -187,4 +190,14 @@ func (s *Server) waitReady(ctx context.Context) error {
 			return errors.Join(err, fmt.Errorf("storage version never set"), ctx.Err())
 		}
 	}
+}
+
+// storageVersionOf is the storage version a server of version v settles
+// on: its major.minor with patch 0 ("3.7.3" gives "3.7.0").
+func storageVersionOf(v string) string {
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) < 2 {
+		return v
+	}
+	return parts[0] + "." + parts[1] + ".0"
 }

@@ -358,7 +358,7 @@ func waitQuiet(ctx context.Context, eps []string) error {
 
 // waitApplied waits until every member at eps follows the same leader,
 // which is among them, and has applied its whole log; with storage, until
-// each also reports a storage version.
+// each also reports the storage version it settles on (see waitReady).
 func waitApplied(ctx context.Context, eps []string, storage bool) error {
 	return poll(ctx, pollInterval, func(ctx context.Context) (bool, error) {
 		sts, err := statuses(ctx, eps)
@@ -378,8 +378,8 @@ func waitApplied(ctx context.Context, eps []string, storage bool) error {
 			switch {
 			case st.Leader != lead.Leader:
 				return false, fmt.Errorf("%s follows %x, not %x", eps[i], st.Leader, lead.Leader)
-			case storage && st.StorageVersion == "":
-				return false, fmt.Errorf("%s has no storage version yet", eps[i])
+			case storage && (st.StorageVersion == "" || st.StorageVersion != storageVersionOf(st.Version)):
+				return false, fmt.Errorf("%s has storage version %q yet", eps[i], st.StorageVersion)
 			case st.RaftAppliedIndex != lead.RaftIndex:
 				return false, fmt.Errorf("%s applied %d of %d", eps[i], st.RaftAppliedIndex, lead.RaftIndex)
 			}

@@ -34,6 +34,9 @@ type Member struct {
 	Faults *transport.Faults
 	grpc   *grpc.Server
 	peers  *server.PeerServer
+	// clients is the client listener, bound at launch so that no other
+	// process takes the port while the member starts; served once ready.
+	clients net.Listener
 }
 
 func baseConfig(t testing.TB, name string) server.Config {
@@ -191,14 +194,21 @@ func (m *Member) launch() {
 	if err != nil {
 		m.t.Fatalf("peer listener: %v", err)
 	}
+	cln, err := listen(m.Endpoint)
+	if err != nil {
+		pln.Close()
+		m.t.Fatalf("client listener: %v", err)
+	}
 	m.Config.PeerURLs = []string{"http://" + m.PeerAddr}
 	m.Config.ClientURLs = []string{"http://" + m.Endpoint}
 	m.Config.PeerFaults = m.Faults
 	srv, err := server.New(m.Config)
 	if err != nil {
 		pln.Close()
+		cln.Close()
 		m.t.Fatalf("start member %s: %v", m.Config.Name, err)
 	}
+	m.clients = cln
 	m.Server = srv
 	m.peers = srv.ServePeers([]net.Listener{pln})
 }
@@ -226,12 +236,8 @@ func (m *Member) waitReady() {
 		m.Server.Stop()
 		m.t.Fatalf("member %s not ready within 30s", m.Config.Name)
 	}
-	ln, err := listen(m.Endpoint)
-	if err != nil {
-		m.t.Fatalf("client listener: %v", err)
-	}
 	m.grpc = v3rpc.NewServer(m.Server)
-	go m.grpc.Serve(ln)
+	go m.grpc.Serve(m.clients)
 }
 
 // Stop stops the member; safe to call twice.
@@ -240,9 +246,12 @@ func (m *Member) Stop() {
 		return
 	}
 	if m.grpc != nil {
-		m.grpc.Stop()
+		m.grpc.Stop() // closes m.clients
 		m.grpc = nil
+	} else if m.clients != nil {
+		m.clients.Close()
 	}
+	m.clients = nil
 	m.Server.Stop()
 	m.peers.Stop()
 	m.Server = nil

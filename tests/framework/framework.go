@@ -84,10 +84,10 @@ func StartCluster(t testing.TB, n int, edit ...func(*server.Config)) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t}
 	var initial []string
+	addrs := freeAddrs(t, 2*n)
 	for i := 0; i < n; i++ {
 		m := &Member{t: t, Config: baseConfig(t, fmt.Sprintf("m%d", i)), Faults: &transport.Faults{}}
-		m.PeerAddr = freeAddr(t)
-		m.Endpoint = freeAddr(t)
+		m.PeerAddr, m.Endpoint = addrs[2*i], addrs[2*i+1]
 		initial = append(initial, m.Config.Name+"=http://"+m.PeerAddr)
 		c.Members = append(c.Members, m)
 	}
@@ -131,7 +131,8 @@ func (c *Cluster) stopLeaderFirst() {
 func (c *Cluster) AddMember(ctx context.Context, learner bool, edit ...func(*server.Config)) *Member {
 	c.t.Helper()
 	m := &Member{t: c.t, Config: baseConfig(c.t, fmt.Sprintf("m%d", len(c.Members))), Faults: &transport.Faults{}}
-	m.PeerAddr, m.Endpoint = freeAddr(c.t), freeAddr(c.t)
+	addrs := freeAddrs(c.t, 2)
+	m.PeerAddr, m.Endpoint = addrs[0], addrs[1]
 	urls := []string{"http://" + m.PeerAddr}
 	add := c.Client().MemberAdd
 	if learner {
@@ -175,15 +176,22 @@ func Reconfigure(ctx context.Context, change func() error) error {
 	}
 }
 
-// freeAddr returns a loopback address that was free a moment ago.
-func freeAddr(t testing.TB) string {
+// freeAddrs returns n distinct loopback addresses that were free a moment
+// ago: each is held until all are chosen, since the kernel may hand out a
+// port just released again (two members with one peer URL would get one
+// member ID).
+func freeAddrs(t testing.TB, n int) []string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
+	addrs := make([]string, n)
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("listen: %v", err)
+		}
+		defer ln.Close()
+		addrs[i] = ln.Addr().String()
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addrs
 }
 
 // launch starts the member's server and peer port; clients are served

@@ -397,15 +397,19 @@ func (s *Store) changedKeys(lower, upper []byte) (keys [][]byte, last []byte, mo
 			return nil, nil, false, fmt.Errorf("mvcc: revision-log key %q: %w", it.Key(), errCorrupt)
 		}
 		last = append(last[:0], it.Key()...)
-		v, err := it.ValueAndErr()
+		rec, err := it.ValueAndErr()
 		if err != nil {
 			return nil, nil, false, err
 		}
-		if _, ok := seen[string(v)]; ok {
+		_, key, _, err := decodeLogRecord(rec)
+		if err != nil {
+			return nil, nil, false, fmt.Errorf("mvcc: revision-log record %q: %w", it.Key(), err)
+		}
+		if _, ok := seen[string(key)]; ok {
 			continue
 		}
-		seen[string(v)] = struct{}{}
-		keys = append(keys, bytes.Clone(v))
+		seen[string(key)] = struct{}{}
+		keys = append(keys, bytes.Clone(key))
 	}
 	return keys, last, more, it.Error()
 }

@@ -72,11 +72,10 @@ func (s *Store) CorruptValueForTesting(key []byte, rev int64, value []byte) erro
 	if isTombstone(rec) {
 		return fmt.Errorf("mvcc: %q is deleted at revision %d", key, rev)
 	}
-	create, version, lease, _, err := decodePutRecord(rec)
+	h, _, err := decodeHeader(rec)
 	if err != nil {
 		return fmt.Errorf("mvcc: record of %q: %w", key, err)
 	}
-	nrec := make([]byte, putRecordLen(create, version, lease, len(value)))
-	encodePutRecord(nrec, create, version, lease, value)
-	return s.db.Set(bytes.Clone(it.Key()), nrec, pebble.NoSync)
+	main, sub := indexRev(it.Key())
+	return s.db.Set(appendRevLogKey(nil, main, sub), appendLogRecord(nil, h, key, value), pebble.NoSync)
 }

@@ -42,12 +42,13 @@
 //
 // # On-disk layout (inside storage.Engine)
 //
-//	key index     'k' escaped(key) ^main(8 B BE) ^sub(8 B BE) → version record
-//	revision log  'r' main(8 B BE) sub(8 B BE)                → user key
+//	key index     'k' escaped(key) ^main(8 B BE) ^sub(8 B BE) → header
+//	revision log  'r' main(8 B BE) sub(8 B BE)                → header, key, value
 //	lease index   'i' lease(8 B BE) user key                  → empty
 //	meta          'm' "i/state"             → applied index, applied term, revision (3×8 B BE)
 //	              'm' "i/scheduled_compact" → compact revision (8 B BE)
 //	              'm' "i/finished_compact"  → physically finished compact revision
+//	              'm' "i/layout"            → layout of the records above (8 B BE, 2)
 //	              'm' "u/" name             → opaque value from PutMeta
 //
 // escaped(key) is storage.AppendEscaped: order-preserving, self-delimiting.
@@ -59,9 +60,21 @@
 // read of the previous version, the hash pass's version lookups) use
 // SeekPrefixGE and skip the tables whose bloom filter rules the key out.
 //
-// A version record is one flag byte, 0 for a put and 1 for a tombstone;
-// a put continues with uvarint create_revision, uvarint version, zigzag
-// varint lease and the raw value. mod_revision is the key's main revision.
+// A header is one flag byte, 2 for a put and 3 for a tombstone; a put's
+// header continues with uvarint create_revision, uvarint version and zigzag
+// varint lease. mod_revision is the key's main revision. The revision-log
+// entry repeats the header and adds uvarint key length, the key and the
+// value: it is the whole version, so watch catch-up and the hash pass read
+// the revision log alone, while the key index stays small (no values) and
+// a Put's read of the previous version, a count-only or keys-only Range,
+// touch only it. A Range that returns values reads each value from the
+// revision log through a clone of its key-index iterator (one point in
+// time). Values are written once in revision order, as etcd's bbolt keeps
+// them, and do not travel through Pebble's levels with the index.
+//
+// Layout 1, written before the revision log held values (flags 0 and 1,
+// the value in the key index, the user key alone in the revision log), is
+// rewritten at Open (upgradeLayout), resumably.
 //
 // The lease index lists, per lease, the keys whose newest version is
 // attached to it; Put and delete keep it in step in the same group, so a

@@ -1,14 +1,11 @@
 package mvcc
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
 	"go.etcd.io/etcd/api/v3/mvccpb"
-
-	"github.com/cairn-kv/cairn/storage"
 )
 
 // Events returns the committed changes whose main revision lies in
@@ -21,7 +18,7 @@ import (
 // ErrCompacted when from is below the first readable revision, and with
 // ErrFutureRev when to is beyond the committed revision.
 //
-// It reads the revision log and looks each change up in the key index, so
+// It reads the revision log alone, whose entries hold whole versions, so
 // its cost is proportional to the events returned, not to the key space.
 func (s *Store) Events(ctx context.Context, from, to int64, maxEvents, maxBytes int) (evs []*mvccpb.Event, next int64, err error) {
 	if err := s.checkOpen(); err != nil {
@@ -40,24 +37,16 @@ func (s *Store) Events(ctx context.Context, from, to int64, maxEvents, maxBytes 
 		return nil, 0, fmt.Errorf("mvcc: events: %w", err)
 	}
 	defer log.Close()
-	index, err := s.db.NewIter(&pebble.IterOptions{
-		LowerBound: []byte{storage.PrefixKeyIndex}, UpperBound: keyIndexUpper,
-	})
-	if err != nil {
-		return nil, 0, fmt.Errorf("mvcc: events: %w", err)
-	}
-	defer index.Close()
-	// Both iterators see one point in time. A compaction published after
-	// they were created may delete what they need only below its revision,
-	// so checking the first readable revision now is enough.
+	// The iterator sees one point in time. A compaction published after it
+	// was created may delete what it needs only below its revision, so
+	// checking the first readable revision now is enough.
 	if from < s.compactRev.Load() {
 		return nil, 0, ErrCompacted
 	}
 	var a arena
-	var seek []byte
 	last, size := int64(0), 0
 	for valid := log.First(); valid; valid = log.Next() {
-		main, sub := revLogRev(log.Key())
+		main, _ := revLogRev(log.Key())
 		if main != last && ((maxEvents > 0 && len(evs) >= maxEvents) || (maxBytes > 0 && size >= maxBytes)) {
 			return evs, main, nil
 		}
@@ -67,13 +56,15 @@ func (s *Store) Events(ctx context.Context, from, to int64, maxEvents, maxBytes 
 				return nil, 0, fmt.Errorf("mvcc: events: %w", err)
 			}
 		}
-		key := log.Value()
-		seek = appendRevSuffix(appendIndexPrefix(seek[:0], key), main, sub)
-		if !index.SeekGE(seek) || !bytes.Equal(index.Key(), seek) {
-			return nil, 0, fmt.Errorf("mvcc: revision %d.%d of %q missing from the key index: %w", main, sub, key, errCorrupt)
+		rec, err := log.ValueAndErr()
+		if err != nil {
+			return nil, 0, fmt.Errorf("mvcc: events: %w", err)
 		}
-		rec := index.Value()
-		if isTombstone(rec) {
+		h, key, value, err := decodeLogRecord(rec)
+		if err != nil {
+			return nil, 0, fmt.Errorf("mvcc: revision-log record %q: %w", log.Key(), err)
+		}
+		if h.tomb {
 			kv := a.kv()
 			kv.Key = append(a.bytes(len(key))[:0], key...)
 			kv.ModRevision = main
@@ -81,17 +72,11 @@ func (s *Store) Events(ctx context.Context, from, to int64, maxEvents, maxBytes 
 			size += len(key)
 			continue
 		}
-		kv, err := decodeKV(index.Key(), rec, &a)
-		if err != nil {
-			return nil, 0, err
-		}
+		kv := buildKV(key, value, h, main, &a)
 		evs = append(evs, &mvccpb.Event{Type: mvccpb.PUT, Kv: kv})
 		size += len(kv.Key) + len(kv.Value)
 	}
 	if err := log.Error(); err != nil {
-		return nil, 0, fmt.Errorf("mvcc: events: %w", err)
-	}
-	if err := index.Error(); err != nil {
 		return nil, 0, fmt.Errorf("mvcc: events: %w", err)
 	}
 	return evs, to + 1, nil

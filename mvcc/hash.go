@@ -31,8 +31,9 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // history. It depends only on the applied log, not on how far physical
 // compaction has progressed, so members applying the same log agree.
 // compactRev is -1 when the store was never compacted, as in etcd's
-// response. Memory stays bounded: it walks the revision log and looks each
-// version up in the key index.
+// response. Memory stays bounded: it walks the revision log, whose entries
+// hold whole versions, and looks up in the key index only the versions at
+// or below compactRev, to tell which of them a compaction keeps.
 //
 // As in etcd, each compaction hashes the history at its revision just
 // before it removes anything, with the previous compaction's revision, and
@@ -118,46 +119,41 @@ func hashHistory(snap *pebble.Snapshot, rev, compact int64, pace func() error) (
 			}
 		}
 		main, sub := revLogRev(logIt.Key())
-		key, err := logIt.ValueAndErr()
+		rec, err := logIt.ValueAndErr()
 		if err != nil {
 			return 0, err
 		}
-		prefix := appendIndexPrefix(seek[:0], key)
-		plen := len(prefix)
+		hd, key, value, err := decodeLogRecord(rec)
+		if err != nil {
+			return 0, fmt.Errorf("mvcc: revision-log record %d_%d: %w", main, sub, err)
+		}
 		if main <= compact {
+			// Kept only while it is the key's newest version ≤ keepBound.
+			prefix := appendIndexPrefix(seek[:0], key)
+			plen := len(prefix)
 			seek = storage.AppendUint64(storage.AppendUint64(prefix, storage.Invert(keepBound)), 0)
 			if !idxIt.SeekPrefixGE(seek) || !bytes.HasPrefix(idxIt.Key(), seek[:plen]) {
+				if err := idxIt.Error(); err != nil {
+					return 0, err
+				}
 				return 0, fmt.Errorf("revision %d_%d of %q is missing from the key index: %w", main, sub, key, errCorrupt)
 			}
 			if m, sb := indexRev(idxIt.Key()); m != main || sb != sub {
 				continue
 			}
-		} else {
-			seek = appendRevSuffix(prefix, main, sub)
-			if !idxIt.SeekPrefixGE(seek) || !bytes.Equal(idxIt.Key(), seek) {
-				return 0, fmt.Errorf("revision %d_%d of %q is missing from the key index: %w", main, sub, key, errCorrupt)
+			if hd.tomb {
+				continue
 			}
-		}
-		rec, err := idxIt.ValueAndErr()
-		if err != nil {
-			return 0, err
 		}
 		ek = binary.BigEndian.AppendUint64(ek[:0], uint64(main))
 		ek = append(ek, '_')
 		ek = binary.BigEndian.AppendUint64(ek, uint64(sub))
 		kv.Reset()
 		kv.Key = key
-		if isTombstone(rec) {
-			if main <= compact {
-				continue
-			}
+		if hd.tomb {
 			ek = append(ek, 't')
 		} else {
-			create, version, lease, value, err := decodePutRecord(rec)
-			if err != nil {
-				return 0, fmt.Errorf("mvcc: record of %q: %w", key, err)
-			}
-			kv.CreateRevision, kv.ModRevision, kv.Version, kv.Value, kv.Lease = create, main, version, value, lease
+			kv.CreateRevision, kv.ModRevision, kv.Version, kv.Value, kv.Lease = hd.create, main, hd.version, value, hd.lease
 		}
 		if kvb, err = (proto.MarshalOptions{Deterministic: true}).MarshalAppend(kvb[:0], &kv); err != nil {
 			return 0, err

@@ -20,10 +20,14 @@ const minIndexKeyLen = 1 + 2 + suffixLen
 // revLogKeyLen is the width of a revision-log key.
 const revLogKeyLen = 1 + 16
 
-// Record flags, the first byte of a version record.
+// Record flags, the first byte of a version's header. Layout 1 (before
+// the values moved into the revision log) used 0 and 1, with the value
+// after a put's header in the key index; upgradeLayout rewrites them.
 const (
-	recPut       byte = 0
-	recTombstone byte = 1
+	recPut         byte = 2
+	recTombstone   byte = 3
+	recPutV1       byte = 0
+	recTombstoneV1 byte = 1
 )
 
 // Names of the metadata entries mvcc keeps under storage.PrefixMeta.
@@ -33,6 +37,7 @@ var (
 	stateKey            = storage.MetaKey("i/state")             // applied index, applied term, revision
 	scheduledCompactKey = storage.MetaKey("i/scheduled_compact") // 8 B BE
 	finishedCompactKey  = storage.MetaKey("i/finished_compact")  // 8 B BE
+	layoutKey           = storage.MetaKey("i/layout")            // 8 B BE, see upgradeLayout
 )
 
 var errCorrupt = errors.New("mvcc: corrupt record")
@@ -91,46 +96,91 @@ func revLogRev(k []byte) (main, sub int64) {
 	return int64(binary.BigEndian.Uint64(k[1:])), int64(binary.BigEndian.Uint64(k[9:]))
 }
 
-// putRecordLen returns the encoded size of a put record.
-func putRecordLen(create, version, lease int64, valueLen int) int {
-	return 1 + uvarintLen(uint64(create)) + uvarintLen(uint64(version)) +
-		uvarintLen(zigzag(lease)) + valueLen
+// header is what a version records besides its key, revision and value:
+// the key-index record of the version, which the revision-log record
+// repeats.
+type header struct {
+	tomb                   bool
+	create, version, lease int64
 }
 
-// encodePutRecord fills dst (exactly putRecordLen bytes) with a put record.
-func encodePutRecord(dst []byte, create, version, lease int64, value []byte) {
-	dst[0] = recPut
-	n := 1
-	n += binary.PutUvarint(dst[n:], uint64(create))
-	n += binary.PutUvarint(dst[n:], uint64(version))
-	n += binary.PutUvarint(dst[n:], zigzag(lease))
-	copy(dst[n:], value)
+// len returns the encoded size of h.
+func (h header) len() int {
+	if h.tomb {
+		return 1
+	}
+	return 1 + uvarintLen(uint64(h.create)) + uvarintLen(uint64(h.version)) + uvarintLen(zigzag(h.lease))
+}
+
+// appendTo appends the encoding of h: the flag, and for a put uvarint
+// create revision, uvarint version and zigzag-varint lease.
+func (h header) appendTo(dst []byte) []byte {
+	if h.tomb {
+		return append(dst, recTombstone)
+	}
+	dst = append(dst, recPut)
+	dst = binary.AppendUvarint(dst, uint64(h.create))
+	dst = binary.AppendUvarint(dst, uint64(h.version))
+	return binary.AppendUvarint(dst, zigzag(h.lease))
 }
 
 func isTombstone(rec []byte) bool { return len(rec) > 0 && rec[0] == recTombstone }
 
-// decodePutRecord decodes a put record. value aliases rec.
-func decodePutRecord(rec []byte) (create, version, lease int64, value []byte, err error) {
-	if len(rec) == 0 || rec[0] != recPut {
-		return 0, 0, 0, nil, errCorrupt
+// decodeHeader decodes the header at the start of rec, a key-index or
+// revision-log record, and returns what follows it.
+func decodeHeader(rec []byte) (header, []byte, error) {
+	if len(rec) == 0 {
+		return header{}, nil, errCorrupt
 	}
+	switch rec[0] {
+	case recTombstone:
+		return header{tomb: true}, rec[1:], nil
+	case recPut:
+		return decodePutHeader(rec)
+	}
+	return header{}, nil, errCorrupt
+}
+
+// decodePutHeader decodes a put's header, whatever its flag byte.
+func decodePutHeader(rec []byte) (header, []byte, error) {
+	var v [3]uint64
 	n := 1
-	c, m := binary.Uvarint(rec[n:])
-	if m <= 0 {
-		return 0, 0, 0, nil, errCorrupt
+	for i := range v {
+		x, m := binary.Uvarint(rec[n:])
+		if m <= 0 {
+			return header{}, nil, errCorrupt
+		}
+		v[i], n = x, n+m
 	}
-	n += m
-	v, m := binary.Uvarint(rec[n:])
-	if m <= 0 {
-		return 0, 0, 0, nil, errCorrupt
+	return header{create: int64(v[0]), version: int64(v[1]), lease: unzigzag(v[2])}, rec[n:], nil
+}
+
+// logRecordLen returns the size of the revision-log record of a version.
+func logRecordLen(h header, key, value []byte) int {
+	return h.len() + uvarintLen(uint64(len(key))) + len(key) + len(value)
+}
+
+// appendLogRecord appends a version's revision-log record: its header,
+// uvarint key length, key and value (empty for a tombstone).
+func appendLogRecord(dst []byte, h header, key, value []byte) []byte {
+	dst = h.appendTo(dst)
+	dst = binary.AppendUvarint(dst, uint64(len(key)))
+	dst = append(dst, key...)
+	return append(dst, value...)
+}
+
+// decodeLogRecord decodes a revision-log record; key and value alias rec.
+func decodeLogRecord(rec []byte) (h header, key, value []byte, err error) {
+	h, rest, err := decodeHeader(rec)
+	if err != nil {
+		return header{}, nil, nil, err
 	}
-	n += m
-	l, m := binary.Uvarint(rec[n:])
-	if m <= 0 {
-		return 0, 0, 0, nil, errCorrupt
+	n, m := binary.Uvarint(rest)
+	if m <= 0 || n > uint64(len(rest)-m) {
+		return header{}, nil, nil, errCorrupt
 	}
-	n += m
-	return int64(c), int64(v), unzigzag(l), rec[n:], nil
+	rest = rest[m:]
+	return h, rest[:n], rest[n:], nil
 }
 
 func zigzag(v int64) uint64   { return uint64(v<<1) ^ uint64(v>>63) }
@@ -145,17 +195,9 @@ func uvarintLen(v uint64) int {
 	return n
 }
 
-// decodeKV builds the KeyValue of a put version from its key-index key and
-// record, copying key and value into a.
-func decodeKV(k, rec []byte, a *arena) (*mvccpb.KeyValue, error) {
-	key, err := indexUserKey(k)
-	if err != nil {
-		return nil, err
-	}
-	create, version, lease, value, err := decodePutRecord(rec)
-	if err != nil {
-		return nil, fmt.Errorf("mvcc: record of %q: %w", key, err)
-	}
+// buildKV builds the KeyValue of a put version of key at main revision
+// mod, copying key and value into a.
+func buildKV(key, value []byte, h header, mod int64, a *arena) *mvccpb.KeyValue {
 	kv := a.kv()
 	buf := a.bytes(len(key) + len(value))
 	copy(buf, key)
@@ -164,11 +206,11 @@ func decodeKV(k, rec []byte, a *arena) (*mvccpb.KeyValue, error) {
 	if len(value) > 0 {
 		kv.Value = buf[len(key):]
 	}
-	kv.CreateRevision = create
-	kv.ModRevision = indexMain(k)
-	kv.Version = version
-	kv.Lease = lease
-	return kv, nil
+	kv.CreateRevision = h.create
+	kv.ModRevision = mod
+	kv.Version = h.version
+	kv.Lease = h.lease
+	return kv
 }
 
 // arena hands out KeyValues and byte slices from a few larger allocations,

@@ -18,6 +18,62 @@ const nextsBeforeSeek = 3
 // keyIndexUpper is the exclusive upper bound of the whole key index.
 var keyIndexUpper = []byte{storage.PrefixKeyIndex + 1}
 
+// Bounds of the whole revision log.
+var (
+	revLogLower = []byte{storage.PrefixRevLog}
+	revLogUpper = []byte{storage.PrefixRevLog + 1}
+)
+
+// values reads versions' values from their revision-log entries through a
+// clone of a key-index iterator, so that both see one point in time. The
+// clone is made at the first lookup: count-only and keys-only ranges never
+// make one.
+type values struct {
+	src  *pebble.Iterator
+	it   *pebble.Iterator
+	opts pebble.IterOptions
+	seek []byte
+}
+
+// get returns the value of key's version (main, sub); it aliases the
+// iterator's memory until the next call.
+func (v *values) get(key []byte, main, sub int64) ([]byte, error) {
+	if v.it == nil {
+		v.opts = pebble.IterOptions{LowerBound: revLogLower, UpperBound: revLogUpper}
+		it, err := v.src.Clone(pebble.CloneOptions{IterOptions: &v.opts})
+		if err != nil {
+			return nil, err
+		}
+		v.it = it
+	}
+	v.seek = appendRevLogKey(v.seek[:0], main, sub)
+	if !v.it.SeekPrefixGE(v.seek) || !bytes.Equal(v.it.Key(), v.seek) {
+		if err := v.it.Error(); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("mvcc: revision %d_%d of %q is missing from the revision log: %w", main, sub, key, errCorrupt)
+	}
+	rec, err := v.it.ValueAndErr()
+	if err != nil {
+		return nil, err
+	}
+	h, k, val, err := decodeLogRecord(rec)
+	if err != nil || h.tomb || !bytes.Equal(k, key) {
+		return nil, fmt.Errorf("mvcc: revision-log record %d_%d of %q: %w", main, sub, key, errCorrupt)
+	}
+	return val, nil
+}
+
+// close closes the clone, if one was made.
+func (v *values) close() error {
+	if v.it == nil {
+		return nil
+	}
+	err := v.it.Close()
+	v.it = nil
+	return err
+}
+
 // scanner walks a key-index iterator one user key at a time, stopping at
 // each key's newest version whose main revision is ≤ rev (tombstones
 // included; callers filter them).
@@ -119,6 +175,7 @@ type rangeScratch struct {
 	lower, upper []byte
 	opts         pebble.IterOptions
 	sc           scanner
+	vals         values
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(rangeScratch) }}
@@ -128,6 +185,7 @@ func getScratch() *rangeScratch { return scratchPool.Get().(*rangeScratch) }
 func putScratch(s *rangeScratch) {
 	s.opts = pebble.IterOptions{}
 	s.sc.it, s.sc.err, s.sc.exact = nil, nil, false
+	s.vals.src, s.vals.it, s.vals.opts = nil, nil, pebble.IterOptions{}
 	scratchPool.Put(s)
 }
 
@@ -136,9 +194,9 @@ type reader interface {
 	NewIter(*pebble.IterOptions) (*pebble.Iterator, error)
 }
 
-// collect reads the keys of [key, end) visible at rev through it and
-// builds the result (without Rev).
-func collect(ctx context.Context, sc *scanner, lower []byte, rev int64, o RangeOptions) (*RangeResult, error) {
+// collect reads the keys of [key, end) visible at rev through sc (and
+// their values through vals) and builds the result (without Rev).
+func collect(ctx context.Context, sc *scanner, vals *values, lower []byte, rev int64, o RangeOptions) (*RangeResult, error) {
 	sc.rev = rev
 	res := &RangeResult{}
 	var a arena
@@ -164,11 +222,23 @@ func collect(ctx context.Context, sc *scanner, lower []byte, rev int64, o RangeO
 		if o.Count || (limit > 0 && len(res.KVs) >= limit) {
 			continue
 		}
-		kv, err := decodeKV(sc.it.Key(), rec, &a)
+		k := sc.it.Key()
+		key, err := indexUserKey(k)
 		if err != nil {
 			return nil, err
 		}
-		res.KVs = append(res.KVs, kv)
+		h, _, err := decodeHeader(rec)
+		if err != nil {
+			return nil, fmt.Errorf("mvcc: record of %q: %w", key, err)
+		}
+		var value []byte
+		main, sub := indexRev(k)
+		if !o.KeysOnly {
+			if value, err = vals.get(key, main, sub); err != nil {
+				return nil, fmt.Errorf("mvcc: range: %w", err)
+			}
+		}
+		res.KVs = append(res.KVs, buildKV(key, value, h, main, &a))
 	}
 	if sc.err != nil {
 		return nil, sc.err
@@ -177,6 +247,21 @@ func collect(ctx context.Context, sc *scanner, lower []byte, rev int64, o RangeO
 		return nil, fmt.Errorf("mvcc: range: %w", err)
 	}
 	return res, nil
+}
+
+// rangeOver runs collect over it (a key-index iterator with scr's bounds)
+// and closes it.
+func rangeOver(ctx context.Context, scr *rangeScratch, it *pebble.Iterator, exact bool, rev int64, o RangeOptions) (*RangeResult, error) {
+	scr.sc.it, scr.sc.exact = it, exact
+	scr.vals.src = it
+	res, err := collect(ctx, &scr.sc, &scr.vals, scr.lower, rev, o)
+	if cerr := scr.vals.close(); err == nil && cerr != nil {
+		err = fmt.Errorf("mvcc: range: %w", cerr)
+	}
+	if cerr := it.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("mvcc: range: %w", cerr)
+	}
+	return res, err
 }
 
 // Range returns the keys of [key, end) at revision o.Rev (0: current), from
@@ -223,11 +308,7 @@ func (s *Store) Range(ctx context.Context, key, end []byte, o RangeOptions) (*Ra
 			}
 			return nil, ErrCompacted
 		}
-		scr.sc.it, scr.sc.exact = it, len(end) == 0
-		res, err := collect(ctx, &scr.sc, scr.lower, rev, o)
-		if cerr := it.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("mvcc: range: %w", cerr)
-		}
+		res, err := rangeOver(ctx, scr, it, len(end) == 0, rev, o)
 		if err != nil {
 			return nil, err
 		}
@@ -264,11 +345,7 @@ func (t *TxnWrite) Range(key, end []byte, o RangeOptions) (*RangeResult, error) 
 	if err != nil {
 		return nil, t.readFailed(fmt.Errorf("mvcc: txn range: %w", err))
 	}
-	scr.sc.it, scr.sc.exact = it, len(end) == 0
-	res, err := collect(nil, &scr.sc, scr.lower, rev, o)
-	if cerr := it.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("mvcc: txn range: %w", cerr)
-	}
+	res, err := rangeOver(nil, scr, it, len(end) == 0, rev, o)
 	if err != nil {
 		return nil, t.readFailed(err)
 	}
@@ -306,12 +383,12 @@ func liveKeys(r reader, key, end []byte) (keys [][]byte, leases []int64, err err
 		if err != nil {
 			return nil, nil, err
 		}
-		_, _, lease, _, err := decodePutRecord(rec)
+		h, _, err := decodeHeader(rec)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w of %q", err, k)
 		}
 		keys = append(keys, bytes.Clone(k))
-		leases = append(leases, lease)
+		leases = append(leases, h.lease)
 	}
 	if sc.err != nil {
 		return nil, nil, sc.err

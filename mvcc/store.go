@@ -29,6 +29,9 @@ type RangeOptions struct {
 	Limit int64 // 0 means no limit
 	Rev   int64 // 0 means the current revision
 	Count bool  // count only: KVs stay nil, Count is set
+	// KeysOnly leaves every KeyValue's Value nil; the values are then not
+	// read at all.
+	KeysOnly bool
 }
 
 // RangeResult is the answer of a Range. KVs and the slices they hold belong
@@ -124,10 +127,14 @@ func openPaced(eng *storage.Engine, lg *zap.Logger, p pacing) (*Store, error) {
 	return s, nil
 }
 
-// start loads the store from the engine's contents and starts the
-// compactor, which must not be running; a compaction scheduled but not
-// finished resumes. On an error nothing changed.
+// start loads the store from the engine's contents, upgraded to the
+// current layout first, and starts the compactor, which must not be
+// running; a compaction scheduled but not finished resumes. On an error
+// the store's state did not change.
 func (s *Store) start() error {
+	if err := s.upgradeLayout(); err != nil {
+		return err
+	}
 	m, rev, err := s.loadState()
 	if err != nil {
 		return err

@@ -73,9 +73,7 @@ func (t *TxnWrite) Put(key, value []byte, lease int64) {
 	if prev.live {
 		create, version = prev.create, prev.version+1
 	}
-	t.writeVersion(key, rev, sub, putRecordLen(create, version, lease, len(value)), func(rec []byte) {
-		encodePutRecord(rec, create, version, lease, value)
-	})
+	t.writeVersion(key, value, rev, sub, header{create: create, version: version, lease: lease})
 	if prev.lease != lease {
 		t.detach(prev.lease, key)
 		t.attach(lease, key)
@@ -118,24 +116,25 @@ func (t *TxnWrite) DeleteRange(key, end []byte) (deleted int64) {
 // delete tombstones key, whose newest version is attached to lease.
 func (t *TxnWrite) delete(key []byte, lease int64) {
 	rev, sub := t.beginRev+1, int64(len(t.changes))
-	t.writeVersion(key, rev, sub, 1, func(rec []byte) { rec[0] = recTombstone })
+	t.writeVersion(key, nil, rev, sub, header{tomb: true})
 	t.detach(lease, key)
 	t.s.g.latest[string(key)] = keyState{}
 	t.changes = append(t.changes, &mvccpb.KeyValue{Key: key, ModRevision: rev})
 }
 
-// writeVersion adds the key-index entry and the revision-log entry of one
-// version to the group batch, encoding straight into the batch.
-func (t *TxnWrite) writeVersion(key []byte, rev, sub int64, recLen int, fill func([]byte)) {
+// writeVersion adds the key-index entry (the header) and the revision-log
+// entry (header, key and value) of one version to the group batch,
+// encoding straight into the batch.
+func (t *TxnWrite) writeVersion(key, value []byte, rev, sub int64, h header) {
 	b := t.s.g.batch
-	op := b.SetDeferred(1+storage.EscapedLen(key)+suffixLen, recLen)
+	op := b.SetDeferred(1+storage.EscapedLen(key)+suffixLen, h.len())
 	k := appendIndexPrefix(op.Key[:0], key)
 	appendRevSuffix(k, rev, sub)
-	fill(op.Value)
+	h.appendTo(op.Value[:0])
 	t.s.groupErr(op.Finish())
-	op = b.SetDeferred(revLogKeyLen, len(key))
+	op = b.SetDeferred(revLogKeyLen, logRecordLen(h, key, value))
 	appendRevLogKey(op.Key[:0], rev, sub)
-	copy(op.Value, key)
+	appendLogRecord(op.Value[:0], h, key, value)
 	t.s.groupErr(op.Finish())
 }
 
@@ -167,15 +166,15 @@ func (s *Store) latest(key []byte) keyState {
 		s.groupErr(err)
 		return keyState{}
 	}
-	if isTombstone(rec) {
-		return keyState{}
-	}
-	create, version, lease, _, err := decodePutRecord(rec)
+	h, _, err := decodeHeader(rec)
 	if err != nil {
 		s.groupErr(fmt.Errorf("mvcc: record of %q: %w", key, err))
 		return keyState{}
 	}
-	return keyState{create: create, version: version, lease: lease, live: true}
+	if h.tomb {
+		return keyState{}
+	}
+	return keyState{create: h.create, version: h.version, lease: h.lease, live: true}
 }
 
 // readFailed records a failed read (IO or corruption) as the group's error

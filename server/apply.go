@@ -153,7 +153,11 @@ func execRange(v kvView, r *pb.RangeRequest) (*pb.RangeResponse, error) {
 	} else if limit > 0 && limit < 1<<62 {
 		limit++
 	}
-	rr, err := v.Range(r.Key, r.RangeEnd, mvcc.RangeOptions{Limit: limit, Rev: r.Revision, Count: r.CountOnly})
+	rr, err := v.Range(r.Key, r.RangeEnd, mvcc.RangeOptions{
+		Limit: limit, Rev: r.Revision, Count: r.CountOnly,
+		// Values are read only when returned or sorted by.
+		KeysOnly: r.KeysOnly && r.SortTarget != pb.RangeRequest_VALUE,
+	})
 	if err != nil {
 		return nil, err
 	}

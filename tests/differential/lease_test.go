@@ -31,6 +31,9 @@ func TestLeasedKeys(t *testing.T) {
 	p.rng("keys_only", pre(&pb.RangeRequest{KeysOnly: true}))
 	p.rng("keys_only single key", &pb.RangeRequest{Key: b("l/a"), KeysOnly: true})
 	p.rng("keys_only sorted by value", pre(&pb.RangeRequest{KeysOnly: true, SortTarget: pb.RangeRequest_VALUE, SortOrder: pb.RangeRequest_ASCEND}))
+	// The values rise with the keys, so only a descending sort by value
+	// shows whether a keys-only range still reads the values it sorts by.
+	p.rng("keys_only sorted by value, descending", pre(&pb.RangeRequest{KeysOnly: true, SortTarget: pb.RangeRequest_VALUE, SortOrder: pb.RangeRequest_DESCEND}))
 	p.rng("keys_only sorted by version", pre(&pb.RangeRequest{KeysOnly: true, SortTarget: pb.RangeRequest_VERSION, SortOrder: pb.RangeRequest_DESCEND}))
 	p.rng("keys_only with limit", pre(&pb.RangeRequest{KeysOnly: true, Limit: 1}))
 	p.rng("keys_only with a filter", pre(&pb.RangeRequest{KeysOnly: true, MinModRevision: 2}))

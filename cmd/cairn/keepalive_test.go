@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"testing"
@@ -32,22 +34,58 @@ func TestGRPCKeepaliveMinTime(t *testing.T) {
 	r.stop(t)
 }
 
-// pingStream opens an HTTP/2 connection to the gRPC server at addr,
-// starts a Watch stream (which stays open without requests), then sends n
-// PINGs, each gap after the previous one's answer. It returns the error
-// code of the server's GOAWAY (0 if none) and how many pings it answered.
-func pingStream(t *testing.T, addr string, gap time.Duration, n int) (http2.ErrCode, int) {
+// TestGRPCKeepaliveInterval: --grpc-keepalive-interval and
+// --grpc-keepalive-timeout make the server ping a silent connection and
+// close it when the ping goes unanswered, as in etcd (gRPC pings no more
+// often than once a second, whatever the interval).
+func TestGRPCKeepaliveInterval(t *testing.T) {
+	r := startMember(t, "--listen-client-urls", "http://127.0.0.1:0",
+		"--grpc-keepalive-interval", "100ms", "--grpc-keepalive-timeout", "200ms")
+	addr := r.addresses(t, "ready to serve client requests", 1)[0]
+	conn, fr, _ := openStream(t, addr)
+	defer conn.Close()
+	pinged := false
+	var end error
+	for end == nil {
+		// The settings are never acknowledged either: gRPC does not
+		// wait for that.
+		f, err := fr.ReadFrame()
+		switch f := f.(type) {
+		case nil:
+			end = err // closed by the server, or the test's deadline
+		case *http2.PingFrame:
+			pinged = pinged || !f.IsAck()
+		case *http2.GoAwayFrame:
+			end = fmt.Errorf("GOAWAY %v", f.ErrCode)
+		}
+	}
+	if !pinged {
+		t.Errorf("no ping from the server before the connection ended (%v)", end)
+	}
+	var ne net.Error
+	if errors.As(end, &ne) && ne.Timeout() {
+		t.Errorf("the server did not close the unanswered connection: %v", end)
+	}
+	r.stop(t)
+}
+
+// openStream opens an HTTP/2 connection to the gRPC server at addr and
+// starts a Watch stream on it (which stays open without requests). It
+// returns the connection, its framer, and write, which serializes the
+// framer's writes and reports their errors. The connection's deadline
+// ends the test's reads after 20 s.
+func openStream(t *testing.T, addr string) (net.Conn, *http2.Framer, func(func() error)) {
 	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
 	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
 		t.Fatal(err)
 	}
 	fr := http2.NewFramer(conn, conn)
-	var wmu sync.Mutex // the framer's writes
+	var wmu sync.Mutex
 	write := func(f func() error) {
 		wmu.Lock()
 		defer wmu.Unlock()
@@ -67,6 +105,17 @@ func pingStream(t *testing.T, addr string, gap time.Duration, n int) (http2.ErrC
 	write(func() error {
 		return fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hdr.Bytes(), EndHeaders: true})
 	})
+	return conn, fr, write
+}
+
+// pingStream opens a Watch stream on the gRPC server at addr (openStream),
+// then sends n PINGs, each gap after the previous one's answer. It returns
+// the error code of the server's GOAWAY (0 if none) and how many pings it
+// answered.
+func pingStream(t *testing.T, addr string, gap time.Duration, n int) (http2.ErrCode, int) {
+	t.Helper()
+	conn, fr, write := openStream(t, addr)
+	defer conn.Close()
 
 	acks := make(chan struct{}, n)
 	goaway := make(chan http2.ErrCode, 1)

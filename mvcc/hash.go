@@ -128,7 +128,12 @@ func hashHistory(snap *pebble.Snapshot, rev, compact int64, pace func() error) (
 			return 0, fmt.Errorf("mvcc: revision-log record %d_%d: %w", main, sub, err)
 		}
 		if main <= compact {
-			// Kept only while it is the key's newest version ≤ keepBound.
+			// A tombstone at or below the compact revision is never
+			// hashed; any other version only while it is the key's newest
+			// version ≤ keepBound.
+			if hd.tomb {
+				continue
+			}
 			prefix := appendIndexPrefix(seek[:0], key)
 			plen := len(prefix)
 			seek = storage.AppendUint64(storage.AppendUint64(prefix, storage.Invert(keepBound)), 0)
@@ -139,9 +144,6 @@ func hashHistory(snap *pebble.Snapshot, rev, compact int64, pace func() error) (
 				return 0, fmt.Errorf("revision %d_%d of %q is missing from the key index: %w", main, sub, key, errCorrupt)
 			}
 			if m, sb := indexRev(idxIt.Key()); m != main || sb != sub {
-				continue
-			}
-			if hd.tomb {
 				continue
 			}
 		}

@@ -31,7 +31,8 @@ const upgradeBatchBytes = 4 << 20
 const upgradeLogEvery = 1 << 20
 
 // upgradeLayout brings the store in s.db to currentLayout, before anything
-// reads it, and records the layout; a fresh store is only marked. It walks
+// reads it, and records the layout; a fresh store is only marked (without
+// a flush: if that record is lost, the next Open writes it again). It walks
 // the key index and rewrites every layout-1 version, its key-index record
 // and its revision-log entry in one batch, so a crash leaves every version
 // in one layout or the other and the next Open goes on where it stopped
@@ -63,13 +64,14 @@ func (s *Store) upgradeLayout() error {
 	if err := s.db.Set(layoutKey, rec[:], pebble.NoSync); err != nil {
 		return fmt.Errorf("mvcc: record layout: %w", err)
 	}
+	if n == 0 {
+		return nil // nothing to make durable: lost, the record is written again
+	}
 	if err := s.db.Flush(); err != nil {
 		return fmt.Errorf("mvcc: record layout: %w", err)
 	}
-	if n > 0 {
-		s.lg.Info("upgraded the store's on-disk layout", zap.Int("layout", currentLayout),
-			zap.Int("rewritten-versions", n), zap.Duration("took", time.Since(start)))
-	}
+	s.lg.Info("upgraded the store's on-disk layout", zap.Int("layout", currentLayout),
+		zap.Int("rewritten-versions", n), zap.Duration("took", time.Since(start)))
 	return nil
 }
 

@@ -9,9 +9,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.uber.org/zap"
-	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/cairn-kv/cairn/storage"
 )
@@ -108,10 +107,13 @@ func hashHistory(snap *pebble.Snapshot, rev, compact int64, pace func() error) (
 			keepBound = rev
 		}
 	}
+	changed, err := changedAbove(snap, compact, keepBound, pace)
+	if err != nil {
+		return 0, err
+	}
 	h := crc32.New(castagnoli)
 	h.Write([]byte("key")) // etcd hashes its bucket's name first
 	var seek, ek, kvb []byte
-	var kv mvccpb.KeyValue
 	for valid := logIt.First(); valid; valid = logIt.Next() {
 		if pace != nil {
 			if err := pace(); err != nil {
@@ -127,38 +129,31 @@ func hashHistory(snap *pebble.Snapshot, rev, compact int64, pace func() error) (
 		if err != nil {
 			return 0, fmt.Errorf("mvcc: revision-log record %d_%d: %w", main, sub, err)
 		}
+		// A tombstone at or below the compact revision is never hashed;
+		// any other version only while it is the key's newest version ≤
+		// keepBound.
 		if main <= compact {
-			// A tombstone at or below the compact revision is never
-			// hashed; any other version only while it is the key's newest
-			// version ≤ keepBound.
 			if hd.tomb {
 				continue
 			}
-			prefix := appendIndexPrefix(seek[:0], key)
-			plen := len(prefix)
-			seek = storage.AppendUint64(storage.AppendUint64(prefix, storage.Invert(keepBound)), 0)
-			if !idxIt.SeekPrefixGE(seek) || !bytes.HasPrefix(idxIt.Key(), seek[:plen]) {
-				if err := idxIt.Error(); err != nil {
-					return 0, err
+			if changed != nil {
+				if _, ok := changed[string(key)]; ok {
+					continue
 				}
-				return 0, fmt.Errorf("revision %d_%d of %q is missing from the key index: %w", main, sub, key, errCorrupt)
-			}
-			if m, sb := indexRev(idxIt.Key()); m != main || sb != sub {
+			} else if newest, err := newestAt(idxIt, key, keepBound, &seek); err != nil {
+				return 0, fmt.Errorf("revision %d_%d of %q: %w", main, sub, key, err)
+			} else if newest != [2]int64{main, sub} {
 				continue
 			}
 		}
 		ek = binary.BigEndian.AppendUint64(ek[:0], uint64(main))
 		ek = append(ek, '_')
 		ek = binary.BigEndian.AppendUint64(ek, uint64(sub))
-		kv.Reset()
-		kv.Key = key
 		if hd.tomb {
 			ek = append(ek, 't')
+			kvb = appendKeyValue(kvb[:0], key, 0, 0, 0, nil, 0)
 		} else {
-			kv.CreateRevision, kv.ModRevision, kv.Version, kv.Value, kv.Lease = hd.create, main, hd.version, value, hd.lease
-		}
-		if kvb, err = (proto.MarshalOptions{Deterministic: true}).MarshalAppend(kvb[:0], &kv); err != nil {
-			return 0, err
+			kvb = appendKeyValue(kvb[:0], key, hd.create, main, hd.version, value, hd.lease)
 		}
 		h.Write(ek)
 		h.Write(kvb)
@@ -167,6 +162,101 @@ func hashHistory(snap *pebble.Snapshot, rev, compact int64, pace func() error) (
 		return 0, err
 	}
 	return h.Sum32(), idxIt.Error()
+}
+
+// newestAt returns the revision of key's newest version ≤ rev in the key
+// index it; seek is scratch.
+func newestAt(it *pebble.Iterator, key []byte, rev int64, seek *[]byte) ([2]int64, error) {
+	prefix := appendIndexPrefix((*seek)[:0], key)
+	plen := len(prefix)
+	*seek = storage.AppendUint64(storage.AppendUint64(prefix, storage.Invert(rev)), 0)
+	if !it.SeekPrefixGE(*seek) || !bytes.HasPrefix(it.Key(), (*seek)[:plen]) {
+		if err := it.Error(); err != nil {
+			return [2]int64{}, err
+		}
+		return [2]int64{}, fmt.Errorf("missing from the key index: %w", errCorrupt)
+	}
+	m, sb := indexRev(it.Key())
+	return [2]int64{m, sb}, nil
+}
+
+// maxChangedKeyBytes bounds the memory of changedAbove's set (keys plus
+// an estimate of the map's own cost per key). A variable for tests.
+var maxChangedKeyBytes = 16 << 20
+
+// changedAbove returns the user keys with a version in (compact, upto] when
+// a finished compaction at compact holds in snap and the set fits in
+// maxChangedKeyBytes; otherwise nil. The compaction left, of the versions
+// at or below compact, only each key's newest (and tombstones, never
+// hashed), so such a version is its key's newest ≤ upto, and kept in the
+// hash, exactly when its key is not in the set: the hash then needs no
+// lookup in the key index per old version.
+func changedAbove(snap *pebble.Snapshot, compact, upto int64, pace func() error) (map[string]struct{}, error) {
+	if compact <= 0 {
+		return nil, nil
+	}
+	finished, err := loadInt(snap, finishedCompactKey)
+	if err != nil || finished < compact {
+		return nil, err
+	}
+	it, err := snap.NewIter(&pebble.IterOptions{
+		LowerBound: appendRevLogKey(nil, compact+1, 0),
+		UpperBound: appendRevLogKey(nil, upto+1, 0),
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	changed := make(map[string]struct{})
+	size := 0
+	for valid := it.First(); valid; valid = it.Next() {
+		if pace != nil {
+			if err := pace(); err != nil {
+				return nil, err
+			}
+		}
+		rec, err := it.ValueAndErr()
+		if err != nil {
+			return nil, err
+		}
+		_, key, _, err := decodeLogRecord(rec)
+		if err != nil {
+			return nil, fmt.Errorf("mvcc: revision-log record %q: %w", it.Key(), err)
+		}
+		if _, ok := changed[string(key)]; ok {
+			continue
+		}
+		if size += len(key) + 64; size > maxChangedKeyBytes {
+			return nil, nil
+		}
+		changed[string(key)] = struct{}{}
+	}
+	return changed, it.Error()
+}
+
+// appendKeyValue appends the protobuf encoding of an mvccpb.KeyValue with
+// these fields, byte for byte what etcd stores and hashes: fields in
+// number order, zero values left out.
+func appendKeyValue(b, key []byte, create, mod, version int64, value []byte, lease int64) []byte {
+	if len(key) > 0 {
+		b = protowire.AppendTag(b, 1, protowire.BytesType)
+		b = protowire.AppendBytes(b, key)
+	}
+	for i, v := range [...]int64{create, mod, version} {
+		if v != 0 {
+			b = protowire.AppendTag(b, protowire.Number(2+i), protowire.VarintType)
+			b = protowire.AppendVarint(b, uint64(v))
+		}
+	}
+	if len(value) > 0 {
+		b = protowire.AppendTag(b, 5, protowire.BytesType)
+		b = protowire.AppendBytes(b, value)
+	}
+	if lease != 0 {
+		b = protowire.AppendTag(b, 6, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(lease))
+	}
+	return b
 }
 
 // anyLive reports whether some key is live at rev.

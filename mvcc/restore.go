@@ -34,7 +34,7 @@ func ReadState(eng *storage.Engine) (State, error) {
 	if err != nil {
 		return State{}, err
 	}
-	scheduled, err := s.loadInt(scheduledCompactKey)
+	scheduled, err := loadInt(s.db, scheduledCompactKey)
 	if err != nil {
 		return State{}, err
 	}

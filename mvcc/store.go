@@ -139,11 +139,11 @@ func (s *Store) start() error {
 	if err != nil {
 		return err
 	}
-	scheduled, err := s.loadInt(scheduledCompactKey)
+	scheduled, err := loadInt(s.db, scheduledCompactKey)
 	if err != nil {
 		return err
 	}
-	finished, err := s.loadInt(finishedCompactKey)
+	finished, err := loadInt(s.db, finishedCompactKey)
 	if err != nil {
 		return err
 	}
@@ -213,9 +213,9 @@ func (s *Store) loadState() (Meta, int64, error) {
 	return m, int64(binary.BigEndian.Uint64(v[16:])), nil
 }
 
-// loadInt reads an 8-byte meta entry; -1 when absent.
-func (s *Store) loadInt(key []byte) (int64, error) {
-	v, c, err := s.db.Get(key)
+// loadInt reads the 8-byte meta entry under key from r; -1 when absent.
+func loadInt(r pebble.Reader, key []byte) (int64, error) {
+	v, c, err := r.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return -1, nil
 	}

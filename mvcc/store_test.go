@@ -11,6 +11,8 @@ import (
 
 	"github.com/cairn-kv/cairn/storage"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"google.golang.org/protobuf/proto"
 )
 
 func put(s *Store, key, val string) {
@@ -173,6 +175,30 @@ func feed(t *testing.T, e *env, seed uint64, groups int) *model {
 	return m
 }
 
+// TestAppendKeyValue: the hash's encoding of a version is protobuf's
+// deterministic encoding of the mvccpb.KeyValue, as etcd stores it.
+func TestAppendKeyValue(t *testing.T) {
+	rng := rand.New(rand.NewPCG(rand.Uint64(), 3))
+	pick := func(vals ...int64) int64 { return vals[rng.IntN(len(vals))] }
+	for range 1000 {
+		kv := &mvccpb.KeyValue{
+			Key:            []byte("k")[:rng.IntN(2)],
+			CreateRevision: pick(0, 1, rng.Int64()),
+			ModRevision:    pick(0, 127, 128, rng.Int64()),
+			Version:        pick(0, 1, rng.Int64N(1000)),
+			Value:          make([]byte, pick(0, 1, 200)),
+			Lease:          pick(0, -1, rng.Int64()),
+		}
+		want, err := proto.MarshalOptions{Deterministic: true}.Marshal(kv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendKeyValue(nil, kv.Key, kv.CreateRevision, kv.ModRevision, kv.Version, kv.Value, kv.Lease); !bytes.Equal(got, want) {
+			t.Fatalf("%v: got %x, want %x", kv, got, want)
+		}
+	}
+}
+
 func TestHashKV(t *testing.T) {
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
@@ -181,28 +207,10 @@ func TestHashKV(t *testing.T) {
 	feed(t, b, seed, 100)
 	a.s.waitCompaction(m.compact)
 	b.s.waitCompaction(m.compact)
-	for rev := max(m.compact, 1); rev <= m.rev(); rev++ {
-		ha, ra, ca, err := a.s.HashKV(rev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hb, rb, cb, err := b.s.HashKV(rev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// At the compact revision itself, HashKV answers with the hash the
-		// compaction took before removing anything, under the previous
-		// compact revision, as etcd does.
-		wantCompact := m.compact
-		if rev == m.compact {
-			wantCompact = ca
-		}
-		if ha != hb || ra != rb || ca != cb || ra != rev || ca != wantCompact {
-			t.Fatalf("HashKV(%d): %x/%d/%d vs %x/%d/%d", rev, ha, ra, ca, hb, rb, cb)
-		}
-	}
-	// Physical progress does not matter: a store that never dropped
-	// anything hashes like the compacted one.
+	// c has the same history, with the compactions in the model only: it
+	// never dropped anything, so its hash looks every version at or below
+	// the compact revision up in the key index, where a and b, compacted,
+	// go by the keys changed since (changedAbove).
 	c := newEnv(t, nil)
 	rng := rand.New(rand.NewPCG(seed, 2))
 	m2 := newModel()
@@ -217,15 +225,50 @@ func TestHashKV(t *testing.T) {
 		}
 		c.commit(false)
 	}
-	snap := c.eng.DB().NewSnapshot()
-	hc, err := hashHistory(snap, m.rev(), m.compact, nil)
-	snap.Close()
-	if err != nil {
-		t.Fatal(err)
+	uncompacted := func(rev int64) uint32 {
+		t.Helper()
+		snap := c.eng.DB().NewSnapshot()
+		defer snap.Close()
+		h, err := hashHistory(snap, rev, m.compact, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
 	}
-	if ha, _, _, _ := a.s.HashKV(0); ha != hc {
-		t.Fatalf("hash of compacted store %x, of uncompacted one %x", ha, hc)
+	check := func() {
+		t.Helper()
+		for rev := max(m.compact, 1); rev <= m.rev(); rev++ {
+			ha, ra, ca, err := a.s.HashKV(rev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hb, rb, cb, err := b.s.HashKV(rev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// At the compact revision itself, HashKV answers with the hash
+			// the compaction took before removing anything, under the
+			// previous compact revision, as etcd does.
+			wantCompact := m.compact
+			if rev == m.compact {
+				wantCompact = ca
+			}
+			if ha != hb || ra != rb || ca != cb || ra != rev || ca != wantCompact {
+				t.Fatalf("HashKV(%d): %x/%d/%d vs %x/%d/%d", rev, ha, ra, ca, hb, rb, cb)
+			}
+			// Physical progress does not matter: the compacted store hashes
+			// like the uncompacted one.
+			if hc := uncompacted(rev); rev != m.compact && ha != hc {
+				t.Fatalf("HashKV(%d) of the compacted store %x, of the uncompacted one %x", rev, ha, hc)
+			}
+		}
 	}
+	check()
+	// Too many changed keys to hold: the compacted store looks versions up
+	// as the uncompacted one does, with the same hashes.
+	defer func(n int) { maxChangedKeyBytes = n }(maxChangedKeyBytes)
+	maxChangedKeyBytes = 0
+	check()
 	// Different data, different hash.
 	put(b.s, "zz", "1")
 	put(a.s, "zz", "2")
@@ -329,8 +372,8 @@ func TestCompactionResumesAtOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw := &Store{db: eng.DB()}
-	sched, _ := raw.loadInt(scheduledCompactKey)
-	fin, _ := raw.loadInt(finishedCompactKey)
+	sched, _ := loadInt(raw.db, scheduledCompactKey)
+	fin, _ := loadInt(raw.db, finishedCompactKey)
 	if err := eng.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -344,7 +387,7 @@ func TestCompactionResumesAtOpen(t *testing.T) {
 	if idx, rl := ce.physicalCounts(); idx != 16 || rl != 16 || before != 50 {
 		t.Fatalf("after resumed compaction: %d index, %d log entries (%d before); want 16", idx, rl, before)
 	}
-	if got, err := ce.s.loadInt(finishedCompactKey); err != nil || got != 40 {
+	if got, err := loadInt(ce.s.db, finishedCompactKey); err != nil || got != 40 {
 		t.Fatalf("finished compact = %d, %v", got, err)
 	}
 }

@@ -31,8 +31,11 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // compaction has progressed, so members applying the same log agree.
 // compactRev is -1 when the store was never compacted, as in etcd's
 // response. Memory stays bounded: it walks the revision log, whose entries
-// hold whole versions, and looks up in the key index only the versions at
-// or below compactRev, to tell which of them a compaction keeps.
+// hold whole versions. To tell which versions at or below compactRev
+// count, it collects the keys changed since a finished compaction
+// (changedAbove), or, while the compaction is unfinished or when those
+// keys would not fit in maxChangedKeyBytes, looks each version up in the
+// key index.
 //
 // As in etcd, each compaction hashes the history at its revision just
 // before it removes anything, with the previous compaction's revision, and

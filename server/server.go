@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -128,6 +129,26 @@ func New(cfg Config) (*Server, error) {
 		stopc:            make(chan struct{}),
 		donec:            make(chan struct{}),
 	}
+	s.lg.Info("starting a cairn member",
+		zap.String("cairn-version", Version),
+		zap.String("etcd-api-version", EtcdAPIVersion),
+		zap.String("go-version", runtime.Version()),
+		zap.String("go-os", runtime.GOOS),
+		zap.String("go-arch", runtime.GOARCH),
+		zap.Int("max-cpu-set", runtime.GOMAXPROCS(0)),
+		zap.Int("max-cpu-available", runtime.NumCPU()),
+		zap.String("name", cfg.Name),
+		zap.String("data-dir", cfg.DataDir),
+		zap.Strings("advertise-client-urls", cfg.ClientURLs),
+		zap.Strings("initial-advertise-peer-urls", cfg.PeerURLs),
+		zap.String("initial-cluster", cfg.InitialCluster),
+		zap.String("initial-cluster-state", cfg.InitialClusterState),
+		zap.Int64("quota-backend-bytes", cfg.QuotaBackendBytes),
+		zap.Uint64("snapshot-count", cfg.SnapshotCount),
+		zap.Duration("heartbeat-interval", cfg.HeartbeatInterval),
+		zap.Duration("election-timeout", cfg.ElectionTimeout),
+		zap.Bool("initial-corrupt-check", !cfg.NoInitialCorruptCheck),
+	)
 	s.corrupt.init()
 	initial, err := membership.ParseInitialCluster(cfg.InitialCluster, cfg.InitialClusterToken)
 	if err != nil {

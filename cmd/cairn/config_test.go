@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cairn-kv/cairn/compactor"
+	"github.com/cairn-kv/cairn/server"
 	"github.com/cairn-kv/cairn/tests/framework"
 )
 
@@ -331,6 +332,22 @@ feature-gates: "StopGRPCServiceOnDefrag=true,LeaseCheckpoint=true,InitialCorrupt
 	}
 	if !strings.Contains(logs.String(), `"path":"`+path+`"`) {
 		t.Fatalf("the config file's path is not logged:\n%s", logs)
+	}
+	// After the file is loaded, etcd's "Running: " line gives the command
+	// line; the member's start gives the build and the settings in force
+	// (the file's name).
+	lines := strings.SplitN(logs.String(), "\n", 3)
+	var running struct {
+		Msg  string
+		Args []string
+	}
+	if len(lines) < 3 || json.Unmarshal([]byte(lines[1]), &running) != nil ||
+		running.Msg != "Running: " || !slices.Equal(running.Args[1:], []string{"--config-file", path, "--name", "from-flag"}) {
+		t.Fatalf("second log line %+v, want the command line:\n%s", running, logs)
+	}
+	if !strings.Contains(logs.String(), `"msg":"starting a cairn member","cairn-version":"`+server.Version+`"`) ||
+		!strings.Contains(logs.String(), `"name":"from-file","data-dir":"`+filepath.Join(dir, "data")+`"`) {
+		t.Fatalf("no start line with the version and the file's settings:\n%s", logs)
 	}
 	// The gates without effect are logged once, before the member serves.
 	if n := strings.Count(logs.String(), `"msg":"feature gates that have no effect in cairn","feature-gates":["LeaseCheckpoint=true","StopGRPCServiceOnDefrag=true"]}`); n != 1 {

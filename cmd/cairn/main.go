@@ -230,6 +230,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		lg.Error("invalid configuration", zap.Error(err))
 		return 1
 	}
+	// etcd's line once the configuration is valid, which operators look
+	// for to see how a member was started.
+	lg.Info("Running: ", zap.Strings("args", append([]string{os.Args[0]}, args...)))
 	if gates := o.featureGates.noEffect(); len(gates) > 0 {
 		lg.Info("feature gates that have no effect in cairn", zap.Strings("feature-gates", gates))
 	}

@@ -22,9 +22,32 @@ const (
 	DefaultCacheSize int64 = 64 << 20
 	// DefaultMemTableSize is the size of one memtable: 32 MiB.
 	DefaultMemTableSize int64 = 32 << 20
-	// DefaultMaxOpenFiles is the soft limit on open sstables: 1000.
-	DefaultMaxOpenFiles = 1000
+	// MinMaxOpenFiles is the fewest open files the engine is allowed by
+	// default (Pebble's own default), whatever the process's limit.
+	MinMaxOpenFiles = 1000
+	// MaxMaxOpenFiles caps the default, whatever the process's limit.
+	MaxMaxOpenFiles = 1 << 16
 )
+
+// DefaultMaxOpenFiles is the soft limit on open files the engine gets by
+// default for a process allowed limit file descriptors (RLIMIT_NOFILE, 0
+// if unknown): all but a quarter of them, and at least 1024, which stay for
+// client and peer connections, the raft WAL and snapshots; within
+// [MinMaxOpenFiles, MaxMaxOpenFiles].
+//
+// Each sstable a read touches must be open, and there are many: Pebble
+// moves the revision log's flushed tables down the levels as they are
+// (its keys only grow), so they keep the flush's size, about 2 MiB, and a
+// 6 GiB store has over 3,000. With only 1000 open, random reads reopened
+// tables all the time: at 3 M keys a serializable read cost 211-213 µs of
+// server CPU, 125-135 µs with all open (docs/scale.md, run J).
+func DefaultMaxOpenFiles(limit uint64) int {
+	reserve := max(limit/4, 1024)
+	if limit < reserve+MinMaxOpenFiles {
+		return MinMaxOpenFiles
+	}
+	return int(min(limit-reserve, MaxMaxOpenFiles))
+}
 
 // memTableStopWritesThreshold is how many memtables may be queued for flush
 // before Pebble stalls writes (Pebble's own default, set explicitly because
@@ -61,7 +84,7 @@ type Options struct {
 	// number of keys.
 	MemTableSize int64
 	// MaxOpenFiles is a soft limit on open files. Default
-	// DefaultMaxOpenFiles (1000).
+	// DefaultMaxOpenFiles of the process's RLIMIT_NOFILE.
 	MaxOpenFiles int
 	// Logger receives Pebble's log lines. Default zap.NewNop().
 	Logger *zap.Logger
@@ -91,7 +114,7 @@ func (o Options) EnsureDefaults() Options {
 		o.MemTableSize = DefaultMemTableSize
 	}
 	if o.MaxOpenFiles <= 0 {
-		o.MaxOpenFiles = DefaultMaxOpenFiles
+		o.MaxOpenFiles = DefaultMaxOpenFiles(fileLimit())
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()

@@ -44,8 +44,25 @@ func TestEngineReopen(t *testing.T) {
 func TestOptionsDefaults(t *testing.T) {
 	o := Options{}.EnsureDefaults()
 	if o.FS != vfs.Default || o.CacheSize != DefaultCacheSize || o.MemTableSize != DefaultMemTableSize ||
-		o.MaxOpenFiles != DefaultMaxOpenFiles || o.Logger == nil {
+		o.MaxOpenFiles != DefaultMaxOpenFiles(fileLimit()) || o.Logger == nil {
 		t.Fatalf("defaults not applied: %+v", o)
+	}
+	for _, c := range []struct {
+		limit uint64
+		want  int
+	}{
+		{0, MinMaxOpenFiles},         // unknown
+		{1024, MinMaxOpenFiles},      // a common soft limit: too small to share
+		{2024, MinMaxOpenFiles},      // 1024 kept back
+		{4096, 3072},                 // 1024 kept back
+		{20000, 15000},               // a quarter kept back
+		{40000, 30000},               // etcd's systemd unit's LimitNOFILE
+		{1 << 20, MaxMaxOpenFiles},   // Docker's default
+		{1<<63 - 1, MaxMaxOpenFiles}, // unlimited
+	} {
+		if got := DefaultMaxOpenFiles(c.limit); got != c.want {
+			t.Errorf("DefaultMaxOpenFiles(%d) = %d, want %d", c.limit, got, c.want)
+		}
 	}
 	if err := (Options{MemTableSize: 4 << 30}).Validate(); err == nil {
 		t.Error("4 GiB memtable accepted")

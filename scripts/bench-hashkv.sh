@@ -31,28 +31,21 @@ if [ $# -eq 0 ]; then
 	set -- bin/cairn
 fi
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/bench-hashkv.XXXXXX")
-ep=127.0.0.1:24379
-ctl=(bin/etcdctl --command-timeout=900s --endpoints "$ep")
-pid=
-cleanup() {
-	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" || true
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-echo "data dir and logs: $dir"
+log() { echo "bench-hashkv: $(date -u +%H:%M:%S) $*" >&2; }
+OUT=$(mktemp -d "${TMPDIR:-/tmp}/bench-hashkv.XXXXXX")
+# shellcheck source=lib/bench-servers.sh
+. scripts/lib/bench-servers.sh
+READY_TIMEOUT=600
+DATA_DIRS+=("$OUT")
+trap cleanup_servers EXIT
+data=$OUT/data cport=$(free_port) pport=$(free_port)
+log "data dir and logs: $OUT"
 
 start() { # binary log
-	"$1" --data-dir "$dir/data" --listen-client-urls "http://$ep" --advertise-client-urls "http://$ep" \
-		--listen-peer-urls http://127.0.0.1:24380 --initial-advertise-peer-urls http://127.0.0.1:24380 \
-		--initial-cluster default=http://127.0.0.1:24380 --quota-backend-bytes 68719476736 >>"$2" 2>&1 &
-	pid=$!
-	until "${ctl[@]}" endpoint health >/dev/null 2>&1; do
-		kill -0 "$pid" || { echo "$1 exited; see $2" >&2; exit 1; }
-		sleep 0.1
-	done
+	CAIRN=$1
+	launch cairn "$2" "$data" "$cport" "$pport" --quota-backend-bytes 68719476736 || exit 1
+	ctl=(bin/etcdctl --command-timeout=900s --endpoints "$ENDPOINT")
 }
-stop() { kill "$pid"; wait "$pid" || true; pid=; }
 timed_hash() { # label
 	local t0 t1
 	t0=$(date +%s.%N)
@@ -61,23 +54,23 @@ timed_hash() { # label
 	echo "$1: $(echo "$t1 - $t0" | bc) s"
 }
 
-log=$dir/server-0.log
+log=$OUT/server-0.log
 start "$1" "$log"
-echo "loading $keys keys"
-bin/cairn-bench --endpoints "$ep" --clients 100 --conns 10 --total $((keys / 10)) txn-put --txn-ops 10 \
+log "loading $keys keys"
+bin/cairn-bench --endpoints "$ENDPOINT" --clients 100 --conns 10 --total $((keys / 10)) txn-put --txn-ops 10 \
 	--key-space-size "$keys" --sequential-keys --val-size 2048 --distinct-values
 rev=$("${ctl[@]}" endpoint status -w json | grep -o '"revision":[0-9]*' | cut -d: -f2)
 "${ctl[@]}" compact "$rev"
-echo "waiting for the physical compaction"
+log "waiting for the physical compaction"
 until grep -q '"finished compaction"' "$log"; do sleep 1; done
-bin/cairn-bench --endpoints "$ep" --clients 10 --total "$changed" put --key-space-size "$changed" \
+bin/cairn-bench --endpoints "$ENDPOINT" --clients 10 --total "$changed" put --key-space-size "$changed" \
 	--sequential-keys --val-size 2048 >/dev/null
-stop
+stop_server
 
 i=0
 for bin in "$@"; do
 	i=$((i + 1))
-	start "$bin" "$dir/server-$i.log"
+	start "$bin" "$OUT/server-$i.log"
 	timed_hash "$bin warm"
 	timed_hash "$bin warm"
 	if [ -w /proc/sys/vm/drop_caches ]; then
@@ -85,5 +78,5 @@ for bin in "$@"; do
 		echo 3 >/proc/sys/vm/drop_caches
 		timed_hash "$bin cold"
 	fi
-	stop
+	stop_server
 done

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Server processes for the benchmark scripts (bench-compare.sh,
-# bench-defrag.sh, bench-scale.sh): start etcd or Cairn as a single member
+# bench-defrag.sh, bench-scale.sh, bench-hashkv.sh): start etcd or Cairn as a single member
 # or a three-member cluster on loopback ports, stop it, and read its memory
 # and CPU from /proc. Sourced, not run.
 #

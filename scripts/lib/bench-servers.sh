@@ -1,8 +1,8 @@
 # shellcheck shell=bash
 # Server processes for the benchmark scripts (bench-compare.sh,
-# bench-defrag.sh, bench-scale.sh, bench-hashkv.sh): start etcd or Cairn as a single member
-# or a three-member cluster on loopback ports, stop it, and read its memory
-# and CPU from /proc. Sourced, not run.
+# bench-defrag.sh, bench-scale.sh, bench-hashkv.sh): start etcd or Cairn as
+# a single member or a three-member cluster on loopback ports, stop it, and
+# read its memory and CPU from /proc. Sourced, not run.
 #
 # The caller provides:
 #   log MESSAGE...  a function printing a progress line on stderr;

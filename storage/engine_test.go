@@ -2,7 +2,10 @@ package storage
 
 import (
 	"context"
+	"io"
 	"maps"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -67,6 +70,61 @@ func TestOptionsDefaults(t *testing.T) {
 	if err := (Options{MemTableSize: 4 << 30}).Validate(); err == nil {
 		t.Error("4 GiB memtable accepted")
 	}
+}
+
+// TestSettingsReachPebble reads back, from the OPTIONS file Pebble writes,
+// the settings the engine chose for it: dropping one from openEngine would
+// go unnoticed by every functional test.
+func TestSettingsReachPebble(t *testing.T) {
+	fs := vfs.NewMem()
+	e, err := Open("db", Options{FS: fs, MemTableSize: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	got := pebbleOptionsFile(t, fs, "db")
+	for k, v := range map[string]string{
+		"comparer":                        ComparerName,
+		"max_open_files":                  strconv.Itoa(DefaultMaxOpenFiles(fileLimit())),
+		"mem_table_size":                  strconv.Itoa(8 << 20),
+		"mem_table_stop_writes_threshold": strconv.Itoa(memTableStopWritesThreshold),
+		"l0_stop_writes_threshold":        strconv.Itoa(l0StopWritesThreshold),
+		"lbase_max_bytes":                 strconv.Itoa(lBaseMaxBytes),
+		"max_concurrent_compactions":      "2",
+		"disable_wal":                     "false",
+	} {
+		if got[k] != v {
+			t.Errorf("Pebble's %s = %q, want %q", k, got[k], v)
+		}
+	}
+}
+
+// pebbleOptionsFile returns the key=value lines of the OPTIONS file of the
+// database in dir.
+func pebbleOptionsFile(t *testing.T, fs vfs.FS, dir string) map[string]string {
+	t.Helper()
+	desc, err := pebble.Peek(dir, fs)
+	if err != nil || desc.OptionsFilename == "" {
+		t.Fatalf("Peek(%s) = %+v, %v", dir, desc, err)
+	}
+	f, err := fs.Open(desc.OptionsFilename)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]string{}
+	for line := range strings.Lines(string(b)) {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok {
+			if _, dup := m[k]; !dup { // the first, [Options], section wins
+				m[k] = v
+			}
+		}
+	}
+	return m
 }
 
 // TestSizeAfterClose: monitoring may ask for the size while the member

@@ -22,18 +22,18 @@ const (
 	DefaultCacheSize int64 = 64 << 20
 	// DefaultMemTableSize is the size of one memtable: 32 MiB.
 	DefaultMemTableSize int64 = 32 << 20
-	// MinMaxOpenFiles is the fewest open files the engine is allowed by
+	// minMaxOpenFiles is the fewest open files the engine is allowed by
 	// default (Pebble's own default), whatever the process's limit.
-	MinMaxOpenFiles = 1000
-	// MaxMaxOpenFiles caps the default, whatever the process's limit.
-	MaxMaxOpenFiles = 1 << 16
+	minMaxOpenFiles = 1000
+	// maxMaxOpenFiles caps the default, whatever the process's limit.
+	maxMaxOpenFiles = 1 << 16
 )
 
 // DefaultMaxOpenFiles is the soft limit on open files the engine gets by
 // default for a process allowed limit file descriptors (RLIMIT_NOFILE, 0
 // if unknown): all but a quarter of them, and at least 1024, which stay for
 // client and peer connections, the raft WAL and snapshots; within
-// [MinMaxOpenFiles, MaxMaxOpenFiles].
+// [minMaxOpenFiles, maxMaxOpenFiles].
 //
 // Each sstable a read touches must be open, and there are many: Pebble
 // moves the revision log's flushed tables down the levels as they are
@@ -43,10 +43,10 @@ const (
 // server CPU, 125-135 µs with all open (docs/scale.md, run J).
 func DefaultMaxOpenFiles(limit uint64) int {
 	reserve := max(limit/4, 1024)
-	if limit < reserve+MinMaxOpenFiles {
-		return MinMaxOpenFiles
+	if limit < reserve+minMaxOpenFiles {
+		return minMaxOpenFiles
 	}
-	return int(min(limit-reserve, MaxMaxOpenFiles))
+	return int(min(limit-reserve, maxMaxOpenFiles))
 }
 
 // memTableStopWritesThreshold is how many memtables may be queued for flush

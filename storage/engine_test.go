@@ -54,14 +54,14 @@ func TestOptionsDefaults(t *testing.T) {
 		limit uint64
 		want  int
 	}{
-		{0, MinMaxOpenFiles},         // unknown
-		{1024, MinMaxOpenFiles},      // a common soft limit: too small to share
-		{2024, MinMaxOpenFiles},      // 1024 kept back
+		{0, minMaxOpenFiles},         // unknown
+		{1024, minMaxOpenFiles},      // a common soft limit: too small to share
+		{2024, minMaxOpenFiles},      // 1024 kept back
 		{4096, 3072},                 // 1024 kept back
 		{20000, 15000},               // a quarter kept back
 		{40000, 30000},               // etcd's systemd unit's LimitNOFILE
-		{1 << 20, MaxMaxOpenFiles},   // Docker's default
-		{1<<63 - 1, MaxMaxOpenFiles}, // unlimited
+		{1 << 20, maxMaxOpenFiles},   // Docker's default
+		{1<<63 - 1, maxMaxOpenFiles}, // unlimited
 	} {
 		if got := DefaultMaxOpenFiles(c.limit); got != c.want {
 			t.Errorf("DefaultMaxOpenFiles(%d) = %d, want %d", c.limit, got, c.want)

@@ -2,5 +2,5 @@
 
 package storage
 
-// fileLimit is unknown here: the engine gets MinMaxOpenFiles.
+// fileLimit is unknown here: the engine gets minMaxOpenFiles.
 func fileLimit() uint64 { return 0 }

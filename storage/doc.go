@@ -9,7 +9,7 @@
 //
 //   - opening and closing the database with bounded memory (Options documents
 //     every default; memory is capped by the block cache plus the memtables,
-//     about CacheSize + 3*MemTableSize, never by the number of keys; Pebble
+//     about CacheSize + 4*MemTableSize, never by the number of keys; Pebble
 //     charges memtables against its block cache, so the engine sizes that
 //     cache to leave CacheSize for blocks). Open sstables (up to
 //     MaxOpenFiles, about 2 MiB of data each) add a little per table,

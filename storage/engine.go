@@ -49,10 +49,14 @@ func DefaultMaxOpenFiles(limit uint64) int {
 	return int(min(limit-reserve, maxMaxOpenFiles))
 }
 
-// memTableStopWritesThreshold is how many memtables may be queued for flush
-// before Pebble stalls writes (Pebble's own default, set explicitly because
-// the memory bound depends on it).
-const memTableStopWritesThreshold = 2
+// memTableStopWritesThreshold is how many full memtables may be queued
+// before Pebble stops writes: 3 rather than Pebble's 2. With 2, a forced
+// flush (the raft snapshot's AsyncFlush, a defragment's Compact) while
+// another flush was still writing stopped every write, Pebble's commit
+// lock held, until that flush ended: 232 ms once during a defragment
+// under load (docs/benchmarks.md). With 3, one flush may be running when
+// another is forced. The memory bound (Options.MemTableSize) depends on it.
+const memTableStopWritesThreshold = 3
 
 // l0StopWritesThreshold is the L0 read amplification (sublevels) at which
 // Pebble stops all writes until compactions bring it down. Pebble's
@@ -92,11 +96,11 @@ type Options struct {
 	// (64 MiB).
 	CacheSize int64
 	// MemTableSize is the size of one memtable in bytes. Default
-	// DefaultMemTableSize (32 MiB). Up to two memtables wait for flush and
-	// Pebble keeps one more for reuse, so memtables take at most
-	// 3*MemTableSize. The engine's memory is therefore bounded by about
-	// CacheSize + 3*MemTableSize (160 MiB with the defaults), whatever the
-	// number of keys.
+	// DefaultMemTableSize (32 MiB). Up to three memtables hold writes not
+	// yet flushed (memTableStopWritesThreshold) and Pebble keeps one more
+	// for reuse, so memtables take at most 4*MemTableSize. The engine's
+	// memory is therefore bounded by about CacheSize + 4*MemTableSize
+	// (192 MiB with the defaults), whatever the number of keys.
 	MemTableSize int64
 	// MaxOpenFiles is a soft limit on open files. Default
 	// DefaultMaxOpenFiles of the process's RLIMIT_NOFILE.

@@ -6,7 +6,9 @@ import (
 	"maps"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -232,4 +234,70 @@ func TestStallLoggerReportsReasonAndLength(t *testing.T) {
 	if _, ok := entries[1].ContextMap()["stalled"]; !ok {
 		t.Errorf("the release gives no stall length: %v", entries[1].ContextMap())
 	}
+}
+
+// TestForcedFlushWhileFlushingKeepsWrites: a forced flush (the raft
+// snapshot's AsyncFlush, a defragment's Compact) while another flush is
+// still writing its table must not stop writes. Pebble stops them, holding
+// its commit lock, when rotating the memtable would queue
+// memTableStopWritesThreshold full memtables; with 2, a defragment that
+// began during a flush stopped a member's puts for 232 ms.
+func TestForcedFlushWhileFlushingKeepsWrites(t *testing.T) {
+	const memtable = 256 << 10 // Pebble's first memtable size: no ramp-up
+	fs := &holdFS{FS: vfs.NewMem(), held: make(chan struct{}), release: make(chan struct{})}
+	e, err := Open("db", Options{FS: fs, MemTableSize: memtable})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := e.DB()
+	value := make([]byte, 1<<10)
+	fill := func(from int) {
+		for i := from; i < from+memtable/len(value)*3/4; i++ {
+			if err := db.Set(MetaKey(strconv.Itoa(i)), value, pebble.NoSync); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	fill(0)
+	fs.hold.Store(true)
+	first, err := db.AsyncFlush()
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-fs.held // the first flush is writing its table, and stays there
+	fill(1000)
+	second := make(chan error, 1)
+	go func() {
+		_, err := db.AsyncFlush()
+		second <- err
+	}()
+	select {
+	case err := <-second:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("a forced flush during a flush stopped writes")
+	}
+	close(fs.release)
+	<-first
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// holdFS blocks the first sstable created after hold is set until release
+// is closed, and closes held when it does: a flush that stays in progress.
+type holdFS struct {
+	vfs.FS
+	hold          atomic.Bool
+	held, release chan struct{}
+}
+
+func (fs *holdFS) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
+	if strings.HasSuffix(name, ".sst") && fs.hold.CompareAndSwap(true, false) {
+		close(fs.held)
+		<-fs.release
+	}
+	return fs.FS.Create(name, c)
 }

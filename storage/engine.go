@@ -77,9 +77,9 @@ const l0StopWritesThreshold = 100
 // them, spanning every key, and compacting that into the base level
 // rewrites the base level's whole share of the key index. With a 64 MiB
 // base level that was about 200 bytes rewritten per byte flushed; at 3 M
-// keys compactions took more CPU than the puts themselves (a put cost
-// 333-410 µs of server CPU, 112-156 µs at 100k). With 4 MiB, 146-157 µs;
-// 2 MiB and 8 MiB did worse (docs/scale.md, run K).
+// keys compactions kept more than a core busy (a put cost 322-429 µs of
+// server CPU, 112-156 µs at 100k). With 4 MiB, 136-166 µs; 2 MiB and
+// 8 MiB did worse (docs/scale.md, run K).
 const lBaseMaxBytes = 4 << 20
 
 // compactionConcurrency lets Pebble run a second compaction when its

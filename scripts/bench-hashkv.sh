@@ -54,15 +54,15 @@ timed_hash() { # label
 	echo "$1: $(echo "$t1 - $t0" | bc) s"
 }
 
-log=$OUT/server-0.log
-start "$1" "$log"
+loadlog=$OUT/server-0.log
+start "$1" "$loadlog"
 log "loading $keys keys"
 bin/cairn-bench --endpoints "$ENDPOINT" --clients 100 --conns 10 --total $((keys / 10)) txn-put --txn-ops 10 \
 	--key-space-size "$keys" --sequential-keys --val-size 2048 --distinct-values
 rev=$("${ctl[@]}" endpoint status -w json | grep -o '"revision":[0-9]*' | cut -d: -f2)
 "${ctl[@]}" compact "$rev"
 log "waiting for the physical compaction"
-until grep -q '"finished compaction"' "$log"; do sleep 1; done
+until grep -q '"finished compaction"' "$loadlog"; do sleep 1; done
 bin/cairn-bench --endpoints "$ENDPOINT" --clients 10 --total "$changed" put --key-space-size "$changed" \
 	--sequential-keys --val-size 2048 >/dev/null
 stop_server

@@ -72,35 +72,51 @@ func splitKey(k []byte) int {
 // the other's keys in the same order. A directory without a database gets
 // Comparer.
 func comparerOf(fs vfs.FS, dir string) (*pebble.Comparer, error) {
+	opts, err := pebbleOptions(fs, dir)
+	if err != nil {
+		return nil, err
+	}
+	if opts == nil {
+		return Comparer, nil
+	}
+	switch name, ok := opts["comparer"]; {
+	case !ok:
+		return nil, fmt.Errorf("storage: the OPTIONS file of %s names no comparer", dir)
+	case name == ComparerName:
+		return Comparer, nil
+	case name == legacyComparerName:
+		return pebble.DefaultComparer, nil
+	default:
+		return nil, fmt.Errorf("storage: %s was written with comparer %q, which Cairn does not know", dir, name)
+	}
+}
+
+// pebbleOptions returns the key=value settings of the OPTIONS file Pebble
+// wrote in dir (the first, [Options], section's value where a key repeats
+// in a level's section), or nil if dir holds no database or no such file.
+func pebbleOptions(fs vfs.FS, dir string) (map[string]string, error) {
 	desc, err := pebble.Peek(dir, fs)
 	if err != nil {
 		return nil, fmt.Errorf("storage: inspect %s: %w", dir, err)
 	}
 	if !desc.Exists || desc.OptionsFilename == "" {
-		return Comparer, nil
+		return nil, nil
 	}
 	f, err := fs.Open(desc.OptionsFilename)
 	if err != nil {
 		return nil, fmt.Errorf("storage: inspect %s: %w", dir, err)
 	}
 	defer f.Close()
+	opts := map[string]string{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		name, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "comparer=")
-		if !ok {
-			continue
-		}
-		switch name {
-		case ComparerName:
-			return Comparer, nil
-		case legacyComparerName:
-			return pebble.DefaultComparer, nil
-		default:
-			return nil, fmt.Errorf("storage: %s was written with comparer %q, which Cairn does not know", dir, name)
+		k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "=")
+		if _, dup := opts[k]; ok && !dup {
+			opts[k] = v
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("storage: inspect %s: %w", desc.OptionsFilename, err)
 	}
-	return nil, fmt.Errorf("storage: %s names no comparer", desc.OptionsFilename)
+	return opts, nil
 }

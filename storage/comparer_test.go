@@ -2,8 +2,13 @@ package storage
 
 import (
 	"bytes"
+	"io"
 	"math/rand/v2"
+	"strings"
 	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // indexKey builds a key-index key: prefix, escaped user key, suffix.
@@ -93,5 +98,55 @@ func TestComparerOrder(t *testing.T) {
 		if pc == 0 && c != bytes.Compare(a[len(prefix(a)):], b[len(prefix(b)):]) {
 			t.Fatalf("keys %x and %x share a prefix but their suffixes do not order them", a, b)
 		}
+	}
+}
+
+// TestComparerOfRefusesWhatItCannotRead: a database written with a
+// comparer Cairn does not know, or whose OPTIONS file names none, is
+// refused rather than read in a possibly different key order.
+func TestComparerOfRefusesWhatItCannotRead(t *testing.T) {
+	fs := vfs.NewMem()
+	other := *Comparer
+	other.Name = "someone.elses.v1"
+	db, err := pebble.Open("db", &pebble.Options{FS: fs, Comparer: &other})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := comparerOf(fs, "db"); err == nil || !strings.Contains(err.Error(), `comparer "someone.elses.v1", which Cairn does not know`) {
+		t.Errorf("unknown comparer: err = %v", err)
+	}
+
+	desc, err := pebble.Peek("db", fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := fs.Open(desc.OptionsFilename)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for line := range strings.Lines(string(b)) {
+		if !strings.Contains(line, "comparer=") {
+			kept = append(kept, line)
+		}
+	}
+	w, err := fs.Create(desc.OptionsFilename, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte(strings.Join(kept, ""))); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if _, err := comparerOf(fs, "db"); err == nil || !strings.Contains(err.Error(), "names no comparer") {
+		t.Errorf("no comparer named: err = %v", err)
 	}
 }

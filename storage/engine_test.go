@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"io"
 	"maps"
 	"strconv"
 	"strings"
@@ -84,7 +83,10 @@ func TestSettingsReachPebble(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	got := pebbleOptionsFile(t, fs, "db")
+	got, err := pebbleOptions(fs, "db")
+	if err != nil || got == nil {
+		t.Fatalf("pebbleOptions = %v, %v", got, err)
+	}
 	for k, v := range map[string]string{
 		"comparer":                        ComparerName,
 		"max_open_files":                  strconv.Itoa(DefaultMaxOpenFiles(fileLimit())),
@@ -99,34 +101,6 @@ func TestSettingsReachPebble(t *testing.T) {
 			t.Errorf("Pebble's %s = %q, want %q", k, got[k], v)
 		}
 	}
-}
-
-// pebbleOptionsFile returns the key=value lines of the OPTIONS file of the
-// database in dir.
-func pebbleOptionsFile(t *testing.T, fs vfs.FS, dir string) map[string]string {
-	t.Helper()
-	desc, err := pebble.Peek(dir, fs)
-	if err != nil || desc.OptionsFilename == "" {
-		t.Fatalf("Peek(%s) = %+v, %v", dir, desc, err)
-	}
-	f, err := fs.Open(desc.OptionsFilename)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]string{}
-	for line := range strings.Lines(string(b)) {
-		if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok {
-			if _, dup := m[k]; !dup { // the first, [Options], section wins
-				m[k] = v
-			}
-		}
-	}
-	return m
 }
 
 // TestSizeAfterClose: monitoring may ask for the size while the member

@@ -31,6 +31,9 @@ type serverMetrics struct {
 	// backendCommit times the apply loop's storage commits, etcd's
 	// backend commit.
 	backendCommit latencyHistogram
+	// snapshotApplying is set while the apply loop installs a snapshot
+	// from the leader (etcd_server_snapshot_apply_in_progress_total).
+	snapshotApplying atomic.Bool
 }
 
 // RegisterMetrics adds c to what MetricsCollector exports, for the layers
@@ -175,8 +178,7 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descApplied, float64(s.appliedIndex.Load()))
 	gauge(descPending, float64(s.w.pending()))
 	counter(descFailed, float64(s.metrics.proposalsFailed.Load()))
-	// A member never receives a snapshot from a leader yet.
-	gauge(descSnapshotApply, 0)
+	gauge(descSnapshotApply, boolFloat(s.metrics.snapshotApplying.Load()))
 	gauge(descIsLearner, boolFloat(s.IsLearner()))
 	// etcd reports the configured quota, negative (disabled) included.
 	gauge(descQuota, float64(s.cfg.QuotaBackendBytes))

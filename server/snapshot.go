@@ -55,6 +55,8 @@ func (s *Server) storeSnapshot(ctx context.Context, m *raftpb.Message, body io.R
 // installSnapshot replaces the member's state with the engine snapshot
 // stored for the raft snapshot rs. Apply loop only.
 func (s *Server) installSnapshot(rs *raftpb.Snapshot) error {
+	s.metrics.snapshotApplying.Store(true)
+	defer s.metrics.snapshotApplying.Store(false)
 	index := rs.GetMetadata().GetIndex()
 	dir := s.stagedDir(index)
 	if err := s.installSnapshotFiles(dir); err != nil {

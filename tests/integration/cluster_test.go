@@ -5,13 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -85,21 +88,59 @@ func sameState(t *testing.T, ctx context.Context, c *framework.Cluster) {
 // metrics, as a scrape of /metrics would show them.
 func counters(t *testing.T, m *framework.Member, name string) []float64 {
 	t.Helper()
+	var out []float64
+	for _, s := range gather(t, m, name) {
+		out = append(out, s.GetCounter().GetValue())
+	}
+	return out
+}
+
+// gauge returns the value of m's unlabeled gauge name.
+func gauge(t *testing.T, m *framework.Member, name string) float64 {
+	t.Helper()
+	ms := gather(t, m, name)
+	if len(ms) != 1 {
+		t.Fatalf("%s: %d series", name, len(ms))
+	}
+	return ms[0].GetGauge().GetValue()
+}
+
+func gather(t *testing.T, m *framework.Member, name string) []*dto.Metric {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(m.Server.MetricsCollector())
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []float64
 	for _, mf := range mfs {
 		if mf.GetName() == name {
-			for _, s := range mf.GetMetric() {
-				out = append(out, s.GetCounter().GetValue())
-			}
+			return mf.GetMetric()
 		}
 	}
-	return out
+	return nil
+}
+
+// holdInstallFS is a member's disk on which the install of a snapshot from
+// the leader can be held: once armed, the engine's first step of it
+// (creating its restore directory) waits until release is closed.
+type holdInstallFS struct {
+	vfs.FS
+	armed   atomic.Bool
+	held    chan struct{} // closed when the install is held
+	release chan struct{}
+}
+
+func newHoldInstallFS() *holdInstallFS {
+	return &holdInstallFS{FS: vfs.Default, held: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (f *holdInstallFS) MkdirAll(dir string, perm os.FileMode) error {
+	if strings.HasSuffix(dir, ".restore") && f.armed.CompareAndSwap(true, false) {
+		close(f.held)
+		<-f.release
+	}
+	return f.FS.MkdirAll(dir, perm)
 }
 
 // wantSnapshotReceived fails the test unless m has received a snapshot
@@ -649,16 +690,28 @@ func TestClusterForceNewClusterDropsUncommitted(t *testing.T) {
 }
 
 // TestClusterFollowerCatchesUpBySnapshot: a follower cut off while the
-// leader's log moves past it receives the leader's engine as a snapshot.
-// A watch open on it then delivers every event it missed, in order; the
-// leases granted meanwhile are known to it (a put with one applies alike on
-// every member); and the snapshot really was streamed.
+// leader's log moves past it receives the leader's engine as a snapshot,
+// and reports etcd_server_snapshot_apply_in_progress_total 1 while it
+// installs it. A watch open on it then delivers every event it missed, in
+// order; the leases granted meanwhile are known to it (a put with one
+// applies alike on every member); and the snapshot really was streamed.
 func TestClusterFollowerCatchesUpBySnapshot(t *testing.T) {
+	disks := map[string]*holdInstallFS{}
 	c := framework.StartCluster(t, 3, func(cfg *server.Config) {
 		cfg.SnapshotCount, cfg.SnapshotCatchUpEntries = 100, 10
+		disks[cfg.Name] = newHoldInstallFS()
+		cfg.FS = disks[cfg.Name]
 	})
 	ctx := framework.Context(t, 60*time.Second)
 	lead, f := c.Leader(ctx), c.Follower(ctx)
+	disk := disks[f.Config.Name]
+	t.Cleanup(func() {
+		select {
+		case <-disk.release:
+		default:
+			close(disk.release)
+		}
+	})
 	start, err := f.Client().Get(ctx, "w/")
 	if err != nil {
 		t.Fatal(err)
@@ -675,10 +728,24 @@ func TestClusterFollowerCatchesUpBySnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	const applying = "etcd_server_snapshot_apply_in_progress_total"
+	if v := gauge(t, f, applying); v != 0 {
+		t.Fatalf("%s before any snapshot: %v", applying, v)
+	}
+	disk.armed.Store(true)
 	c.Heal()
 	if _, err := cl.Put(ctx, "w/leased", "v", clientv3.WithLease(l.ID)); err != nil {
 		t.Fatal(err)
 	}
+	select {
+	case <-disk.held:
+	case <-ctx.Done():
+		t.Fatal("the follower did not start installing a snapshot")
+	}
+	if v := gauge(t, f, applying); v != 1 {
+		t.Fatalf("%s while installing: %v", applying, v)
+	}
+	close(disk.release)
 	next := 0
 	for next < 301 {
 		select {
@@ -714,6 +781,9 @@ func TestClusterFollowerCatchesUpBySnapshot(t *testing.T) {
 		t.Fatal("the follower did not apply a put with the lease granted while it was cut off")
 	}
 	wantSnapshotReceived(t, f)
+	if v := gauge(t, f, applying); v != 0 {
+		t.Fatalf("%s after the install: %v", applying, v)
+	}
 	sameState(t, ctx, c)
 }
 

@@ -12,6 +12,8 @@
 // with the member (server.Server.RegisterMetrics) so they reach its
 // /metrics; all gRPC servers of one member share them.
 //
-// Services whose issues have not landed yet (Watch, Lease, Auth and the
-// rest of Cluster and Maintenance) answer codes.Unimplemented.
+// KV, Watch, Lease, Cluster and Maintenance are served whole. Auth is
+// registered with every method answering codes.Unimplemented; Lock and
+// Election are not registered, so gRPC answers codes.Unimplemented for
+// them too (docs/compatibility.md lists both gaps).
 package v3rpc

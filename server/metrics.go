@@ -130,6 +130,18 @@ var (
 	descWatchers       = debuggingDesc("watcher_total", "Total number of watchers.")
 	descSlowWatchers   = debuggingDesc("slow_watcher_total", "Total number of unsynced slow watchers.")
 	descWatchStreams   = debuggingDesc("watch_stream_total", "Total number of watch streams.")
+	// Cairn's own: the storage engine's health (storage.Stats), which
+	// etcd's bbolt has no counterpart of.
+	descWriteStalls     = cairnDesc("storage", "write_stalls_total", "Times the storage engine held every write back until a flush or compaction caught up.")
+	descWriteStalled    = cairnDesc("storage", "write_stall_seconds_total", "Total time the storage engine held writes back, a stall under way included.")
+	descCompactionDebt  = cairnDesc("storage", "compaction_debt_bytes", "Bytes the storage engine estimates it must compact to bring every level within its target size.")
+	descCompactions     = cairnDesc("storage", "compactions_running", "Storage engine compactions running now.")
+	descL0Sublevels     = cairnDesc("storage", "l0_sublevels", "Depth of the storage engine's level 0; writes stall when it grows too deep.")
+	descL0Tables        = cairnDesc("storage", "l0_tables", "Tables in the storage engine's level 0.")
+	descMemTables       = cairnDesc("storage", "memtables", "Memtables in memory: the one taking writes and those waiting to be flushed.")
+	descBlockCacheBytes = cairnDesc("storage", "block_cache_bytes", "Bytes held by the storage engine's block cache, memtables included.")
+	descBlockCacheHits  = cairnDesc("storage", "block_cache_hits_total", "Block reads the storage engine's block cache answered.")
+	descBlockCacheMiss  = cairnDesc("storage", "block_cache_misses_total", "Block reads the storage engine's block cache did not answer.")
 )
 
 var allMetricsDescs = []*prometheus.Desc{
@@ -137,10 +149,16 @@ var allMetricsDescs = []*prometheus.Desc{
 	descSnapshotApply, descIsLearner, descQuota, descServerID, descServerVersion, descGoVersion,
 	descClusterVersion, descWALFsync, descBackendCommit, descDBSize, descDBSizeInUse, descCurrentRev,
 	descCompactRev, descWatchers, descSlowWatchers, descWatchStreams,
+	descWriteStalls, descWriteStalled, descCompactionDebt, descCompactions, descL0Sublevels, descL0Tables,
+	descMemTables, descBlockCacheBytes, descBlockCacheHits, descBlockCacheMiss,
 }
 
 func etcdDesc(subsystem, name, help string, labels ...string) *prometheus.Desc {
 	return prometheus.NewDesc(prometheus.BuildFQName("etcd", subsystem, name), help, labels, nil)
+}
+
+func cairnDesc(subsystem, name, help string) *prometheus.Desc {
+	return prometheus.NewDesc(prometheus.BuildFQName("cairn", subsystem, name), help, nil, nil)
 }
 
 // debuggingDesc describes one of etcd's etcd_debugging_mvcc_* metrics.
@@ -197,6 +215,17 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descWatchers, float64(watch.Watchers))
 	gauge(descSlowWatchers, float64(watch.SlowWatchers))
 	gauge(descWatchStreams, float64(watch.Streams))
+	eng := s.eng.Stats()
+	counter(descWriteStalls, float64(eng.WriteStalls))
+	counter(descWriteStalled, eng.WriteStalled.Seconds())
+	gauge(descCompactionDebt, float64(eng.CompactionDebt))
+	gauge(descCompactions, float64(eng.CompactionsRunning))
+	gauge(descL0Sublevels, float64(eng.L0Sublevels))
+	gauge(descL0Tables, float64(eng.L0Tables))
+	gauge(descMemTables, float64(eng.MemTables))
+	gauge(descBlockCacheBytes, float64(eng.BlockCacheBytes))
+	counter(descBlockCacheHits, float64(eng.BlockCacheHits))
+	counter(descBlockCacheMiss, float64(eng.BlockCacheMisses))
 }
 
 func boolFloat(b bool) float64 {

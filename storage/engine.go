@@ -159,6 +159,8 @@ type Engine struct {
 	// tableOpts writes sstables in the format the database expects (its
 	// comparer, table format and block settings), for Restore to ingest.
 	tableOpts sstable.WriterOptions
+	// stalls counts and logs Pebble's write stalls.
+	stalls *writeStalls
 	// restoreTableSize is the size in bytes at which Restore starts a new
 	// sstable: DefaultRestoreTableSize; tests lower it.
 	restoreTableSize int64
@@ -196,6 +198,7 @@ func openEngine(dir string, o Options) (*Engine, error) {
 	// sized to hold CacheSize of blocks on top of the largest memtable
 	// reservation; otherwise full memtables would leave no room for blocks.
 	cache := pebble.NewCache(o.CacheSize + (memTableStopWritesThreshold+1)*o.MemTableSize)
+	stalls := &writeStalls{lg: o.Logger}
 	// The DB takes its own reference on the cache; ours is dropped on return.
 	defer cache.Unref()
 	po := &pebble.Options{
@@ -209,7 +212,7 @@ func openEngine(dir string, o Options) (*Engine, error) {
 		MaxOpenFiles:                o.MaxOpenFiles,
 		FormatMajorVersion:          pebble.FormatNewest,
 		Comparer:                    Comparer,
-		EventListener:               stallLogger(o.Logger),
+		EventListener:               stalls.listener(),
 		Logger:                      zapLogger{o.Logger.Sugar()},
 		DisableWAL:                  o.DisableWAL,
 	}
@@ -223,7 +226,7 @@ func openEngine(dir string, o Options) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", dir, err)
 	}
-	e := &Engine{db: db, dir: dir, fs: o.FS, logger: po.Logger, walDisabled: o.DisableWAL, restoreTableSize: DefaultRestoreTableSize}
+	e := &Engine{db: db, dir: dir, fs: o.FS, logger: po.Logger, stalls: stalls, walDisabled: o.DisableWAL, restoreTableSize: DefaultRestoreTableSize}
 	// Pebble fills in the defaults of its own copy of po; the writer
 	// options need them too.
 	wo := po.Clone()
@@ -319,26 +322,92 @@ func (e *Engine) Checkpoint(dir string) error {
 	return nil
 }
 
-// stallLogger reports Pebble's write stalls (writes held back until a
-// flush or compaction catches up) to lg, with their reason and length: a
+// writeStalls counts Pebble's write stalls (writes held back until a flush
+// or compaction catches up) and logs each with its reason and length: a
 // stall holds up the apply loop, and so every write of the member.
-func stallLogger(lg *zap.Logger) *pebble.EventListener {
-	var mu sync.Mutex
-	var began time.Time
-	var reason string
+type writeStalls struct {
+	lg     *zap.Logger
+	mu     sync.Mutex
+	began  time.Time // of the stall under way; zero when none is
+	reason string
+	count  int64
+	total  time.Duration // of the stalls that ended
+}
+
+func (w *writeStalls) listener() *pebble.EventListener {
 	return &pebble.EventListener{
 		WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
-			mu.Lock()
-			defer mu.Unlock()
-			began, reason = time.Now(), info.Reason
-			lg.Warn("storage engine is holding writes back", zap.String("reason", reason))
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			w.began, w.reason = time.Now(), info.Reason
+			w.count++
+			w.lg.Warn("storage engine is holding writes back", zap.String("reason", w.reason))
 		},
 		WriteStallEnd: func() {
-			mu.Lock()
-			defer mu.Unlock()
-			lg.Warn("storage engine released writes", zap.String("reason", reason), zap.Duration("stalled", time.Since(began)))
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			d := time.Since(w.began)
+			w.total += d
+			w.began = time.Time{}
+			w.lg.Warn("storage engine released writes", zap.String("reason", w.reason), zap.Duration("stalled", d))
 		},
 	}
+}
+
+// stats returns the stalls begun and their total length, the one under
+// way counted up to now.
+func (w *writeStalls) stats() (count int64, total time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	total = w.total
+	if !w.began.IsZero() {
+		total += time.Since(w.began)
+	}
+	return w.count, total
+}
+
+// Stats is what an operator watches of the engine's health, for the
+// member's /metrics: write stalls, the compaction backlog behind them, and
+// the block cache. Counters run from Open.
+type Stats struct {
+	// WriteStalls counts the times Pebble held every write back until a
+	// flush or compaction caught up; WriteStalled is their total length,
+	// including the time so far of one under way.
+	WriteStalls  int64
+	WriteStalled time.Duration
+	// CompactionDebt is the bytes Pebble estimates it must compact to bring
+	// every level within its target size; CompactionsRunning, how many
+	// compactions run now.
+	CompactionDebt     uint64
+	CompactionsRunning int64
+	// L0Sublevels is level 0's depth, the read amplification flushes add;
+	// writes stop at l0StopWritesThreshold. L0Tables is its table count.
+	L0Sublevels int32
+	L0Tables    int64
+	// MemTables counts the memtables in memory: the one taking writes and
+	// those queued for flushing.
+	MemTables int64
+	// BlockCacheBytes is what the block cache holds (memtables included,
+	// see openEngine); BlockCacheHits and BlockCacheMisses count block
+	// reads it answered and did not.
+	BlockCacheBytes, BlockCacheHits, BlockCacheMisses int64
+}
+
+// Stats returns the engine's Stats; after Close, only the stall counters.
+func (e *Engine) Stats() Stats {
+	var st Stats
+	st.WriteStalls, st.WriteStalled = e.stalls.stats()
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed {
+		return st
+	}
+	m := e.db.Metrics()
+	st.CompactionDebt, st.CompactionsRunning = m.Compact.EstimatedDebt, m.Compact.NumInProgress
+	st.L0Sublevels, st.L0Tables = m.Levels[0].Sublevels, m.Levels[0].TablesCount
+	st.MemTables = m.MemTable.Count
+	st.BlockCacheBytes, st.BlockCacheHits, st.BlockCacheMisses = m.BlockCache.Size, m.BlockCache.Hits, m.BlockCache.Misses
+	return st
 }
 
 // zapLogger adapts zap to pebble.Logger.

@@ -12,6 +12,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 )
 
@@ -191,22 +192,75 @@ func TestDisableWAL(t *testing.T) {
 	}
 }
 
-func TestStallLoggerReportsReasonAndLength(t *testing.T) {
+// TestWriteStallsCountedAndLogged: writes that fill every memtable while a
+// flush cannot finish stall; Stats counts the stall and its length while
+// it lasts and after, and the log says why and for how long.
+func TestWriteStallsCountedAndLogged(t *testing.T) {
+	const memtable = 256 << 10 // Pebble's first memtable size: no ramp-up
+	fs := &holdFS{FS: vfs.NewMem(), held: make(chan struct{}), release: make(chan struct{})}
 	core, logs := observer.New(zap.InfoLevel)
-	l := stallLogger(zap.New(core))
-	l.WriteStallBegin(pebble.WriteStallBeginInfo{Reason: "memtable count limit reached"})
-	l.WriteStallEnd()
-	entries := logs.All()
-	if len(entries) != 2 {
-		t.Fatalf("%d log lines, want 2", len(entries))
+	stalled := make(chan struct{}, 1)
+	lg := zap.New(core, zap.Hooks(func(en zapcore.Entry) error {
+		if en.Message == "storage engine is holding writes back" {
+			select {
+			case stalled <- struct{}{}:
+			default:
+			}
+		}
+		return nil
+	}))
+	e, err := Open("db", Options{FS: fs, MemTableSize: memtable, Logger: lg})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, e := range entries {
-		if e.ContextMap()["reason"] != "memtable count limit reached" {
-			t.Errorf("%q: reason %v", e.Message, e.ContextMap()["reason"])
+	if st := e.Stats(); st.WriteStalls != 0 || st.WriteStalled != 0 || st.MemTables != 1 {
+		t.Fatalf("a new engine: %+v", st)
+	}
+	fs.hold.Store(true)
+	wrote := make(chan error, 1)
+	go func() {
+		value := make([]byte, 1<<10)
+		for i := range (memTableStopWritesThreshold + 2) * memtable / len(value) {
+			if err := e.DB().Set(MetaKey(strconv.Itoa(i)), value, pebble.NoSync); err != nil {
+				wrote <- err
+				return
+			}
+		}
+		wrote <- nil
+	}()
+	select {
+	case <-stalled:
+	case err := <-wrote:
+		t.Fatalf("the writes did not stall while no flush could finish: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the writes neither stalled nor finished")
+	}
+	during := e.Stats()
+	if during.WriteStalls != 1 || during.WriteStalled <= 0 || during.MemTables != memTableStopWritesThreshold {
+		t.Errorf("during the stall: %+v, want 1 stall under way and %d memtables", during, memTableStopWritesThreshold)
+	}
+	close(fs.release)
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	after := e.Stats()
+	if after.WriteStalls < 1 || after.WriteStalled < during.WriteStalled {
+		t.Errorf("after the stall: %+v; during it: %+v", after, during)
+	}
+	entries := logs.FilterMessageSnippet("storage engine").All()
+	if len(entries) < 2 {
+		t.Fatalf("%d log lines, want a stall and its release", len(entries))
+	}
+	for _, en := range entries[:2] {
+		if en.ContextMap()["reason"] != "memtable count limit reached" {
+			t.Errorf("%q: reason %v", en.Message, en.ContextMap()["reason"])
 		}
 	}
-	if _, ok := entries[1].ContextMap()["stalled"]; !ok {
-		t.Errorf("the release gives no stall length: %v", entries[1].ContextMap())
+	if entries[1].Message != "storage engine released writes" || entries[1].ContextMap()["stalled"] == nil {
+		t.Errorf("the release: %q %v", entries[1].Message, entries[1].ContextMap())
 	}
 }
 

@@ -305,6 +305,16 @@ var wantMetrics = map[string]struct {
 	"etcd_server_health_failures":                  {dto.MetricType_COUNTER, ""},
 	"etcd_server_healthcheck":                      {dto.MetricType_GAUGE, "name,type"},
 	"etcd_server_healthchecks_total":               {dto.MetricType_COUNTER, "name,status,type"},
+	"cairn_storage_write_stalls_total":             {dto.MetricType_COUNTER, ""},
+	"cairn_storage_write_stall_seconds_total":      {dto.MetricType_COUNTER, ""},
+	"cairn_storage_compaction_debt_bytes":          {dto.MetricType_GAUGE, ""},
+	"cairn_storage_compactions_running":            {dto.MetricType_GAUGE, ""},
+	"cairn_storage_l0_sublevels":                   {dto.MetricType_GAUGE, ""},
+	"cairn_storage_l0_tables":                      {dto.MetricType_GAUGE, ""},
+	"cairn_storage_memtables":                      {dto.MetricType_GAUGE, ""},
+	"cairn_storage_block_cache_bytes":              {dto.MetricType_GAUGE, ""},
+	"cairn_storage_block_cache_hits_total":         {dto.MetricType_COUNTER, ""},
+	"cairn_storage_block_cache_misses_total":       {dto.MetricType_COUNTER, ""},
 	"go_goroutines":                                {dto.MetricType_GAUGE, ""},
 	"go_gc_duration_seconds":                       {dto.MetricType_SUMMARY, ""},
 	"process_start_time_seconds":                   {dto.MetricType_GAUGE, ""},
@@ -355,6 +365,8 @@ func TestHTTPMetrics(t *testing.T) {
 		"etcd_debugging_mvcc_watch_stream_total": 0,
 		"etcd_server_proposals_pending":          0,
 		"etcd_server_is_learner":                 0,
+		"cairn_storage_write_stalls_total":       0,
+		"cairn_storage_memtables":                1,
 	} {
 		if v := metricValue(t, before, name); v != want {
 			t.Errorf("%s = %v, want %v", name, v, want)

@@ -54,6 +54,10 @@ type Config struct {
 	// BeforeApply, when set, runs in the apply loop before each batch of
 	// committed entries is applied: a fault seam for a slow apply (tests).
 	BeforeApply func()
+	// BeforeHashKV, when set, runs before each pass over the member's
+	// history that the corruption checks make, its own or a peer's
+	// request: a fault seam for a slow hash (tests).
+	BeforeHashKV func()
 	// SnapshotCount is the number of applied entries between raft
 	// snapshots; default 10000.
 	SnapshotCount uint64

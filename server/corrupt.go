@@ -30,7 +30,7 @@ import (
 //
 //   - Initial check (New, Config.NoInitialCorruptCheck): a member that
 //     restarts with data, in a cluster with other members, hashes its
-//     history at its current revision and asks every peer for its hash at
+//     history at its current revision while every peer hashes its own at
 //     that revision, before it starts its peer transport, so before it
 //     votes, leads or sends anyone a snapshot of its state. A peer at the
 //     same compact revision with another hash makes it refuse to start
@@ -69,8 +69,11 @@ import (
 // peer's peer URLs (as etcd's /members/hashkv), answered by peerHandler
 // from the member's MVCC store, so the checks need neither client URLs nor
 // a published member list, and work before the asking member serves
-// anything. A member whose peers are starting at the same moment may wait
-// up to the request timeout for them, then skips them.
+// anything. A peer's hash of the whole history is waited for as long as
+// the member's own took, twice over, plus the request timeout
+// (peerHashWait): it is as much work. A recorded compaction hash is
+// waited for the request timeout. A peer that does not answer in time is
+// skipped.
 
 // PathHashKV is the peer-port HTTP path where a member answers its peers'
 // HashKV requests for the corruption checks: GET with the query parameter
@@ -200,6 +203,9 @@ func (s *Server) localHash(rev int64) (peerHash, error) {
 	if s.corrupt.closed {
 		return peerHash{}, ErrStopped
 	}
+	if s.cfg.BeforeHashKV != nil {
+		s.cfg.BeforeHashKV()
+	}
 	h, hashRev, compactRev, err := s.kv.HashKV(rev)
 	if err != nil {
 		return peerHash{}, err
@@ -265,8 +271,6 @@ func (s *Server) serveHashKV(w http.ResponseWriter, r *http.Request) {
 // fetchPeerHash asks the member with ID id at peer URL base for its hash
 // at rev, only the one its compaction at rev recorded if compaction is set.
 func (s *Server) fetchPeerHash(ctx context.Context, id uint64, base string, rev int64, compaction bool) (*peerHash, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.requestTimeout())
-	defer cancel()
 	u := strings.TrimSuffix(base, "/") + PathHashKV + "?revision=" + strconv.FormatInt(rev, 10)
 	if compaction {
 		u += "&compaction=true"
@@ -317,8 +321,8 @@ func (s *Server) fetchPeerHash(ctx context.Context, id uint64, base string, rev 
 
 // peerHashes asks every other member, concurrently, for its hash at rev
 // (with compaction, the one its compaction at rev recorded), trying each
-// of its peer URLs in turn.
-func (s *Server) peerHashes(ctx context.Context, rev int64, compaction bool) []peerHashResult {
+// of its peer URLs in turn, each for at most wait (0: until ctx ends).
+func (s *Server) peerHashes(ctx context.Context, rev int64, compaction bool, wait time.Duration) []peerHashResult {
 	var peers []peerHashResult
 	for _, m := range s.members.Members() {
 		if m.ID != s.id && len(m.PeerURLs) > 0 {
@@ -330,7 +334,12 @@ func (s *Server) peerHashes(ctx context.Context, rev int64, compaction bool) []p
 		p := &peers[i]
 		wg.Go(func() {
 			for _, u := range p.urls {
-				p.resp, p.err = s.fetchPeerHash(ctx, p.id, u, rev, compaction)
+				actx, cancel := ctx, context.CancelFunc(func() {})
+				if wait > 0 {
+					actx, cancel = context.WithTimeout(ctx, wait)
+				}
+				p.resp, p.err = s.fetchPeerHash(actx, p.id, u, rev, compaction)
+				cancel()
 				if p.err == nil || ctx.Err() != nil || errors.Is(p.err, errNoCompactHash) {
 					return
 				}
@@ -342,6 +351,16 @@ func (s *Server) peerHashes(ctx context.Context, rev int64, compaction bool) []p
 	}
 	wg.Wait()
 	return peers
+}
+
+// peerHashWait is how long the checks wait for a peer's hash of the whole
+// history, given that this member's own hash of it took local: the
+// request timeout, plus twice local. A peer hashes as much as this member
+// did, possibly busier or with less of it in the page cache; at 10 GiB
+// that is a minute or more, far past the request timeout, which alone
+// would skip every peer of a large member and compare nothing.
+func (s *Server) peerHashWait(local time.Duration) time.Duration {
+	return s.cfg.requestTimeout() + 2*local
 }
 
 // initialCorruptCheck is the initial check (see the top of the file): nil
@@ -356,12 +375,23 @@ func (s *Server) initialCorruptCheck(ctx context.Context) error {
 	}
 	s.lg.Info("starting initial corruption check",
 		zap.String("local-member-id", local), zap.Duration("timeout", s.cfg.requestTimeout()))
-	h, err := s.localHash(0)
+	// Nothing applies before the check, so the revision to compare is
+	// known now and the peers hash while this member does: the check
+	// takes one pass over the history, not two in a row.
+	rev := s.kv.Rev()
+	start := time.Now()
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	peersc := make(chan []peerHashResult, 1)
+	go func() { peersc <- s.peerHashes(pctx, rev, false, 0) }()
+	h, err := s.localHash(rev)
 	if err != nil {
 		return fmt.Errorf("%s failed to fetch hash (%w)", local, err)
 	}
+	deadline := time.AfterFunc(time.Until(start.Add(s.peerHashWait(time.Since(start)))), cancel)
+	defer deadline.Stop()
 	mismatch := 0
-	for _, p := range s.peerHashes(ctx, h.HashRevision, false) {
+	for _, p := range <-peersc {
 		fields := []zap.Field{
 			zap.String("local-member-id", local),
 			zap.Int64("local-member-revision", h.HashRevision),
@@ -451,11 +481,12 @@ func (s *Server) periodicCorruptCheck(ctx context.Context) error {
 	if len(s.members.Members()) < 2 {
 		return nil
 	}
+	start := time.Now()
 	h, err := s.localHash(0)
 	if err != nil {
 		return err
 	}
-	peers := s.peerHashes(ctx, h.HashRevision, false)
+	peers := s.peerHashes(ctx, h.HashRevision, false, s.peerHashWait(time.Since(start)))
 	if err := s.LinearizableBarrier(ctx); err != nil {
 		return err
 	}
@@ -493,7 +524,7 @@ func (s *Server) compactHashCheck(ctx context.Context) {
 		if h.Revision <= latest {
 			break
 		}
-		peers := s.peerHashes(ctx, h.Revision, true)
+		peers := s.peerHashes(ctx, h.Revision, true, s.cfg.requestTimeout())
 		if ctx.Err() != nil {
 			return
 		}

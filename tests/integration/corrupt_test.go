@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -157,6 +158,44 @@ func TestCorruptInitialCheck(t *testing.T) {
 	g, err := m2.Client().Get(ctx, "k3", clientv3.WithSerializable())
 	if err != nil || len(g.Kvs) != 1 || string(g.Kvs[0].Value) != "rotten" {
 		t.Fatalf("the corrupted member's k3: %v %v", g, err)
+	}
+}
+
+// TestCorruptInitialCheckWaitsForSlowPeers: on a large store a peer takes
+// a minute or more to hash its history, far past the request timeout. The
+// initial check waits for it (as long as the member's own hash took, twice
+// over, plus the request timeout) instead of skipping it, and so still
+// refuses a corrupted member. Every hash here is slowed past the request
+// timeout, the member's own included, as the same history would be.
+func TestCorruptInitialCheckWaitsForSlowPeers(t *testing.T) {
+	var slow atomic.Bool
+	c := framework.StartCluster(t, 3, corruptChecks(-1, -1), func(cfg *server.Config) {
+		pastTimeout := 5*time.Second + 2*cfg.ElectionTimeout + time.Second
+		cfg.BeforeHashKV = func() {
+			if slow.Load() {
+				time.Sleep(pastTimeout) // a hash of a large store
+			}
+		}
+	})
+	ctx := framework.Context(t, 60*time.Second)
+	for i := range 10 {
+		if _, err := c.Client().Put(ctx, fmt.Sprintf("k%d", i), "v"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sameState(t, ctx, c)
+	m2 := c.Members[2]
+	id := m2.Server.ID()
+	m2.Stop()
+	corruptStoppedMember(t, m2.Config.DataDir, "k3", "rotten")
+	slow.Store(true)
+	srv, err := server.New(m2.Config)
+	if err == nil {
+		srv.Stop()
+		t.Fatal("a member with corrupted data started: its slow peers were skipped")
+	}
+	if want := fmt.Sprintf("%x found data inconsistency with peers", id); err.Error() != want {
+		t.Fatalf("start error %q, want %q", err, want)
 	}
 }
 

@@ -42,6 +42,9 @@
 #      and time one more restart with SCALE_CAIRN_RESTART_FLAGS (default
 #      --initial-corrupt-check=false: Cairn hashes all its data at start-up
 #      unless told not to, etcd does not); stop and delete the data dir.
+# For Cairn, each step also records its block cache hit rate and the write
+# stalls it saw, from the server's /metrics before and after the step
+# (cairn_storage_block_cache_{hits,misses}_total, write_stalls_total).
 # A sampler reads the server's VmRSS every 0.2 s during each step; the
 # table also gives VmHWM (the kernel's exact peak) over the first process's
 # whole life, and server CPU per request (utime+stime from /proc/PID/stat).
@@ -149,6 +152,17 @@ cached_pct() {
 		awk '{ r += $1; s += $2 } END { if (s > 0) printf "%.1f\n", 100 * r / s; else print "null" }'
 }
 
+# engine_metrics: the current server's block cache and write stall
+# counters from its /metrics, as JSON {hits, misses, stalls}; null for a
+# server without them (etcd).
+engine_metrics() {
+	curl -sf --max-time 5 "http://127.0.0.1:$CPORT/metrics" 2>/dev/null | awk '
+		$1 == "cairn_storage_block_cache_hits_total" { h = $2 }
+		$1 == "cairn_storage_block_cache_misses_total" { m = $2 }
+		$1 == "cairn_storage_write_stalls_total" { s = $2 }
+		END { if (h == "" || m == "" || s == "") print "null"; else printf "{\"hits\": %s, \"misses\": %s, \"stalls\": %s}\n", h, m, s }'
+}
+
 # settle: waits until the server used under 5% of a core over 5 s, or
 # SETTLE_TIMEOUT s have passed; sets SETTLED to the seconds waited.
 settle() {
@@ -178,6 +192,8 @@ bench() {
 	local cached
 	cached=$(cached_pct "$DIR/data")
 	log "$KIND at $N: $name: cairn-bench $* (data in page cache: $cached%)"
+	local m0
+	m0=$(engine_metrics)
 	before=$(cpu_ticks)
 	sample_rss "$RES/$name.rss"
 	"$BENCH" --endpoints "127.0.0.1:$CPORT" --json "$@" >"$out" &
@@ -204,7 +220,13 @@ bench() {
 		jq --argjson cpu "$(awk -v a="$before" -v b="$(cpu_ticks)" -v t="$CLK_TCK" 'BEGIN { print (b - a) / t }')" \
 			--argjson peak "$(sort -n "$RES/$name.rss" | tail -n 1 | grep . || echo null)" \
 			--argjson settled "$SETTLED" --argjson cached "${cached:-null}" \
-			'. + {server_cpu_seconds: $cpu, peak_vmrss_kib: $peak, settle_seconds: $settled, page_cache_pct: $cached}' "$out" >"$out.tmp" && mv "$out.tmp" "$out"
+			--argjson m0 "${m0:-null}" --argjson m1 "$(engine_metrics)" \
+			'. + {server_cpu_seconds: $cpu, peak_vmrss_kib: $peak, settle_seconds: $settled, page_cache_pct: $cached}
+			 + if $m0 and $m1 then
+				(($m1.hits - $m0.hits) as $h | ($m1.misses - $m0.misses) as $m |
+				 {block_cache_hit_pct: (if $h + $m > 0 then 100 * $h / ($h + $m) else null end),
+				  write_stalls: ($m1.stalls - $m0.stalls)})
+			   else {} end' "$out" >"$out.tmp" && mv "$out.tmp" "$out"
 	fi
 }
 
@@ -338,7 +360,8 @@ finish() {
 			 latency_ms: {p50: (map(.latency_ms.p50) | med), p99: (map(.latency_ms.p99) | med)},
 			 errors: (map(.errors) | add), cpu_us_per_request: (map(cpu) | med),
 			 settle_seconds: (map(.settle_seconds) | max), peak_vmrss_kib: (map(.peak_vmrss_kib) | max),
-			 page_cache_pct: (map(.page_cache_pct) | med)} end;
+			 page_cache_pct: (map(.page_cache_pct) | med),
+			 write_stalls: (map(.write_stalls) | if any(. != null) then map(. // 0) | add else null end)} end;
 		{kind: $kind, size: $n, keys_reached: $reached, txn_ops: $ops, load_stopped_by: $stopped,
 		 vmhwm_kib: ($hwm | num), data_kib: ($data | num), stop_seconds: ($stop | num),
 		 restart_ready_seconds: ($ready | num), restart2_ready_seconds: ($ready2 | num), restart_vmrss_kib: ($rrss | num), died: $died,
@@ -388,6 +411,7 @@ row "load minutes" '.load.duration_seconds / 60'
 row "load p99 ms per txn" '.load.latency_ms.p99'
 row "load errors" '.load.errors'
 row "load server CPU us/key" ".load | $CPU / $TXN_OPS"
+row "load write stalls" '.load.write_stalls'
 for w in put rangeL rangeS; do
 	row "$w: longest idle wait before, s" ".$w.settle_seconds"
 	row "$w: data dir in page cache before, % (each round)" "[.$w.rounds[].page_cache_pct] | map(tostring) | join(\" / \")"
@@ -397,6 +421,8 @@ for w in put rangeL rangeS; do
 	row "$w p99 ms (median)" ".$w.latency_ms.p99"
 	row "$w errors (all rounds)" ".$w.errors"
 	row "$w server CPU us/req (median)" ".$w.cpu_us_per_request"
+	row "$w block cache hit %, each round" "[.$w.rounds[].block_cache_hit_pct | values | . * 10 | round / 10] | if length == 0 then null else map(tostring) | join(\" / \") end"
+	row "$w write stalls (all rounds)" ".$w.write_stalls"
 done
 row "peak VmRSS MiB sampled: load" '.load.peak_vmrss_kib / 1024'
 row "peak VmRSS MiB sampled: put, ranges" '[.put.peak_vmrss_kib, .rangeL.peak_vmrss_kib, .rangeS.peak_vmrss_kib] | max / 1024'

@@ -20,6 +20,14 @@ import (
 // server's own check and gets etcd's "request is too large".
 const grpcOverheadBytes = 512 * 1024
 
+// streamWorkers is how many goroutines serve incoming calls, each reused
+// from one call to the next. Without them gRPC starts a goroutine per
+// call, and each call grows that goroutine's small stack to the depth of
+// a storage engine lookup, copying it at every doubling: under random
+// reads at 10 M keys, 8.5% of the member's CPU went to runtime.newstack.
+// A call that finds every worker busy gets its own goroutine, as before.
+const streamWorkers = 128
+
 // NewServer returns a gRPC server with every etcd v3 service registered
 // for s, counted in s's grpc_server_* metrics (metrics.go).
 func NewServer(s *server.Server, opts ...grpc.ServerOption) *grpc.Server {
@@ -29,6 +37,7 @@ func NewServer(s *server.Server, opts ...grpc.ServerOption) *grpc.Server {
 		grpc.MaxRecvMsgSize(s.MaxRequestBytes() + grpcOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxConcurrentStreams(math.MaxUint32),
+		grpc.NumStreamWorkers(streamWorkers),
 		grpc.ForceServerCodecV2(newCodec()), // watch responses encoded ahead (watchenc.go)
 		// Metrics first, as in etcd, so that they count the calls the
 		// other interceptors refuse.

@@ -481,6 +481,9 @@ func (s *Server) periodicCorruptCheck(ctx context.Context) error {
 	if len(s.members.Members()) < 2 {
 		return nil
 	}
+	// The peers are asked after the hash, not during it as in the
+	// initial check: a follower a few entries behind the leader would
+	// answer a request at the leader's revision with ErrFutureRev.
 	start := time.Now()
 	h, err := s.localHash(0)
 	if err != nil {

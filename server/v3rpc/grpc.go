@@ -38,7 +38,7 @@ func NewServer(s *server.Server, opts ...grpc.ServerOption) *grpc.Server {
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxConcurrentStreams(math.MaxUint32),
 		grpc.NumStreamWorkers(streamWorkers),
-		grpc.ForceServerCodecV2(newCodec()), // watch responses encoded ahead (watchenc.go)
+		grpc.ForceServerCodecV2(newCodec(metrics.bytesSent, metrics.bytesReceived)), // watch responses encoded ahead (watchenc.go)
 		// Metrics first, as in etcd, so that they count the calls the
 		// other interceptors refuse.
 		grpc.ChainUnaryInterceptor(metrics.unaryInterceptor(), learnerUnary(s)),

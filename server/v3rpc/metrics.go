@@ -46,6 +46,9 @@ type grpcMetrics struct {
 	started, handled, received, sent *prometheus.CounterVec
 	// handling is nil unless the metrics are extensive.
 	handling *prometheus.HistogramVec
+	// bytesSent and bytesReceived count the bytes of every message (the
+	// codec, watchenc.go), etcd's etcd_network_client_grpc_*_bytes_total.
+	bytesSent, bytesReceived prometheus.Counter
 
 	// methods maps a full method name ("/etcdserverpb.KV/Range") to its
 	// series. Calls read it without a lock; a new method (initialize, or
@@ -83,6 +86,10 @@ func newGRPCMetrics(extensive bool) *grpcMetrics {
 		handled:  counter("grpc_server_handled_total", "Total number of RPCs completed on the server, regardless of success or failure.", append(labels, "grpc_code")),
 		received: counter("grpc_server_msg_received_total", "Total number of RPC stream messages received on the server.", labels),
 		sent:     counter("grpc_server_msg_sent_total", "Total number of gRPC stream messages sent by the server.", labels),
+		bytesSent: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "etcd", Subsystem: "network",
+			Name: "client_grpc_sent_bytes_total", Help: "The total number of bytes sent to grpc clients."}),
+		bytesReceived: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "etcd", Subsystem: "network",
+			Name: "client_grpc_received_bytes_total", Help: "The total number of bytes received from grpc clients."}),
 	}
 	if extensive {
 		m.handling = prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -101,6 +108,8 @@ func (m *grpcMetrics) Describe(ch chan<- *prometheus.Desc) {
 	m.handled.Describe(ch)
 	m.received.Describe(ch)
 	m.sent.Describe(ch)
+	m.bytesSent.Describe(ch)
+	m.bytesReceived.Describe(ch)
 	if m.handling != nil {
 		m.handling.Describe(ch)
 	}
@@ -112,6 +121,8 @@ func (m *grpcMetrics) Collect(ch chan<- prometheus.Metric) {
 	m.handled.Collect(ch)
 	m.received.Collect(ch)
 	m.sent.Collect(ch)
+	m.bytesSent.Collect(ch)
+	m.bytesReceived.Collect(ch)
 	if m.handling != nil {
 		m.handling.Collect(ch)
 	}

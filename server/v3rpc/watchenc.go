@@ -1,6 +1,7 @@
 package v3rpc
 
 import (
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/encoding"
 	grpcproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
@@ -36,14 +37,29 @@ type watchFrame struct {
 }
 
 // codec is the server's gRPC codec: protobuf, except that a watchFrame is
-// sent as the bytes it holds.
-type codec struct{ proto encoding.CodecV2 }
+// sent as the bytes it holds. It counts the bytes of every message into
+// sent and received (etcd's etcd_network_client_grpc_*_bytes_total, which
+// etcd also counts in its codec), when they are set.
+type codec struct {
+	proto          encoding.CodecV2
+	sent, received prometheus.Counter
+}
 
-func newCodec() codec { return codec{encoding.GetCodecV2(grpcproto.Name)} }
+func newCodec(sent, received prometheus.Counter) codec {
+	return codec{encoding.GetCodecV2(grpcproto.Name), sent, received}
+}
 
 func (c codec) Name() string { return c.proto.Name() }
 
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
+	out, err := c.marshal(v)
+	if err == nil && c.sent != nil {
+		c.sent.Add(float64(out.Len()))
+	}
+	return out, err
+}
+
+func (c codec) marshal(v any) (mem.BufferSlice, error) {
 	f, ok := v.(*watchFrame)
 	if !ok {
 		return c.proto.Marshal(v)
@@ -56,7 +72,12 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	return out, nil
 }
 
-func (c codec) Unmarshal(data mem.BufferSlice, v any) error { return c.proto.Unmarshal(data, v) }
+func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
+	if c.received != nil {
+		c.received.Add(float64(data.Len()))
+	}
+	return c.proto.Unmarshal(data, v)
+}
 
 // eventEncoder encodes events as fields of a WatchResponse, each event
 // once however many responses carry it. Not safe for concurrent use.

@@ -22,7 +22,7 @@ func TestWatchFrameIsWatchResponse(t *testing.T) {
 	}
 	hdr := &pb.ResponseHeader{ClusterId: 1 << 60, MemberId: 77, Revision: 11, RaftTerm: 3}
 	var enc eventEncoder
-	c := newCodec()
+	c := newCodec(nil, nil)
 	for _, tc := range []struct {
 		id  int64
 		evs []*mvccpb.Event

@@ -2,9 +2,11 @@ package server
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"sort"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -130,6 +132,8 @@ var (
 	descWatchers       = debuggingDesc("watcher_total", "Total number of watchers.")
 	descSlowWatchers   = debuggingDesc("slow_watcher_total", "Total number of unsynced slow watchers.")
 	descWatchStreams   = debuggingDesc("watch_stream_total", "Total number of watch streams.")
+	descFDUsed         = prometheus.NewDesc("os_fd_used", "The number of used file descriptors.", nil, nil)
+	descFDLimit        = prometheus.NewDesc("os_fd_limit", "The file descriptor limit.", nil, nil)
 	// Cairn's own: the storage engine's health (storage.Stats), which
 	// etcd's bbolt has no counterpart of.
 	descWriteStalls     = cairnDesc("storage", "write_stalls_total", "Times the storage engine held every write back until a flush or compaction caught up.")
@@ -148,7 +152,7 @@ var allMetricsDescs = []*prometheus.Desc{
 	descHasLeader, descIsLeader, descLeaderChanges, descCommitted, descApplied, descPending, descFailed,
 	descSnapshotApply, descIsLearner, descQuota, descServerID, descServerVersion, descGoVersion,
 	descClusterVersion, descWALFsync, descBackendCommit, descDBSize, descDBSizeInUse, descCurrentRev,
-	descCompactRev, descWatchers, descSlowWatchers, descWatchStreams,
+	descCompactRev, descWatchers, descSlowWatchers, descWatchStreams, descFDUsed, descFDLimit,
 	descWriteStalls, descWriteStalled, descCompactionDebt, descCompactions, descL0Sublevels, descL0Tables,
 	descMemTables, descBlockCacheBytes, descBlockCacheHits, descBlockCacheMiss,
 }
@@ -215,6 +219,15 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descWatchers, float64(watch.Watchers))
 	gauge(descSlowWatchers, float64(watch.SlowWatchers))
 	gauge(descWatchStreams, float64(watch.Streams))
+	// Counted at each scrape (etcd counts every 10 minutes): the engine
+	// keeps thousands of sstables open on a large store.
+	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
+		gauge(descFDUsed, float64(len(fds)))
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil {
+		gauge(descFDLimit, float64(lim.Cur))
+	}
 	eng := s.eng.Stats()
 	counter(descWriteStalls, float64(eng.WriteStalls))
 	counter(descWriteStalled, eng.WriteStalled.Seconds())

@@ -307,21 +307,23 @@ var wantMetrics = map[string]struct {
 	"etcd_server_healthchecks_total":                {dto.MetricType_COUNTER, "name,status,type"},
 	"etcd_network_client_grpc_sent_bytes_total":     {dto.MetricType_COUNTER, ""},
 	"etcd_network_client_grpc_received_bytes_total": {dto.MetricType_COUNTER, ""},
-	"cairn_storage_write_stalls_total":              {dto.MetricType_COUNTER, ""},
-	"cairn_storage_write_stall_seconds_total":       {dto.MetricType_COUNTER, ""},
-	"cairn_storage_compaction_debt_bytes":           {dto.MetricType_GAUGE, ""},
-	"cairn_storage_compactions_running":             {dto.MetricType_GAUGE, ""},
-	"cairn_storage_l0_sublevels":                    {dto.MetricType_GAUGE, ""},
-	"cairn_storage_l0_tables":                       {dto.MetricType_GAUGE, ""},
-	"cairn_storage_memtables":                       {dto.MetricType_GAUGE, ""},
-	"cairn_storage_block_cache_bytes":               {dto.MetricType_GAUGE, ""},
-	"cairn_storage_block_cache_hits_total":          {dto.MetricType_COUNTER, ""},
-	"cairn_storage_block_cache_misses_total":        {dto.MetricType_COUNTER, ""},
-	"go_goroutines":                                 {dto.MetricType_GAUGE, ""},
-	"go_gc_duration_seconds":                        {dto.MetricType_SUMMARY, ""},
-	"process_start_time_seconds":                    {dto.MetricType_GAUGE, ""},
-	"process_resident_memory_bytes":                 {dto.MetricType_GAUGE, ""},
-	"promhttp_metric_handler_requests_total":        {dto.MetricType_COUNTER, "code"},
+	"os_fd_used":                              {dto.MetricType_GAUGE, ""},
+	"os_fd_limit":                             {dto.MetricType_GAUGE, ""},
+	"cairn_storage_write_stalls_total":        {dto.MetricType_COUNTER, ""},
+	"cairn_storage_write_stall_seconds_total": {dto.MetricType_COUNTER, ""},
+	"cairn_storage_compaction_debt_bytes":     {dto.MetricType_GAUGE, ""},
+	"cairn_storage_compactions_running":       {dto.MetricType_GAUGE, ""},
+	"cairn_storage_l0_sublevels":              {dto.MetricType_GAUGE, ""},
+	"cairn_storage_l0_tables":                 {dto.MetricType_GAUGE, ""},
+	"cairn_storage_memtables":                 {dto.MetricType_GAUGE, ""},
+	"cairn_storage_block_cache_bytes":         {dto.MetricType_GAUGE, ""},
+	"cairn_storage_block_cache_hits_total":    {dto.MetricType_COUNTER, ""},
+	"cairn_storage_block_cache_misses_total":  {dto.MetricType_COUNTER, ""},
+	"go_goroutines":                           {dto.MetricType_GAUGE, ""},
+	"go_gc_duration_seconds":                  {dto.MetricType_SUMMARY, ""},
+	"process_start_time_seconds":              {dto.MetricType_GAUGE, ""},
+	"process_resident_memory_bytes":           {dto.MetricType_GAUGE, ""},
+	"promhttp_metric_handler_requests_total":  {dto.MetricType_COUNTER, "code"},
 }
 
 func metricLabelNames(m *dto.Metric) string {
@@ -373,6 +375,9 @@ func TestHTTPMetrics(t *testing.T) {
 		if v := metricValue(t, before, name); v != want {
 			t.Errorf("%s = %v, want %v", name, v, want)
 		}
+	}
+	if used, limit := metricValue(t, before, "os_fd_used"), metricValue(t, before, "os_fd_limit"); used < 1 || limit < used {
+		t.Errorf("os_fd_used %v, os_fd_limit %v", used, limit)
 	}
 	id := before["etcd_server_id"].GetMetric()[0].GetLabel()[0].GetValue()
 	if id != fmt.Sprintf("%x", m.Server.ID()) {

@@ -49,8 +49,8 @@
 // memTableStopWritesThreshold full memtables, or when L0 reaches
 // l0StopWritesThreshold sublevels; the engine logs each such stall with its
 // reason and length, and counts them in Engine.Stats (with the compaction
-// backlog, L0's depth and the block cache) for the member's /metrics. The memtable threshold is 3 rather than Pebble's 2:
-// with 2, a forced flush (a raft snapshot's, a defragment's) while another
+// backlog, L0's depth and the block cache) for the member's /metrics. The
+// memtable threshold is 3 rather than Pebble's 2: with 2, a forced flush (a raft snapshot's, a defragment's) while another
 // flush ran stopped every write until that flush ended, and a 10 M-key load
 // logged about 20 such stalls of up to 112 ms; with 3 it logged none. The
 // L0 threshold is 100 rather than Pebble's 12, and a second compaction may

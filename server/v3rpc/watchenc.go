@@ -39,7 +39,7 @@ type watchFrame struct {
 // codec is the server's gRPC codec: protobuf, except that a watchFrame is
 // sent as the bytes it holds. It counts the bytes of every message into
 // sent and received (etcd's etcd_network_client_grpc_*_bytes_total, which
-// etcd also counts in its codec), when they are set.
+// etcd also counts in its codec).
 type codec struct {
 	proto          encoding.CodecV2
 	sent, received prometheus.Counter
@@ -53,7 +53,7 @@ func (c codec) Name() string { return c.proto.Name() }
 
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	out, err := c.marshal(v)
-	if err == nil && c.sent != nil {
+	if err == nil {
 		c.sent.Add(float64(out.Len()))
 	}
 	return out, err
@@ -73,9 +73,7 @@ func (c codec) marshal(v any) (mem.BufferSlice, error) {
 }
 
 func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
-	if c.received != nil {
-		c.received.Add(float64(data.Len()))
-	}
+	c.received.Add(float64(data.Len()))
 	return c.proto.Unmarshal(data, v)
 }
 

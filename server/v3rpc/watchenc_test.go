@@ -2,6 +2,8 @@ package v3rpc
 
 import (
 	"bytes"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"strings"
 	"testing"
 
@@ -22,7 +24,9 @@ func TestWatchFrameIsWatchResponse(t *testing.T) {
 	}
 	hdr := &pb.ResponseHeader{ClusterId: 1 << 60, MemberId: 77, Revision: 11, RaftTerm: 3}
 	var enc eventEncoder
-	c := newCodec(nil, nil)
+	sent, received := prometheus.NewCounter(prometheus.CounterOpts{Name: "sent"}), prometheus.NewCounter(prometheus.CounterOpts{Name: "received"})
+	c := newCodec(sent, received)
+	wantSent := 0
 	for _, tc := range []struct {
 		id  int64
 		evs []*mvccpb.Event
@@ -42,6 +46,12 @@ func TestWatchFrameIsWatchResponse(t *testing.T) {
 		if got := bs.Materialize(); !bytes.Equal(got, want) {
 			t.Fatalf("watch %d: frame encodes as\n%x\nprotobuf as\n%x", tc.id, got, want)
 		}
+		wantSent += len(want)
+	}
+	// Every byte sent counts in etcd_network_client_grpc_sent_bytes_total,
+	// frames included.
+	if got := counterValue(t, sent); got != float64(wantSent) {
+		t.Fatalf("sent bytes counted %v, want %d", got, wantSent)
 	}
 	if len(enc.cache) != len(evs) {
 		t.Fatalf("%d encodings cached for %d distinct events", len(enc.cache), len(evs))
@@ -55,4 +65,16 @@ func TestWatchFrameIsWatchResponse(t *testing.T) {
 	if err := c.Unmarshal(bs, &back); err != nil || back.WatchId != 3 || !back.Created {
 		t.Fatalf("round trip through the codec: %+v, %v", &back, err)
 	}
+	if got := counterValue(t, received); got != float64(bs.Len()) {
+		t.Fatalf("received bytes counted %v, want %d", got, bs.Len())
+	}
+}
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }

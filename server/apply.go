@@ -23,34 +23,48 @@ type kvView interface {
 }
 
 // applyRequest applies one committed request. It runs on the apply loop.
-func (s *Server) applyRequest(r *pb.InternalRaftRequest) result {
+// Without needResult (no proposer of this member waits for the answer),
+// the ranges inside a txn are not executed, as in etcd: they change
+// nothing, and only the answer needs them.
+func (s *Server) applyRequest(r *pb.InternalRaftRequest, needResult bool) result {
 	if err := s.alarmRefusal(r); err != nil {
 		return result{err: err}
 	}
 	switch {
 	case r.Put != nil:
-		t := s.kv.Write()
-		defer s.endWrite(t)
-		if err := s.checkPut(t, r.Put); err != nil {
+		if err := s.checkLease(r.Put); err != nil {
 			return result{err: err}
 		}
-		resp, err := execPut(t, r.Put)
-		return result{resp: resp, err: err}
+		t := s.kv.Write()
+		defer s.endWrite(t)
+		v := s.countOps(t)
+		defer v.done()
+		prev, err := checkPrev(v, r.Put)
+		if err != nil {
+			return result{err: err}
+		}
+		return result{resp: execPut(v, r.Put, prev)}
 	case r.DeleteRange != nil:
 		t := s.kv.Write()
 		defer s.endWrite(t)
-		resp, err := execDeleteRange(t, r.DeleteRange)
+		v := s.countOps(t)
+		defer v.done()
+		resp, err := execDeleteRange(v, r.DeleteRange)
 		return result{resp: resp, err: err}
 	case r.Txn != nil:
 		t := s.kv.Write()
 		defer s.endWrite(t)
-		resp, err := s.execTxn(t, r.Txn)
+		resp, err := s.execTxn(t, r.Txn, !needResult)
 		return result{resp: resp, err: err}
 	case r.Compaction != nil:
 		done, err := s.kv.Compact(r.Compaction.Revision)
 		if err != nil {
 			return result{err: err}
 		}
+		// etcd reads a key to learn the revision of its answer, and that
+		// read counts in etcd_mvcc_range_total; Cairn counts it too, so
+		// that the counters move as etcd's do.
+		s.metrics.countOps(1, 0, 0)
 		return result{resp: &pb.CompactionResponse{Header: &pb.ResponseHeader{Revision: s.kv.Rev()}}, done: done}
 	case r.LeaseGrant != nil, r.LeaseRevoke != nil, r.LeaseCheckpoint != nil:
 		return s.applyLease(r)
@@ -77,21 +91,30 @@ func (s *Server) endWrite(t *mvcc.TxnWrite) {
 	t.End()
 }
 
-// checkPut runs the checks etcd makes before a put writes anything.
-func (s *Server) checkPut(v kvView, p *pb.PutRequest) error {
+// checkLease fails a put whose lease does not exist, etcd's first check
+// of a put, made before the put reads anything.
+func (s *Server) checkLease(p *pb.PutRequest) error {
 	if p.Lease != 0 && !s.lessor.Exists(p.Lease) {
 		return ErrLeaseNotFound
 	}
-	if p.IgnoreValue || p.IgnoreLease {
-		prev, err := getOne(v, p.Key)
-		if err != nil {
-			return err
-		}
-		if prev == nil {
-			return ErrKeyNotFound
-		}
-	}
 	return nil
+}
+
+// checkPrev reads the key's previous version when p needs it (prev_kv,
+// ignore_value, ignore_lease), and fails p with ErrKeyNotFound when
+// ignore_value or ignore_lease has no previous version to take.
+func checkPrev(v kvView, p *pb.PutRequest) (*mvccpb.KeyValue, error) {
+	if !p.IgnoreValue && !p.IgnoreLease && !p.PrevKv {
+		return nil, nil
+	}
+	prev, err := getOne(v, p.Key)
+	if err != nil {
+		return nil, err
+	}
+	if prev == nil && (p.IgnoreValue || p.IgnoreLease) {
+		return nil, ErrKeyNotFound
+	}
+	return prev, nil
 }
 
 func getOne(v kvView, key []byte) (*mvccpb.KeyValue, error) {
@@ -102,15 +125,8 @@ func getOne(v kvView, key []byte) (*mvccpb.KeyValue, error) {
 	return rr.KVs[0], nil
 }
 
-// execPut writes p; checkPut must have passed.
-func execPut(v kvView, p *pb.PutRequest) (*pb.PutResponse, error) {
-	var prev *mvccpb.KeyValue
-	if p.IgnoreValue || p.IgnoreLease || p.PrevKv {
-		var err error
-		if prev, err = getOne(v, p.Key); err != nil {
-			return nil, err
-		}
-	}
+// execPut writes p; prev is what checkPrev returned for it on v.
+func execPut(v kvView, p *pb.PutRequest, prev *mvccpb.KeyValue) *pb.PutResponse {
 	val, lease := p.Value, p.Lease
 	if p.IgnoreValue {
 		val = prev.Value
@@ -123,7 +139,7 @@ func execPut(v kvView, p *pb.PutRequest) (*pb.PutResponse, error) {
 	if p.PrevKv {
 		resp.PrevKv = prev
 	}
-	return resp, nil
+	return resp
 }
 
 func execDeleteRange(v kvView, d *pb.DeleteRangeRequest) (*pb.DeleteRangeResponse, error) {

@@ -23,7 +23,15 @@ func (s *Server) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeRespon
 			return nil, err
 		}
 	}
-	return execRange(s.readView(ctx), r)
+	return s.countedRange(s.readView(ctx), r)
+}
+
+// countedRange is execRange counted as a read transaction of its own, as
+// etcd counts each range request and each chunk of a range stream.
+func (s *Server) countedRange(v kvView, r *pb.RangeRequest) (*pb.RangeResponse, error) {
+	c := s.countOps(v)
+	defer c.done()
+	return execRange(c, r)
 }
 
 // Put writes one key through raft.
@@ -53,7 +61,7 @@ func (s *Server) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, er
 				return nil, err
 			}
 		}
-		return s.execTxn(s.readView(ctx), r)
+		return s.execTxn(s.readView(ctx), r, false)
 	}
 	res, err := s.propose(ctx, &pb.InternalRaftRequest{Txn: r})
 	if err != nil {
@@ -100,7 +108,7 @@ func (s *Server) RangeStream(ctx context.Context, r *pb.RangeRequest, send func(
 	r = proto.Clone(r).(*pb.RangeRequest)
 	v := s.readView(ctx)
 	if r.CountOnly {
-		resp, err := execRange(v, r)
+		resp, err := s.countedRange(v, r)
 		if err != nil {
 			return err
 		}
@@ -113,7 +121,7 @@ func (s *Server) RangeStream(ctx context.Context, r *pb.RangeRequest, send func(
 	r.Limit = min(initialStreamChunk, total)
 	var sent, headerRev int64
 	for {
-		resp, err := execRange(v, r)
+		resp, err := s.countedRange(v, r)
 		if err != nil {
 			return err
 		}
@@ -135,7 +143,7 @@ func (s *Server) RangeStream(ctx context.Context, r *pb.RangeRequest, send func(
 			out.More = resp.More
 			out.Count = sent
 			if resp.More {
-				rest, err := execRange(v, &pb.RangeRequest{Key: next, RangeEnd: r.RangeEnd, Revision: r.Revision, CountOnly: true})
+				rest, err := s.countedRange(v, &pb.RangeRequest{Key: next, RangeEnd: r.RangeEnd, Revision: r.Revision, CountOnly: true})
 				if err != nil {
 					return err
 				}

@@ -178,6 +178,7 @@ func (s *Server) applyLease(r *pb.InternalRaftRequest) result {
 		for _, k := range keys {
 			t.DeleteRange(k, nil)
 		}
+		s.metrics.countOps(0, 0, uint64(len(keys)))
 		rev := t.Rev()
 		s.endWrite(t)
 		if err := s.lessor.Revoke(id); err != nil {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cairn-kv/cairn/mvcc"
 )
 
 // The member's Prometheus metrics, under etcd's names, types, help texts
@@ -36,7 +38,54 @@ type serverMetrics struct {
 	// snapshotApplying is set while the apply loop installs a snapshot
 	// from the leader (etcd_server_snapshot_apply_in_progress_total).
 	snapshotApplying atomic.Bool
+	// ranges, puts, deletes and txns are etcd's etcd_mvcc_*_total
+	// counters (opCounter).
+	ranges, puts, deletes, txns atomic.Uint64
 }
+
+// countOps adds one transaction's operations on the store to etcd's mvcc
+// counters. etcd counts a transaction when it made more than one call.
+func (m *serverMetrics) countOps(ranges, puts, deletes uint64) {
+	m.ranges.Add(ranges)
+	m.puts.Add(puts)
+	m.deletes.Add(deletes)
+	if ranges+puts+deletes > 1 {
+		m.txns.Add(1)
+	}
+}
+
+// opCounter counts the calls one request makes on its view of the store,
+// for etcd_mvcc_{range,put,delete,txn}_total. etcd counts every Range,
+// Put and DeleteRange call of each transaction on its mvcc store (a
+// DeleteRange of many keys is one delete), so the request paths here make
+// the calls etcd's make: a put with prev_kv reads its key once, a txn that
+// may write counts its compares and checks apart from its execution, a
+// lease revocation counts one delete per key.
+type opCounter struct {
+	kvView
+	m                     *serverMetrics
+	ranges, puts, deletes uint64
+}
+
+func (s *Server) countOps(v kvView) *opCounter { return &opCounter{kvView: v, m: &s.metrics} }
+
+func (c *opCounter) Range(key, end []byte, o mvcc.RangeOptions) (*mvcc.RangeResult, error) {
+	c.ranges++
+	return c.kvView.Range(key, end, o)
+}
+
+func (c *opCounter) Put(key, value []byte, lease int64) {
+	c.puts++
+	c.kvView.Put(key, value, lease)
+}
+
+func (c *opCounter) DeleteRange(key, end []byte) int64 {
+	c.deletes++
+	return c.kvView.DeleteRange(key, end)
+}
+
+// done adds the counts to the member's counters; c is not used after.
+func (c *opCounter) done() { c.m.countOps(c.ranges, c.puts, c.deletes) }
 
 // RegisterMetrics adds c to what MetricsCollector exports, for the layers
 // built on the member (server/v3rpc's grpc_server_* metrics). It fails as
@@ -127,6 +176,10 @@ var (
 	descBackendCommit  = etcdDesc("disk", "backend_commit_duration_seconds", "The latency distributions of commit called by backend.")
 	descDBSize         = etcdDesc("mvcc", "db_total_size_in_bytes", "Total size of the underlying database physically allocated in bytes.")
 	descDBSizeInUse    = etcdDesc("mvcc", "db_total_size_in_use_in_bytes", "Total size of the underlying database logically in use in bytes.")
+	descMVCCRanges     = etcdDesc("mvcc", "range_total", "Total number of ranges seen by this member.")
+	descMVCCPuts       = etcdDesc("mvcc", "put_total", "Total number of puts seen by this member.")
+	descMVCCDeletes    = etcdDesc("mvcc", "delete_total", "Total number of deletes seen by this member.")
+	descMVCCTxns       = etcdDesc("mvcc", "txn_total", "Total number of txns seen by this member.")
 	descCurrentRev     = debuggingDesc("current_revision", "The current revision of store.")
 	descCompactRev     = debuggingDesc("compact_revision", "The revision of the last compaction in store.")
 	descWatchers       = debuggingDesc("watcher_total", "Total number of watchers.")
@@ -151,7 +204,8 @@ var (
 var allMetricsDescs = []*prometheus.Desc{
 	descHasLeader, descIsLeader, descLeaderChanges, descCommitted, descApplied, descPending, descFailed,
 	descSnapshotApply, descIsLearner, descQuota, descServerID, descServerVersion, descGoVersion,
-	descClusterVersion, descWALFsync, descBackendCommit, descDBSize, descDBSizeInUse, descCurrentRev,
+	descClusterVersion, descWALFsync, descBackendCommit, descDBSize, descDBSizeInUse,
+	descMVCCRanges, descMVCCPuts, descMVCCDeletes, descMVCCTxns, descCurrentRev,
 	descCompactRev, descWatchers, descSlowWatchers, descWatchStreams, descFDUsed, descFDLimit,
 	descWriteStalls, descWriteStalled, descCompactionDebt, descCompactions, descL0Sublevels, descL0Tables,
 	descMemTables, descBlockCacheBytes, descBlockCacheHits, descBlockCacheMiss,
@@ -212,6 +266,10 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- s.metrics.backendCommit.metric(descBackendCommit)
 	gauge(descDBSize, float64(status.DbSize))
 	gauge(descDBSizeInUse, float64(status.DbSizeInUse))
+	counter(descMVCCRanges, float64(s.metrics.ranges.Load()))
+	counter(descMVCCPuts, float64(s.metrics.puts.Load()))
+	counter(descMVCCDeletes, float64(s.metrics.deletes.Load()))
+	counter(descMVCCTxns, float64(s.metrics.txns.Load()))
 	gauge(descCurrentRev, float64(s.kv.Rev()))
 	// -1 before the first compaction, as in etcd.
 	gauge(descCompactRev, float64(s.kv.FirstRev()))

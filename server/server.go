@@ -708,7 +708,8 @@ func (s *Server) applyLoop(applied, lastSnap uint64, cs *raftpb.ConfState) {
 						fatal = fmt.Errorf("apply: entry %d does not decode: %w", e.GetIndex(), err)
 						return
 					}
-					done = append(done, pendingResult{id: r.GetHeader().GetID(), res: s.applyRequest(&r)})
+					id := r.GetHeader().GetID()
+					done = append(done, pendingResult{id: id, res: s.applyRequest(&r, s.w.registered(id))})
 				}
 			case raftpb.EntryConfChange:
 				var res pendingResult

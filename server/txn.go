@@ -110,7 +110,10 @@ func (s *Server) checkTxn(v kvView, t *pb.TxnRequest, path txnPath, dels *[]dele
 			err = checkRangeRev(v, op.GetRequestRange().Revision)
 		case op.GetRequestPut() != nil:
 			p := op.GetRequestPut()
-			if err = s.checkPut(v, p); err == nil && (p.IgnoreValue || p.IgnoreLease) {
+			if err = s.checkLease(p); err == nil {
+				_, err = checkPrev(v, p)
+			}
+			if err == nil && (p.IgnoreValue || p.IgnoreLease) {
 				for _, d := range *dels {
 					if d.holds(p.Key) {
 						err = ErrKeyNotFound
@@ -163,14 +166,25 @@ func checkRangeRev(v kvView, rev int64) error {
 	return nil
 }
 
-// execTxn evaluates and, when its checks pass, executes t on v.
-func (s *Server) execTxn(v kvView, t *pb.TxnRequest) (*pb.TxnResponse, error) {
-	path := comparePath(v, t)
+// execTxn evaluates and, when its checks pass, executes t on v. With
+// skipRanges, the ranges on the chosen path answer with an empty response
+// instead of reading: nobody will see the answer.
+func (s *Server) execTxn(v kvView, t *pb.TxnRequest, skipRanges bool) (*pb.TxnResponse, error) {
+	c := s.countOps(v)
+	path := comparePath(c, t)
 	var dels []deletedRange
-	if _, err := s.checkTxn(v, t, path, &dels); err != nil {
+	if _, err := s.checkTxn(c, t, path, &dels); err != nil {
+		c.done()
 		return nil, err
 	}
-	resp, _, err := runTxn(v, t, path)
+	if !isTxnReadOnly(t) {
+		// etcd counts the compares and checks of a txn that may write
+		// apart from its execution, as two transactions.
+		c.done()
+		c = s.countOps(v)
+	}
+	defer c.done()
+	resp, _, err := runTxn(c, t, path, skipRanges)
 	if err != nil {
 		return nil, err
 	}
@@ -180,13 +194,15 @@ func (s *Server) execTxn(v kvView, t *pb.TxnRequest) (*pb.TxnResponse, error) {
 
 // runTxn executes the branch chosen by path[0]; nested txn responses keep
 // an empty header, as etcd's do.
-func runTxn(v kvView, t *pb.TxnRequest, path txnPath) (*pb.TxnResponse, int, error) {
+func runTxn(v kvView, t *pb.TxnRequest, path txnPath, skipRanges bool) (*pb.TxnResponse, int, error) {
 	ops := branch(t, path[0])
 	resp := &pb.TxnResponse{Succeeded: path[0], Header: &pb.ResponseHeader{}, Responses: make([]*pb.ResponseOp, len(ops))}
 	nested := 0
 	for i, op := range ops {
 		var out *pb.ResponseOp
 		switch {
+		case op.GetRequestRange() != nil && skipRanges:
+			out = &pb.ResponseOp{Response: &pb.ResponseOp_ResponseRange{ResponseRange: &pb.RangeResponse{Header: &pb.ResponseHeader{}}}}
 		case op.GetRequestRange() != nil:
 			r, err := execRange(v, op.GetRequestRange())
 			if err != nil {
@@ -194,11 +210,12 @@ func runTxn(v kvView, t *pb.TxnRequest, path txnPath) (*pb.TxnResponse, int, err
 			}
 			out = &pb.ResponseOp{Response: &pb.ResponseOp_ResponseRange{ResponseRange: r}}
 		case op.GetRequestPut() != nil:
-			r, err := execPut(v, op.GetRequestPut())
+			p := op.GetRequestPut()
+			prev, err := checkPrev(v, p)
 			if err != nil {
 				return nil, 0, err
 			}
-			out = &pb.ResponseOp{Response: &pb.ResponseOp_ResponsePut{ResponsePut: r}}
+			out = &pb.ResponseOp{Response: &pb.ResponseOp_ResponsePut{ResponsePut: execPut(v, p, prev)}}
 		case op.GetRequestDeleteRange() != nil:
 			r, err := execDeleteRange(v, op.GetRequestDeleteRange())
 			if err != nil {
@@ -206,7 +223,7 @@ func runTxn(v kvView, t *pb.TxnRequest, path txnPath) (*pb.TxnResponse, int, err
 			}
 			out = &pb.ResponseOp{Response: &pb.ResponseOp_ResponseDeleteRange{ResponseDeleteRange: r}}
 		case op.GetRequestTxn() != nil:
-			r, n, err := runTxn(v, op.GetRequestTxn(), path[1+nested:])
+			r, n, err := runTxn(v, op.GetRequestTxn(), path[1+nested:], skipRanges)
 			if err != nil {
 				return nil, 0, err
 			}

@@ -43,6 +43,14 @@ func (w *waiters) trigger(id uint64, r result) {
 	}
 }
 
+// registered reports whether a proposer waits for id's result.
+func (w *waiters) registered(id uint64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.m[id]
+	return ok
+}
+
 func (w *waiters) cancel(id uint64) {
 	w.mu.Lock()
 	delete(w.m, id)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -26,7 +27,8 @@ type kvView interface {
 // Without needResult (no proposer of this member waits for the answer),
 // the ranges inside a txn are not executed, as in etcd: they change
 // nothing, and only the answer needs them.
-func (s *Server) applyRequest(r *pb.InternalRaftRequest, needResult bool) result {
+func (s *Server) applyRequest(r *pb.InternalRaftRequest, needResult bool) (res result) {
+	defer s.observeApply(r, time.Now(), &res)
 	if err := s.alarmRefusal(r); err != nil {
 		return result{err: err}
 	}

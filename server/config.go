@@ -106,6 +106,11 @@ type Config struct {
 	// CORRUPT on a mismatch. etcd's CompactHashCheck, off by default in
 	// etcd and on in Cairn.
 	NoCompactHashCheck bool
+	// WarningApplyDuration is etcd's --warning-apply-duration: an applied
+	// request, a range or a read-only txn that takes longer is logged
+	// ("apply request took too long") and counted in
+	// etcd_server_slow_apply_total. Default 100ms, etcd's.
+	WarningApplyDuration time.Duration
 	// CompactHashCheckTime is the period of the compact hash check;
 	// default 1 minute, etcd's.
 	CompactHashCheckTime time.Duration
@@ -154,6 +159,8 @@ const (
 	DefaultWatchProgressNotifyInterval = 10 * time.Minute
 	// DefaultCorruptCheckTime is Cairn's; etcd's check is off by default.
 	DefaultCorruptCheckTime = time.Hour
+	// DefaultWarningApplyDuration is etcd's default.
+	DefaultWarningApplyDuration = 100 * time.Millisecond
 	// DefaultCompactHashCheckTime is etcd's default.
 	DefaultCompactHashCheckTime = time.Minute
 	// The gRPC keepalive defaults are etcd's.
@@ -210,6 +217,9 @@ func (c *Config) ensureDefaults() {
 	}
 	if c.CorruptCheckTime == 0 {
 		c.CorruptCheckTime = DefaultCorruptCheckTime
+	}
+	if c.WarningApplyDuration <= 0 {
+		c.WarningApplyDuration = DefaultWarningApplyDuration
 	}
 	if c.CompactHashCheckTime <= 0 {
 		c.CompactHashCheckTime = DefaultCompactHashCheckTime

@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strconv"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/protobuf/proto"
@@ -17,7 +19,8 @@ import (
 // cluster ID, member ID and raft term.
 
 // Range reads a key or range, linearizably unless r.Serializable.
-func (s *Server) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
+func (s *Server) Range(ctx context.Context, r *pb.RangeRequest) (resp *pb.RangeResponse, err error) {
+	defer func(start time.Time) { s.observeRange(r, start, resp, err) }(time.Now())
 	if !r.Serializable {
 		if err := s.LinearizableBarrier(ctx); err != nil {
 			return nil, err
@@ -26,9 +29,12 @@ func (s *Server) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeRespon
 	return s.countedRange(s.readView(ctx), r)
 }
 
-// countedRange is execRange counted as a read transaction of its own, as
-// etcd counts each range request and each chunk of a range stream.
-func (s *Server) countedRange(v kvView, r *pb.RangeRequest) (*pb.RangeResponse, error) {
+// countedRange is execRange counted and timed as a read transaction of its
+// own, as etcd counts each range request and each chunk of a range stream.
+func (s *Server) countedRange(v kvView, r *pb.RangeRequest) (resp *pb.RangeResponse, err error) {
+	defer func(start time.Time) {
+		s.reqMetrics.rng.WithLabelValues(strconv.FormatBool(err == nil)).Observe(seconds(time.Since(start)))
+	}(time.Now())
 	c := s.countOps(v)
 	defer c.done()
 	return execRange(c, r)
@@ -56,18 +62,24 @@ func (s *Server) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb
 // ReadIndex barrier (or at once when serializable) when it only reads.
 func (s *Server) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
 	if isTxnReadOnly(r) {
-		if !isTxnSerializable(r) {
-			if err := s.LinearizableBarrier(ctx); err != nil {
-				return nil, err
-			}
-		}
-		return s.execTxn(s.readView(ctx), r, false)
+		return s.readTxn(ctx, r)
 	}
 	res, err := s.propose(ctx, &pb.InternalRaftRequest{Txn: r})
 	if err != nil {
 		return nil, err
 	}
 	return res.resp.(*pb.TxnResponse), nil
+}
+
+// readTxn serves a read-only txn locally.
+func (s *Server) readTxn(ctx context.Context, r *pb.TxnRequest) (resp *pb.TxnResponse, err error) {
+	defer func(start time.Time) { s.observeReadTxn(r, start, resp, err) }(time.Now())
+	if !isTxnSerializable(r) {
+		if err := s.LinearizableBarrier(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return s.execTxn(s.readView(ctx), r, false)
 }
 
 // Compact compacts the revision history through raft; with r.Physical it

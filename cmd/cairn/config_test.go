@@ -64,6 +64,7 @@ max-request-bytes: 2097152
 max-txn-ops: 256
 quota-backend-bytes: 8589934592
 watch-progress-notify-interval: 300000000000
+warning-apply-duration: 250ms
 lease-checkpoint-interval: 2s
 lease-checkpoint-persist: false
 auto-compaction-mode: revision
@@ -108,6 +109,7 @@ var fileArgs = []string{
 	"--max-txn-ops", "256",
 	"--quota-backend-bytes", "8589934592",
 	"--watch-progress-notify-interval", "5m",
+	"--warning-apply-duration", "250ms",
 	"--lease-checkpoint-interval", "2s",
 	"--lease-checkpoint-persist=false",
 	"--auto-compaction-mode", "revision",
@@ -160,7 +162,8 @@ func TestConfigFileEqualsFlags(t *testing.T) {
 		t.Fatalf("server config from the file:\n%+v\nfrom flags:\n%+v", fileCfg, flagCfg)
 	}
 	if fileCfg.Name != "infra9" || fileCfg.SnapshotCount != 5000 || fileCfg.ElectionTimeout != 750*time.Millisecond ||
-		fileCfg.WatchProgressNotifyInterval != 5*time.Minute || fileCfg.MaxSnapshots >= 0 || !fileCfg.NoStrictReconfigCheck {
+		fileCfg.WatchProgressNotifyInterval != 5*time.Minute || fileCfg.MaxSnapshots >= 0 || !fileCfg.NoStrictReconfigCheck ||
+		fileCfg.WarningApplyDuration != 250*time.Millisecond {
 		t.Fatalf("the file's values did not reach the server config: %+v", fileCfg)
 	}
 	c, err := fromFile.compaction(lg)

@@ -43,6 +43,7 @@ type options struct {
 	maxRequestBytes, maxTxnOps                      uint
 	quotaBackendBytes                               int64
 	watchProgressNotifyInterval                     time.Duration
+	warningApplyDuration                            time.Duration
 	leaseCheckpointInterval                         time.Duration
 	leaseCheckpointPersist                          bool
 	initialCorruptCheck, compactHashCheck           bool
@@ -94,6 +95,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.grpcKeepaliveInterval, "grpc-keepalive-interval", server.DefaultGRPCKeepaliveInterval, "How long a client connection may stay silent before the server pings it to check it is alive.")
 	fs.DurationVar(&o.grpcKeepaliveTimeout, "grpc-keepalive-timeout", server.DefaultGRPCKeepaliveTimeout, "How long the server waits for the answer to its ping before it closes the connection.")
 	fs.DurationVar(&o.watchProgressNotifyInterval, "watch-progress-notify-interval", server.DefaultWatchProgressNotifyInterval, "Duration of periodic watch progress notifications.")
+	fs.DurationVar(&o.warningApplyDuration, "warning-apply-duration", server.DefaultWarningApplyDuration, "Time duration after which a warning is generated if applying a request, a range or a read-only txn takes more time.")
 	fs.DurationVar(&o.leaseCheckpointInterval, "lease-checkpoint-interval", 5*time.Minute, "How often the leader records leases' remaining TTLs through raft, so they survive leader changes and restarts (always on in Cairn; negative disables).")
 	fs.DurationVar(&o.leaseCheckpointInterval, "experimental-lease-checkpoint-interval", 5*time.Minute, "Deprecated alias of --lease-checkpoint-interval.")
 	fs.BoolVar(&o.leaseCheckpointPersist, "lease-checkpoint-persist", true, "Accepted for etcd compatibility: Cairn always persists lease checkpoints.")
@@ -367,6 +369,7 @@ func (o *options) config(lg *zap.Logger) (server.Config, []*url.URL, error) {
 		MaxTxnOps:                   o.maxTxnOps,
 		QuotaBackendBytes:           o.quotaBackendBytes,
 		WatchProgressNotifyInterval: o.watchProgressNotifyInterval,
+		WarningApplyDuration:        warnEveryUnlessPositive(o.warningApplyDuration),
 		LeaseCheckpointInterval:     o.leaseCheckpointInterval,
 		NoInitialCorruptCheck:       !initialCorruptCheck,
 		CorruptCheckTime:            offUnlessPositive(o.corruptCheckTime),
@@ -409,6 +412,13 @@ func offUnlessPositive(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// warnEveryUnlessPositive maps --warning-apply-duration to
+// server.Config, where 0 means the default: etcd, given 0 or less, warns
+// of every request, and so does Cairn.
+func warnEveryUnlessPositive(d time.Duration) time.Duration {
+	return max(d, time.Nanosecond)
 }
 
 func parseURLs(s string) ([]*url.URL, error) {

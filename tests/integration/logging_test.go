@@ -1,10 +1,14 @@
 package integration
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -41,4 +45,72 @@ func TestMemberLogsStorageEngine(t *testing.T) {
 		t.Fatalf("no line of the storage engine in the member's log across a restart (%d lines in all)", logs.Len())
 	}
 	t.Logf("engine lines: %q", engine)
+}
+
+// TestSlowRequestsLoggedAndCounted: with --warning-apply-duration below
+// every request's time, an applied put, a range and a read-only txn are
+// each logged as etcd logs them, "apply request took too long", without
+// the put's value, and counted in etcd_server_slow_apply_total; every
+// applied request is timed in etcd_server_apply_duration_seconds under
+// its kind and outcome.
+func TestSlowRequestsLoggedAndCounted(t *testing.T) {
+	core, logs := observer.New(zapcore.WarnLevel)
+	c := framework.StartCluster(t, 1, func(cfg *server.Config) {
+		cfg.Logger = zap.New(core)
+		cfg.WarningApplyDuration = time.Nanosecond
+	})
+	m := c.Members[0]
+	ctx := framework.Context(t, 30*time.Second)
+	cli := c.Client()
+	slowBefore := counters(t, m, "etcd_server_slow_apply_total")[0]
+	logs.TakeAll()
+
+	if _, err := cli.Put(ctx, "k", "secret-value"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Get(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Txn(ctx).Then(clientv3.OpGet("k")).Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Put(ctx, "k", "v", clientv3.WithLease(12345)); !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		t.Fatalf("put with no such lease: %v", err)
+	}
+
+	slow := logs.FilterMessage("apply request took too long").All()
+	byPrefix := map[string][]string{}
+	for _, e := range slow {
+		f := e.ContextMap()
+		byPrefix[f["prefix"].(string)] = append(byPrefix[f["prefix"].(string)], fmt.Sprintf("request %s response %s", f["request"], f["response"]))
+		if _, ok := f["took"]; !ok || f["expected-duration"] != time.Nanosecond {
+			t.Errorf("slow request logged without etcd's fields: %v", f)
+		}
+	}
+	t.Logf("slow requests: %q", byPrefix)
+	if got := byPrefix[""]; len(got) != 2 || !strings.Contains(got[0], `key:"k" value_size:12`) || strings.Contains(got[0], "secret") ||
+		!strings.Contains(got[0], "response size:") {
+		t.Errorf("applied puts logged as %q, want both, the first with its value size and not its value", got)
+	}
+	if got := byPrefix["read-only range "]; len(got) != 1 || !strings.Contains(got[0], "response range_response_count:1 size:") {
+		t.Errorf("range logged as %q", got)
+	}
+	if got := byPrefix["read-only txn "]; len(got) != 1 || !strings.Contains(got[0], "responses:<range_response_count:1> size:") {
+		t.Errorf("read-only txn logged as %q", got)
+	}
+	if d := counters(t, m, "etcd_server_slow_apply_total")[0] - slowBefore; d != float64(len(slow)) || d < 4 {
+		t.Errorf("etcd_server_slow_apply_total grew by %v, with %d slow requests logged", d, len(slow))
+	}
+
+	applied := map[string]uint64{}
+	for _, s := range gather(t, m, "etcd_server_apply_duration_seconds") {
+		l := map[string]string{}
+		for _, p := range s.GetLabel() {
+			l[p.GetName()] = p.GetValue()
+		}
+		applied[l["version"]+" "+l["op"]+" "+l["success"]] = s.GetHistogram().GetSampleCount()
+	}
+	if applied["v3 Put true"] != 1 || applied["v3 Put false"] != 1 {
+		t.Errorf("etcd_server_apply_duration_seconds counts %v, want one Put each way", applied)
+	}
 }

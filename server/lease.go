@@ -46,7 +46,9 @@ func (s *Server) LeaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest) (*pb
 func (s *Server) LeaseRenew(ctx context.Context, id int64) (int64, error) {
 	var ttl int64
 	err := s.onPrimaryApplied(ctx, func() (err error) {
-		ttl, err = s.lessor.Renew(id)
+		if ttl, err = s.lessor.Renew(id); err == nil {
+			s.metrics.leasesRenewed.Add(1)
+		}
 		return err
 	})
 	if errors.Is(err, errForward) {
@@ -162,6 +164,8 @@ func (s *Server) applyLease(r *pb.InternalRaftRequest) result {
 		if err := s.lessor.Grant(g.ID, g.TTL); err != nil {
 			return result{err: mapLeaseErr(err)}
 		}
+		s.metrics.leasesGranted.Add(1)
+		s.reqMetrics.leaseTTLs.Observe(float64(g.TTL))
 		return result{resp: &pb.LeaseGrantResponse{Header: &pb.ResponseHeader{Revision: s.kv.Rev()}, ID: g.ID, TTL: g.TTL}}
 	case r.LeaseRevoke != nil:
 		id := r.LeaseRevoke.ID
@@ -184,6 +188,7 @@ func (s *Server) applyLease(r *pb.InternalRaftRequest) result {
 		if err := s.lessor.Revoke(id); err != nil {
 			panic(fmt.Sprintf("server: lease %x vanished while being revoked: %v", id, err))
 		}
+		s.metrics.leasesRevoked.Add(1)
 		return result{resp: &pb.LeaseRevokeResponse{Header: &pb.ResponseHeader{Revision: rev}}}
 	case r.LeaseCheckpoint != nil:
 		for _, cp := range r.LeaseCheckpoint.Checkpoints {
@@ -199,6 +204,9 @@ type leaseProposer struct{ s *Server }
 
 func (p leaseProposer) ProposeRevoke(ctx context.Context, id int64) error {
 	_, err := p.s.propose(ctx, &pb.InternalRaftRequest{LeaseRevoke: &pb.LeaseRevokeRequest{ID: id}})
+	if err == nil {
+		p.s.metrics.leasesExpired.Add(1)
+	}
 	return err
 }
 

@@ -41,6 +41,12 @@ type serverMetrics struct {
 	// ranges, puts, deletes and txns are etcd's etcd_mvcc_*_total
 	// counters (opCounter).
 	ranges, puts, deletes, txns atomic.Uint64
+	// leasesGranted and leasesRevoked count the leases this member's
+	// apply loop granted and revoked; leasesRenewed the keep-alives its
+	// lessor answered as the leader's; leasesExpired the expired leases it
+	// revoked as the leader (etcd's etcd_debugging_lease_* and
+	// etcd_debugging_server_lease_expired_total).
+	leasesGranted, leasesRevoked, leasesRenewed, leasesExpired atomic.Uint64
 }
 
 // countOps adds one transaction's operations on the store to etcd's mvcc
@@ -180,6 +186,10 @@ var (
 	descMVCCPuts       = etcdDesc("mvcc", "put_total", "Total number of puts seen by this member.")
 	descMVCCDeletes    = etcdDesc("mvcc", "delete_total", "Total number of deletes seen by this member.")
 	descMVCCTxns       = etcdDesc("mvcc", "txn_total", "Total number of txns seen by this member.")
+	descLeasesGranted  = prometheus.NewDesc("etcd_debugging_lease_granted_total", "The total number of granted leases.", nil, nil)
+	descLeasesRevoked  = prometheus.NewDesc("etcd_debugging_lease_revoked_total", "The total number of revoked leases.", nil, nil)
+	descLeasesRenewed  = prometheus.NewDesc("etcd_debugging_lease_renewed_total", "The number of renewed leases seen by the leader.", nil, nil)
+	descLeasesExpired  = prometheus.NewDesc("etcd_debugging_server_lease_expired_total", "The total number of expired leases.", nil, nil)
 	descCurrentRev     = debuggingDesc("current_revision", "The current revision of store.")
 	descCompactRev     = debuggingDesc("compact_revision", "The revision of the last compaction in store.")
 	descWatchers       = debuggingDesc("watcher_total", "Total number of watchers.")
@@ -205,7 +215,8 @@ var allMetricsDescs = []*prometheus.Desc{
 	descHasLeader, descIsLeader, descLeaderChanges, descCommitted, descApplied, descPending, descFailed,
 	descSnapshotApply, descIsLearner, descQuota, descServerID, descServerVersion, descGoVersion,
 	descClusterVersion, descWALFsync, descBackendCommit, descDBSize, descDBSizeInUse,
-	descMVCCRanges, descMVCCPuts, descMVCCDeletes, descMVCCTxns, descCurrentRev,
+	descMVCCRanges, descMVCCPuts, descMVCCDeletes, descMVCCTxns,
+	descLeasesGranted, descLeasesRevoked, descLeasesRenewed, descLeasesExpired, descCurrentRev,
 	descCompactRev, descWatchers, descSlowWatchers, descWatchStreams, descFDUsed, descFDLimit,
 	descWriteStalls, descWriteStalled, descCompactionDebt, descCompactions, descL0Sublevels, descL0Tables,
 	descMemTables, descBlockCacheBytes, descBlockCacheHits, descBlockCacheMiss,
@@ -270,6 +281,10 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descMVCCPuts, float64(s.metrics.puts.Load()))
 	counter(descMVCCDeletes, float64(s.metrics.deletes.Load()))
 	counter(descMVCCTxns, float64(s.metrics.txns.Load()))
+	counter(descLeasesGranted, float64(s.metrics.leasesGranted.Load()))
+	counter(descLeasesRevoked, float64(s.metrics.leasesRevoked.Load()))
+	counter(descLeasesRenewed, float64(s.metrics.leasesRenewed.Load()))
+	counter(descLeasesExpired, float64(s.metrics.leasesExpired.Load()))
 	gauge(descCurrentRev, float64(s.kv.Rev()))
 	// -1 before the first compaction, as in etcd.
 	gauge(descCompactRev, float64(s.kv.FirstRev()))

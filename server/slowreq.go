@@ -27,6 +27,9 @@ type requestMetrics struct {
 	rng         *prometheus.HistogramVec
 	request     *prometheus.HistogramVec
 	slowApplies prometheus.Counter
+	// leaseTTLs is etcd_debugging_lease_ttl_total, the TTLs of the leases
+	// granted (not a request timing; it lives here for its histogram).
+	leaseTTLs prometheus.Histogram
 }
 
 func newRequestMetrics() *requestMetrics {
@@ -53,11 +56,17 @@ func newRequestMetrics() *requestMetrics {
 			Namespace: "etcd", Subsystem: "server", Name: "slow_apply_total",
 			Help: "The total number of slow apply requests (likely overloaded from slow disk).",
 		}),
+		leaseTTLs: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd_debugging", Subsystem: "lease", Name: "ttl_total",
+			Help: "Bucketed histogram of lease TTLs.",
+			// etcd's: 1 s doubling to about 97 days.
+			Buckets: prometheus.ExponentialBuckets(1, 2, 24),
+		}),
 	}
 }
 
 func (m *requestMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.apply, m.rng, m.request, m.slowApplies}
+	return []prometheus.Collector{m.apply, m.rng, m.request, m.slowApplies, m.leaseTTLs}
 }
 
 // seconds is d in seconds, to the microsecond as etcd observes durations.

@@ -13,25 +13,37 @@ import (
 	"github.com/cairn-kv/cairn/tests/framework"
 )
 
-// storeCounters are etcd's counters of the calls each request makes on its
-// store.
-var storeCounters = []string{"etcd_mvcc_range_total", "etcd_mvcc_put_total", "etcd_mvcc_delete_total", "etcd_mvcc_txn_total"}
+// requestCounters are etcd's counters of the calls each request makes on
+// its store, and of leases (the TTL histogram by its count).
+var requestCounters = []string{
+	"etcd_mvcc_range_total", "etcd_mvcc_put_total", "etcd_mvcc_delete_total", "etcd_mvcc_txn_total",
+	"etcd_debugging_lease_granted_total", "etcd_debugging_lease_revoked_total",
+	"etcd_debugging_lease_renewed_total", "etcd_debugging_server_lease_expired_total",
+	"etcd_debugging_lease_ttl_total",
+}
 
-// counterValues returns the values of the unlabeled counters names.
+// counterValues returns the values of the unlabeled counters names, and
+// the sample counts of the unlabeled histograms among them.
 func counterValues(t *testing.T, mfs map[string]*dto.MetricFamily, names []string) map[string]float64 {
 	t.Helper()
 	out := map[string]float64{}
 	for _, n := range names {
 		ms := mfs[n].GetMetric()
-		if len(ms) != 1 || ms[0].Counter == nil {
-			t.Fatalf("%s: %d series, want one counter", n, len(ms))
+		switch {
+		case len(ms) != 1:
+			t.Fatalf("%s: %d series, want one", n, len(ms))
+		case ms[0].Counter != nil:
+			out[n] = ms[0].GetCounter().GetValue()
+		case ms[0].Histogram != nil:
+			out[n] = float64(ms[0].GetHistogram().GetSampleCount())
+		default:
+			t.Fatalf("%s: neither a counter nor a histogram", n)
 		}
-		out[n] = ms[0].GetCounter().GetValue()
 	}
 	return out
 }
 
-// counterSide is one server of TestMVCCCountersDifferentialEtcd.
+// counterSide is one server of TestCountersDifferentialEtcd.
 type counterSide struct {
 	name, base string
 	c          *clientv3.Client
@@ -39,15 +51,17 @@ type counterSide struct {
 	counts     map[string]float64
 }
 
-// TestMVCCCountersDifferentialEtcd: the same requests, sent to etcd v3.7.3
-// and to a Cairn member, move etcd_mvcc_{range,put,delete,txn}_total by
-// the same amounts, request by request, and fail with the same errors.
+// TestCountersDifferentialEtcd: the same requests, sent to etcd v3.7.3
+// and to a Cairn member, move etcd_mvcc_{range,put,delete,txn}_total and
+// the lease counters by the same amounts, request by request, and fail
+// with the same errors.
 // etcd counts the calls each of its internal store transactions makes, so
 // the cases cover what changes the count: prev_kv and ignore_* puts, a
 // check that fails, a txn that may write (its compares and checks count
 // apart from its execution) against a read-only one, nested txns, range
-// deletes, a lease revoked with its keys, and reads that fail.
-func TestMVCCCountersDifferentialEtcd(t *testing.T) {
+// deletes, a lease revoked with its keys, one kept alive, one expired, and
+// reads that fail.
+func TestCountersDifferentialEtcd(t *testing.T) {
 	etcdURL, _ := startReference(t, func() []string { return nil })
 	ec, err := clientv3.New(clientv3.Config{Endpoints: []string{etcdURL}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
@@ -142,13 +156,31 @@ func TestMVCCCountersDifferentialEtcd(t *testing.T) {
 			}
 			return err
 		}},
+		{"keep the lease alive once", func(s *counterSide) error { _, err := s.c.KeepAliveOnce(ctx, s.lease); return err }},
 		{"revoke a lease with no key", func(s *counterSide) error { _, err := s.c.Revoke(ctx, s.lease); return err }},
+		{"revoke it again", func(s *counterSide) error { _, err := s.c.Revoke(ctx, s.lease); return err }},
+		{"keep a revoked lease alive", func(s *counterSide) error { _, err := s.c.KeepAliveOnce(ctx, s.lease); return err }},
+		{"grant a lease of 1 s, put k with it, let it expire", func(s *counterSide) error {
+			r, err := s.c.Grant(ctx, 1)
+			if err != nil {
+				return err
+			}
+			if _, err := s.c.Put(ctx, "k", "v", clientv3.WithLease(r.ID)); err != nil {
+				return err
+			}
+			// The leader revokes it, then counts it expired.
+			expired := "etcd_debugging_server_lease_expired_total"
+			framework.WaitUntil(ctx, t, s.name+" revoking the expired lease", func() bool {
+				return counterValues(t, scrapeMetrics(t, s.base), []string{expired})[expired] > s.counts[expired]
+			})
+			return nil
+		}},
 		{"compact", func(s *counterSide) error { _, err := s.c.Compact(ctx, 5); return err }},
 		{"get compacted revision", get("e", clientv3.WithRev(2))},
 	}
 
 	for _, s := range sides {
-		s.counts = counterValues(t, scrapeMetrics(t, s.base), storeCounters)
+		s.counts = counterValues(t, scrapeMetrics(t, s.base), requestCounters)
 	}
 	moved := 0.0
 	for _, st := range steps {
@@ -156,9 +188,9 @@ func TestMVCCCountersDifferentialEtcd(t *testing.T) {
 		var errs [2]string
 		for i, s := range sides {
 			errs[i] = fmt.Sprint(st.do(s))
-			now := counterValues(t, scrapeMetrics(t, s.base), storeCounters)
+			now := counterValues(t, scrapeMetrics(t, s.base), requestCounters)
 			deltas[i] = map[string]float64{}
-			for _, n := range storeCounters {
+			for _, n := range requestCounters {
 				if d := now[n] - s.counts[n]; d != 0 {
 					deltas[i][n] = d
 				}

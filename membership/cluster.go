@@ -165,6 +165,17 @@ func (c *Cluster) IsRemoved(id uint64) bool {
 	return c.removed[id]
 }
 
+// Removed returns the IDs removed from the cluster, in no order.
+func (c *Cluster) Removed() []uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	ids := make([]uint64, 0, len(c.removed))
+	for id := range c.removed {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
 // VotingMembers returns the number of members that are not learners.
 func (c *Cluster) VotingMembers() int {
 	c.mu.RLock()

@@ -57,6 +57,7 @@ func (s *Server) Snapshot(ctx context.Context, send func(*pb.SnapshotResponse) e
 	if err != nil {
 		return err
 	}
+	defer s.hist.observeSnapshot(time.Now())
 	defer b.Close()
 	total := b.PayloadSize()
 	start := time.Now()

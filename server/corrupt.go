@@ -206,7 +206,7 @@ func (s *Server) localHash(rev int64) (peerHash, error) {
 	if s.cfg.BeforeHashKV != nil {
 		s.cfg.BeforeHashKV()
 	}
-	h, hashRev, compactRev, err := s.kv.HashKV(rev)
+	h, hashRev, compactRev, err := s.hashKV(rev)
 	if err != nil {
 		return peerHash{}, err
 	}

@@ -33,7 +33,7 @@ func (s *Server) Range(ctx context.Context, r *pb.RangeRequest) (resp *pb.RangeR
 // own, as etcd counts each range request and each chunk of a range stream.
 func (s *Server) countedRange(v kvView, r *pb.RangeRequest) (resp *pb.RangeResponse, err error) {
 	defer func(start time.Time) {
-		s.reqMetrics.rng.WithLabelValues(strconv.FormatBool(err == nil)).Observe(seconds(time.Since(start)))
+		s.hist.rng.WithLabelValues(strconv.FormatBool(err == nil)).Observe(seconds(time.Since(start)))
 	}(time.Now())
 	c := s.countOps(v)
 	defer c.done()

@@ -165,7 +165,7 @@ func (s *Server) applyLease(r *pb.InternalRaftRequest) result {
 			return result{err: mapLeaseErr(err)}
 		}
 		s.metrics.leasesGranted.Add(1)
-		s.reqMetrics.leaseTTLs.Observe(float64(g.TTL))
+		s.hist.leaseTTLs.Observe(float64(g.TTL))
 		return result{resp: &pb.LeaseGrantResponse{Header: &pb.ResponseHeader{Revision: s.kv.Rev()}, ID: g.ID, TTL: g.TTL}}
 	case r.LeaseRevoke != nil:
 		id := r.LeaseRevoke.ID

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.uber.org/zap"
@@ -20,21 +21,32 @@ var (
 // member that applied the same log answers the same hash at the same
 // revision; the value is not comparable with etcd's.
 func (s *Server) HashKV(ctx context.Context, rev int64) (*pb.HashKVResponse, error) {
-	h, hashRev, compactRev, err := s.kv.HashKV(rev)
+	h, hashRev, compactRev, err := s.hashKV(rev)
 	if err != nil {
 		return nil, err
 	}
 	return &pb.HashKVResponse{Header: &pb.ResponseHeader{}, Hash: h, HashRevision: hashRev, CompactRevision: compactRev}, nil
 }
 
+// hashKV is mvcc.Store.HashKV, timed.
+func (s *Server) hashKV(rev int64) (hash uint32, hashRev, compactRev int64, err error) {
+	start := time.Now()
+	if hash, hashRev, compactRev, err = s.kv.HashKV(rev); err == nil {
+		s.hist.hashKV.Observe(time.Since(start).Seconds())
+	}
+	return hash, hashRev, compactRev, err
+}
+
 // Hash hashes the member's whole storage engine, every key space, as
 // etcd's Hash does its whole backend: for tests, since it changes with
 // background work such as physical compaction.
 func (s *Server) Hash(ctx context.Context) (*pb.HashResponse, error) {
+	start := time.Now()
 	h, err := s.eng.Hash(ctx)
 	if err != nil {
 		return nil, err
 	}
+	s.hist.hash.Observe(time.Since(start).Seconds())
 	return &pb.HashResponse{Header: &pb.ResponseHeader{}, Hash: h}, nil
 }
 
@@ -82,7 +94,9 @@ func (s *Server) Defragment(ctx context.Context) (*pb.DefragmentResponse, error)
 	size, inUse := s.eng.Sizes()
 	s.lg.Info("starting defragment", zap.Int64("current-db-size-bytes", size),
 		zap.Int64("current-db-size-in-use-bytes", inUse))
+	s.hist.defragsRunning.Add(1)
 	st, err := s.eng.Defragment(ctx)
+	s.hist.defragsRunning.Add(-1)
 	s.sizeAt.Store(0) // the cached sizes are stale now
 	if err != nil {
 		select {
@@ -93,6 +107,7 @@ func (s *Server) Defragment(ctx context.Context) (*pb.DefragmentResponse, error)
 		s.lg.Warn("failed to defragment", zap.Duration("took", st.Took), zap.Error(err))
 		return nil, err
 	}
+	s.hist.defrag.Observe(st.Took.Seconds())
 	s.lg.Info("finished defragment", zap.Duration("took", st.Took),
 		zap.Int64("current-db-size-bytes-diff", st.SizeAfter-st.SizeBefore),
 		zap.Int64("current-db-size-bytes", st.SizeAfter),

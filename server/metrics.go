@@ -195,6 +195,7 @@ var (
 	descWatchers       = debuggingDesc("watcher_total", "Total number of watchers.")
 	descSlowWatchers   = debuggingDesc("slow_watcher_total", "Total number of unsynced slow watchers.")
 	descWatchStreams   = debuggingDesc("watch_stream_total", "Total number of watch streams.")
+	descKnownPeers     = etcdDesc("network", "known_peers", "The current number of known peers.", "Local", "Remote")
 	descFDUsed         = prometheus.NewDesc("os_fd_used", "The number of used file descriptors.", nil, nil)
 	descFDLimit        = prometheus.NewDesc("os_fd_limit", "The file descriptor limit.", nil, nil)
 	// Cairn's own: the storage engine's health (storage.Stats), which
@@ -217,7 +218,7 @@ var allMetricsDescs = []*prometheus.Desc{
 	descClusterVersion, descWALFsync, descBackendCommit, descDBSize, descDBSizeInUse,
 	descMVCCRanges, descMVCCPuts, descMVCCDeletes, descMVCCTxns,
 	descLeasesGranted, descLeasesRevoked, descLeasesRenewed, descLeasesExpired, descCurrentRev,
-	descCompactRev, descWatchers, descSlowWatchers, descWatchStreams, descFDUsed, descFDLimit,
+	descCompactRev, descWatchers, descSlowWatchers, descWatchStreams, descKnownPeers, descFDUsed, descFDLimit,
 	descWriteStalls, descWriteStalled, descCompactionDebt, descCompactions, descL0Sublevels, descL0Tables,
 	descMemTables, descBlockCacheBytes, descBlockCacheHits, descBlockCacheMiss,
 }
@@ -292,6 +293,15 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descWatchers, float64(watch.Watchers))
 	gauge(descSlowWatchers, float64(watch.SlowWatchers))
 	gauge(descWatchStreams, float64(watch.Streams))
+	// etcd's known peers: 1 for every member, this one included, and 0
+	// for every member removed.
+	local := fmt.Sprintf("%x", s.id)
+	for _, m := range s.members.Members() {
+		gauge(descKnownPeers, 1, local, fmt.Sprintf("%x", m.ID))
+	}
+	for _, id := range s.members.Removed() {
+		gauge(descKnownPeers, 0, local, fmt.Sprintf("%x", id))
+	}
 	// Counted at each scrape (etcd counts every 10 minutes): the engine
 	// keeps thousands of sstables open on a large store.
 	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {

@@ -91,8 +91,9 @@ type Server struct {
 	applyEvents []*mvccpb.Event
 	// metrics are the write path's counters for /metrics (metrics.go).
 	metrics serverMetrics
-	// reqMetrics time requests (slowreq.go).
-	reqMetrics *requestMetrics
+	// hist are the member's histograms, and the metrics that go with them
+	// (slowreq.go).
+	hist *histograms
 
 	readyc   chan struct{}
 	drainc   chan struct{}
@@ -126,13 +127,13 @@ func New(cfg Config) (*Server, error) {
 		lg:               cfg.Logger,
 		readyc:           make(chan struct{}),
 		componentMetrics: prometheus.NewRegistry(),
-		reqMetrics:       newRequestMetrics(),
+		hist:       newHistograms(),
 		removedc:         make(chan struct{}),
 		drainc:           make(chan struct{}),
 		stopc:            make(chan struct{}),
 		donec:            make(chan struct{}),
 	}
-	s.componentMetrics.MustRegister(s.reqMetrics.collectors()...)
+	s.componentMetrics.MustRegister(s.hist.collectors()...)
 	s.lg.Info("starting a cairn member",
 		zap.String("cairn-version", Version),
 		zap.String("etcd-api-version", EtcdAPIVersion),

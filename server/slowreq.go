@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +16,9 @@ import (
 	"github.com/cairn-kv/cairn/mvcc"
 )
 
+// histograms are the member's etcd histograms but for the disk latencies
+// (serverMetrics), with etcd's buckets, and the metrics that go with them.
+//
 // How long requests take, as etcd reports it: every applied request is
 // timed under its kind in etcd_server_apply_duration_seconds, range
 // requests in etcd_server_request_duration_seconds and each read of the
@@ -22,21 +26,28 @@ import (
 // or a read served locally (a range, a read-only txn) that takes longer
 // than Config.WarningApplyDuration is logged as etcd logs it, "apply
 // request took too long", and counted in etcd_server_slow_apply_total.
-type requestMetrics struct {
+type histograms struct {
 	apply       *prometheus.HistogramVec
 	rng         *prometheus.HistogramVec
 	request     *prometheus.HistogramVec
 	slowApplies prometheus.Counter
 	// leaseTTLs is etcd_debugging_lease_ttl_total, the TTLs of the leases
-	// granted (not a request timing; it lives here for its histogram).
+	// granted.
 	leaseTTLs prometheus.Histogram
+	// hash and hashKV time the Hash and HashKV of the store (HashKV for
+	// the corruption checks too), defrag a defragmentation, snapshot
+	// the life of a snapshot of the engine sent to a client or a
+	// follower. defragsRunning counts the defragmentations under way;
+	// etcd_disk_defrag_inflight is 1 while there is one.
+	hash, hashKV, defrag, snapshot prometheus.Histogram
+	defragsRunning                 atomic.Int32
 }
 
-func newRequestMetrics() *requestMetrics {
+func newHistograms() *histograms {
 	// etcd's buckets: 0.1 ms doubling to 52 s for applies and reads of the
 	// store, 1 ms doubling to 8 s for requests.
 	fine := prometheus.ExponentialBuckets(0.0001, 2, 20)
-	return &requestMetrics{
+	return &histograms{
 		apply: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "etcd", Subsystem: "server", Name: "apply_duration_seconds",
 			Help:    "The latency distributions of v2 apply called by backend.",
@@ -62,11 +73,41 @@ func newRequestMetrics() *requestMetrics {
 			// etcd's: 1 s doubling to about 97 days.
 			Buckets: prometheus.ExponentialBuckets(1, 2, 24),
 		}),
+		hash: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd", Subsystem: "mvcc", Name: "hash_duration_seconds",
+			Help:    "The latency distribution of storage hash operation.",
+			Buckets: prometheus.ExponentialBuckets(.01, 2, 15),
+		}),
+		hashKV: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd", Subsystem: "mvcc", Name: "hash_rev_duration_seconds",
+			Help:    "The latency distribution of storage hash by revision operation.",
+			Buckets: prometheus.ExponentialBuckets(.01, 2, 15),
+		}),
+		defrag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd", Subsystem: "disk", Name: "backend_defrag_duration_seconds",
+			Help:    "The latency distribution of backend defragmentation.",
+			Buckets: prometheus.ExponentialBuckets(.1, 2, 13),
+		}),
+		snapshot: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd", Subsystem: "disk", Name: "backend_snapshot_duration_seconds",
+			Help:    "The latency distribution of backend snapshots.",
+			Buckets: prometheus.ExponentialBuckets(.01, 2, 17),
+		}),
 	}
 }
 
-func (m *requestMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.apply, m.rng, m.request, m.slowApplies, m.leaseTTLs}
+func (m *histograms) collectors() []prometheus.Collector {
+	inflight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "etcd", Subsystem: "disk", Name: "defrag_inflight",
+		Help: "Whether or not defrag is active on the member. 1 means active, 0 means not.",
+	}, func() float64 { return float64(min(m.defragsRunning.Load(), 1)) })
+	return []prometheus.Collector{m.apply, m.rng, m.request, m.slowApplies, m.leaseTTLs,
+		m.hash, m.hashKV, m.defrag, m.snapshot, inflight}
+}
+
+// observeSnapshot times a snapshot of the engine opened at start.
+func (m *histograms) observeSnapshot(start time.Time) {
+	m.snapshot.Observe(time.Since(start).Seconds())
 }
 
 // seconds is d in seconds, to the microsecond as etcd observes durations.
@@ -103,7 +144,7 @@ func applyOp(r *pb.InternalRaftRequest) string {
 func (s *Server) observeApply(r *pb.InternalRaftRequest, start time.Time, res *result) {
 	d := time.Since(start)
 	ok := res.err == nil || errors.Is(res.err, mvcc.ErrCompacted)
-	s.reqMetrics.apply.WithLabelValues("v3", applyOp(r), strconv.FormatBool(ok)).Observe(seconds(d))
+	s.hist.apply.WithLabelValues("v3", applyOp(r), strconv.FormatBool(ok)).Observe(seconds(d))
 	if d > s.cfg.WarningApplyDuration {
 		var resp string
 		if res.resp != nil {
@@ -117,7 +158,7 @@ func (s *Server) observeApply(r *pb.InternalRaftRequest, start time.Time, res *r
 // its answer (a linearizable read's wait included).
 func (s *Server) observeRange(r *pb.RangeRequest, start time.Time, resp *pb.RangeResponse, err error) {
 	d := time.Since(start)
-	s.reqMetrics.request.WithLabelValues("Range", strconv.FormatBool(err == nil)).Observe(d.Seconds())
+	s.hist.request.WithLabelValues("Range", strconv.FormatBool(err == nil)).Observe(d.Seconds())
 	if d > s.cfg.WarningApplyDuration {
 		var out string
 		if resp != nil {
@@ -157,5 +198,5 @@ func (s *Server) warnSlow(d time.Duration, prefix string, req fmt.Stringer, resp
 		zap.String("response", resp),
 		zap.Error(err),
 	)
-	s.reqMetrics.slowApplies.Inc()
+	s.hist.slowApplies.Inc()
 }

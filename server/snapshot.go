@@ -6,6 +6,8 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
@@ -32,7 +34,25 @@ func (s *Server) stagedDir(index uint64) string {
 
 // snapshotBody opens the engine snapshot sent to a member behind the log.
 func (s *Server) snapshotBody() (io.ReadCloser, error) {
-	return snap.OpenEngineSnapshot(s.eng, s.memberDir)
+	b, err := snap.OpenEngineSnapshot(s.eng, s.memberDir)
+	if err != nil {
+		return nil, err
+	}
+	return &timedSnapshot{ReadCloser: b, start: time.Now(), h: s.hist}, nil
+}
+
+// timedSnapshot times an engine snapshot from its opening to its first
+// Close, which may come from another goroutine to cut a send short.
+type timedSnapshot struct {
+	io.ReadCloser
+	start time.Time
+	h     *histograms
+	once  sync.Once
+}
+
+func (t *timedSnapshot) Close() error {
+	t.once.Do(func() { t.h.observeSnapshot(t.start) })
+	return t.ReadCloser.Close()
 }
 
 // storeSnapshot receives the engine snapshot that comes with a MsgSnap,

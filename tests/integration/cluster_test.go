@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"slices"
@@ -558,7 +559,8 @@ func TestClusterRemovedMemberStops(t *testing.T) {
 	c := framework.StartCluster(t, 3)
 	ctx := framework.Context(t, 30*time.Second)
 	lead, gone := c.Leader(ctx), c.Follower(ctx)
-	if err := framework.Reconfigure(ctx, func() error { _, err := lead.Client().MemberRemove(ctx, gone.Server.ID()); return err }); err != nil {
+	goneID := gone.Server.ID()
+	if err := framework.Reconfigure(ctx, func() error { _, err := lead.Client().MemberRemove(ctx, goneID); return err }); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -583,6 +585,21 @@ func TestClusterRemovedMemberStops(t *testing.T) {
 	}
 	if len(ml.Members) != 2 {
 		t.Fatalf("%d members after removal", len(ml.Members))
+	}
+	// etcd_network_known_peers: 1 for each member, 0 for the removed one.
+	known := map[string]float64{}
+	for _, s := range gather(t, lead, "etcd_network_known_peers") {
+		known[metricLabels(s)] = s.GetGauge().GetValue()
+	}
+	want := map[string]float64{}
+	for _, m := range c.Members {
+		if m != gone {
+			want[fmt.Sprintf("Local=%x,Remote=%x", lead.Server.ID(), m.Server.ID())] = 1
+		}
+	}
+	want[fmt.Sprintf("Local=%x,Remote=%x", lead.Server.ID(), goneID)] = 0
+	if !maps.Equal(known, want) {
+		t.Errorf("etcd_network_known_peers %v, want %v", known, want)
 	}
 	if _, err := lead.Client().Put(ctx, "after-remove", "v"); err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -312,6 +313,17 @@ var wantMetrics = map[string]struct {
 	"etcd_mvcc_delete_total":                        {dto.MetricType_COUNTER, ""},
 	"etcd_mvcc_txn_total":                           {dto.MetricType_COUNTER, ""},
 	"etcd_server_slow_apply_total":                  {dto.MetricType_COUNTER, ""},
+	"etcd_debugging_lease_granted_total":            {dto.MetricType_COUNTER, ""},
+	"etcd_debugging_lease_revoked_total":            {dto.MetricType_COUNTER, ""},
+	"etcd_debugging_lease_renewed_total":            {dto.MetricType_COUNTER, ""},
+	"etcd_debugging_lease_ttl_total":                {dto.MetricType_HISTOGRAM, ""},
+	"etcd_debugging_server_lease_expired_total":     {dto.MetricType_COUNTER, ""},
+	"etcd_mvcc_hash_duration_seconds":               {dto.MetricType_HISTOGRAM, ""},
+	"etcd_mvcc_hash_rev_duration_seconds":           {dto.MetricType_HISTOGRAM, ""},
+	"etcd_disk_backend_defrag_duration_seconds":     {dto.MetricType_HISTOGRAM, ""},
+	"etcd_disk_backend_snapshot_duration_seconds":   {dto.MetricType_HISTOGRAM, ""},
+	"etcd_disk_defrag_inflight":                     {dto.MetricType_GAUGE, ""},
+	"etcd_network_known_peers":                      {dto.MetricType_GAUGE, "Local,Remote"},
 	"etcd_server_apply_duration_seconds":            {dto.MetricType_HISTOGRAM, "op,success,version"},
 	"os_fd_used":                                    {dto.MetricType_GAUGE, ""},
 	"os_fd_limit":                                   {dto.MetricType_GAUGE, ""},
@@ -442,6 +454,54 @@ func TestHTTPMetrics(t *testing.T) {
 	if a, b := metricValue(t, after, "etcd_server_proposals_applied_total"), metricValue(t, after, "etcd_server_proposals_committed_total"); a > b {
 		t.Errorf("applied %v > committed %v", a, b)
 	}
+	if peers := after["etcd_network_known_peers"].GetMetric(); len(peers) != 1 || peers[0].GetGauge().GetValue() != 1 ||
+		metricLabels(peers[0]) != "Local="+id+",Remote="+id {
+		t.Errorf("etcd_network_known_peers %v, want this member alone, at 1", peers)
+	}
+
+	// The maintenance calls are timed, each once.
+	if _, err := c.HashKV(ctx, m.Addr, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pb.NewMaintenanceClient(c.ActiveConnection()).Hash(ctx, &pb.HashRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Defragment(ctx, m.Addr); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := c.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		t.Fatal(err)
+	}
+	rc.Close()
+	last := after
+	framework.WaitUntil(ctx, t, "the snapshot's end timed", func() bool {
+		last = scrapeMetrics(t, base)
+		return metricValue(t, last, "etcd_disk_backend_snapshot_duration_seconds") > 0
+	})
+	for name, want := range map[string]float64{
+		"etcd_mvcc_hash_rev_duration_seconds":         1,
+		"etcd_mvcc_hash_duration_seconds":             1,
+		"etcd_disk_backend_defrag_duration_seconds":   1,
+		"etcd_disk_backend_snapshot_duration_seconds": 1,
+		"etcd_disk_defrag_inflight":                   0,
+	} {
+		if d := metricValue(t, last, name) - metricValue(t, after, name); d != want {
+			t.Errorf("%s moved by %v, want %v", name, d, want)
+		}
+	}
+}
+
+// metricLabels shows a series' labels as "name=value,…".
+func metricLabels(m *dto.Metric) string {
+	var out []string
+	for _, l := range m.GetLabel() {
+		out = append(out, l.GetName()+"="+l.GetValue())
+	}
+	return strings.Join(out, ",")
 }
 
 // refEtcd is a reference etcd v3.7.3 with a client and a metrics URL.

@@ -75,6 +75,10 @@ type Config struct {
 	// WALSyncObserver, when set, is told the duration of every fsync of
 	// the WAL tail (see wal.WithSyncObserver). It runs on the raft loop.
 	WALSyncObserver func(time.Duration)
+	// WALWriteObserver, when set, is told the size and duration of every
+	// write of records to the WAL tail (see wal.WithWriteObserver). It
+	// runs on the raft loop.
+	WALWriteObserver func(bytes int, d time.Duration)
 	// ForceNewCluster makes a restarting member the only member of its
 	// cluster, keeping all its data (etcd's --force-new-cluster): entries
 	// beyond the commit index are dropped, and conf changes removing every
@@ -152,6 +156,15 @@ type Status struct {
 	// LeaderChanges counts the times this node learned of a new leader
 	// since it started (etcd_server_leader_changes_seen_total).
 	LeaderChanges uint64
+	// LateHeartbeats counts the heartbeats this node, as leader, sent a
+	// peer more than two heartbeat intervals after the previous one
+	// (etcd_server_heartbeat_send_failures_total).
+	LateHeartbeats uint64
+	// FailedReadRounds counts the ReadIndex rounds a leader change failed
+	// (etcd_server_read_indexes_failed_total); StaleReadStates the
+	// ReadIndex answers that found their round already answered or failed
+	// (part of etcd_server_slow_read_indexes_total).
+	FailedReadRounds, StaleReadStates uint64
 }
 
 type proposal struct {
@@ -205,6 +218,15 @@ type Node struct {
 
 	term, lead, commit atomic.Uint64
 	leaderChanges      atomic.Uint64
+	// lastHeartbeat is when the leader last sent each peer a heartbeat,
+	// lateHeartbeats how many went out late (checkHeartbeats). The map is
+	// the raft loop's.
+	lastHeartbeat  map[uint64]time.Time
+	lateHeartbeats atomic.Uint64
+	// failedReadRounds counts the ReadIndex rounds a leader change
+	// failed, staleReadStates the answers that came for no round in
+	// flight.
+	failedReadRounds, staleReadStates atomic.Uint64
 
 	leaderMu      sync.Mutex
 	leaderChanged chan struct{} // closed and replaced on every soft-state change
@@ -295,7 +317,8 @@ func Start(cfg Config) (*Node, error) {
 }
 
 func (n *Node) walOptions() []wal.Option {
-	return []wal.Option{wal.WithSegmentSize(n.cfg.WALSegmentSize), wal.WithSyncObserver(n.cfg.WALSyncObserver)}
+	return []wal.Option{wal.WithSegmentSize(n.cfg.WALSegmentSize), wal.WithSyncObserver(n.cfg.WALSyncObserver),
+		wal.WithWriteObserver(n.cfg.WALWriteObserver)}
 }
 
 func (n *Node) bootstrap(walDir string) error {
@@ -517,7 +540,9 @@ func (n *Node) Err() error {
 // Status returns the node's current term, leader and commit index.
 func (n *Node) Status() Status {
 	lead := n.lead.Load()
-	return Status{Term: n.term.Load(), Lead: lead, Commit: n.commit.Load(), IsLeader: lead == n.cfg.ID, LeaderChanges: n.leaderChanges.Load()}
+	return Status{Term: n.term.Load(), Lead: lead, Commit: n.commit.Load(), IsLeader: lead == n.cfg.ID,
+		LeaderChanges: n.leaderChanges.Load(), LateHeartbeats: n.lateHeartbeats.Load(),
+		FailedReadRounds: n.failedReadRounds.Load(), StaleReadStates: n.staleReadStates.Load()}
 }
 
 // LeaderChanged returns a channel that closes at the next leadership change.
@@ -799,6 +824,34 @@ func (n *Node) propose(p proposal) {
 	p.errc <- err
 }
 
+// checkHeartbeats warns of and counts, as etcd does, a heartbeat that the
+// leader sends a peer more than two heartbeat intervals after the previous
+// one: the raft loop fell behind (a slow disk, an overloaded machine), and
+// the peer may time out and start an election. Raft loop only.
+func (n *Node) checkHeartbeats(msgs []*raftpb.Message) {
+	now := time.Now()
+	for _, m := range msgs {
+		if m.GetType() != raftpb.MessageType_MsgHeartbeat {
+			continue
+		}
+		if n.lastHeartbeat == nil {
+			n.lastHeartbeat = map[uint64]time.Time{}
+		}
+		to := m.GetTo()
+		if last, ok := n.lastHeartbeat[to]; ok {
+			if gap, limit := now.Sub(last), 2*n.cfg.TickInterval; gap > limit {
+				n.lateHeartbeats.Add(1)
+				n.lg.Warn("leader failed to send out heartbeat on time; took too long, leader is overloaded likely from slow disk",
+					zap.String("to", fmt.Sprintf("%x", to)),
+					zap.Duration("heartbeat-interval", n.cfg.TickInterval),
+					zap.Duration("expected-duration", limit),
+					zap.Duration("exceeded-duration", gap-limit))
+			}
+		}
+		n.lastHeartbeat[to] = now
+	}
+}
+
 func (n *Node) handleReady() error {
 	rd := n.rn.Ready()
 	if ss := rd.SoftState; ss != nil {
@@ -807,6 +860,7 @@ func (n *Node) handleReady() error {
 				n.leaderChanges.Add(1)
 			}
 			n.failReads(ErrLeaderChanged)
+			clear(n.lastHeartbeat) // a new term: no heartbeat is late yet
 			n.lg.Info("raft leader changed", zap.Uint64("leader", ss.Lead), zap.Uint64("term", n.rn.BasicStatus().GetTerm()))
 		}
 		n.leaderMu.Lock()
@@ -819,6 +873,7 @@ func (n *Node) handleReady() error {
 	// saved when it campaigned. Followers answer only once durable.
 	leader := n.lead.Load() == n.cfg.ID
 	if leader {
+		n.checkHeartbeats(rd.Messages)
 		n.send(rd.Messages)
 	}
 	if !raft.IsEmptySnap(rd.Snapshot) {
@@ -871,10 +926,15 @@ func (n *Node) handleReady() error {
 			continue
 		}
 		seq := binary.BigEndian.Uint64(rs.RequestCtx)
-		if r := n.readInflight[seq]; r != nil {
-			for _, c := range r.waiters {
-				c <- readResult{index: rs.Index}
-			}
+		r := n.readInflight[seq]
+		if r == nil {
+			// The answer to a request sent again (retryReads), or to a
+			// round a leader change failed: its readers are gone.
+			n.staleReadStates.Add(1)
+			continue
+		}
+		for _, c := range r.waiters {
+			c <- readResult{index: rs.Index}
 		}
 		delete(n.readInflight, seq)
 	}
@@ -979,6 +1039,9 @@ func (n *Node) retryReads() {
 }
 
 func (n *Node) failReads(err error) {
+	if err != ErrStopped {
+		n.failedReadRounds.Add(uint64(len(n.readInflight)))
+	}
 	for seq, r := range n.readInflight {
 		for _, c := range r.waiters {
 			c <- readResult{err: err}

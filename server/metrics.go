@@ -32,6 +32,14 @@ type serverMetrics struct {
 	proposalsFailed atomic.Uint64
 	// walFsync times the WAL's tail fsyncs; raftnode reports them.
 	walFsync latencyHistogram
+	// walWrite times the WAL's writes of records, walWriteBytes counts
+	// their bytes; raftnode reports them.
+	walWrite      latencyHistogram
+	walWriteBytes atomic.Uint64
+	// readIndexTimeouts counts the linearizable reads that waited in vain
+	// for their ReadIndex round (part of
+	// etcd_server_slow_read_indexes_total).
+	readIndexTimeouts atomic.Uint64
 	// backendCommit times the apply loop's storage commits, etcd's
 	// backend commit.
 	backendCommit latencyHistogram
@@ -171,6 +179,9 @@ var (
 	descApplied        = etcdDesc("server", "proposals_applied_total", "The total number of consensus proposals applied.")
 	descPending        = etcdDesc("server", "proposals_pending", "The current number of pending proposals to commit.")
 	descFailed         = etcdDesc("server", "proposals_failed_total", "The total number of failed proposals seen.")
+	descReadsFailed    = etcdDesc("server", "read_indexes_failed_total", "The total number of failed read indexes seen.")
+	descReadsSlow      = etcdDesc("server", "slow_read_indexes_total", "The total number of pending read indexes not in sync with leader's or timed out read index requests.")
+	descLateHeartbeats = etcdDesc("server", "heartbeat_send_failures_total", "The total number of leader heartbeat send failures (likely overloaded from slow disk).")
 	descSnapshotApply  = etcdDesc("server", "snapshot_apply_in_progress_total", "1 if the server is applying the incoming snapshot. 0 if none.")
 	descIsLearner      = etcdDesc("server", "is_learner", "Whether or not this member is a learner. 1 if is, 0 otherwise.")
 	descQuota          = etcdDesc("server", "quota_backend_bytes", "Current backend storage quota size in bytes.")
@@ -180,6 +191,8 @@ var (
 	descClusterVersion = etcdDesc("cluster", "version", "Which version is running. 1 for 'cluster_version' label with current cluster version", "cluster_version")
 	descWALFsync       = etcdDesc("disk", "wal_fsync_duration_seconds", "The latency distributions of fsync called by WAL.")
 	descBackendCommit  = etcdDesc("disk", "backend_commit_duration_seconds", "The latency distributions of commit called by backend.")
+	descWALWrite       = etcdDesc("disk", "wal_write_duration_seconds", "The latency distributions of write called by WAL.")
+	descWALWriteBytes  = etcdDesc("disk", "wal_write_bytes_total", "Total number of bytes written in WAL.")
 	descDBSize         = etcdDesc("mvcc", "db_total_size_in_bytes", "Total size of the underlying database physically allocated in bytes.")
 	descDBSizeInUse    = etcdDesc("mvcc", "db_total_size_in_use_in_bytes", "Total size of the underlying database logically in use in bytes.")
 	descMVCCRanges     = etcdDesc("mvcc", "range_total", "Total number of ranges seen by this member.")
@@ -213,9 +226,10 @@ var (
 )
 
 var allMetricsDescs = []*prometheus.Desc{
-	descHasLeader, descIsLeader, descLeaderChanges, descCommitted, descApplied, descPending, descFailed,
+	descHasLeader, descIsLeader, descLeaderChanges, descCommitted, descApplied, descPending, descFailed, descLateHeartbeats,
+	descReadsFailed, descReadsSlow,
 	descSnapshotApply, descIsLearner, descQuota, descServerID, descServerVersion, descGoVersion,
-	descClusterVersion, descWALFsync, descBackendCommit, descDBSize, descDBSizeInUse,
+	descClusterVersion, descWALFsync, descWALWrite, descWALWriteBytes, descBackendCommit, descDBSize, descDBSizeInUse,
 	descMVCCRanges, descMVCCPuts, descMVCCDeletes, descMVCCTxns,
 	descLeasesGranted, descLeasesRevoked, descLeasesRenewed, descLeasesExpired, descCurrentRev,
 	descCompactRev, descWatchers, descSlowWatchers, descWatchStreams, descKnownPeers, descFDUsed, descFDLimit,
@@ -266,6 +280,9 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descApplied, float64(s.appliedIndex.Load()))
 	gauge(descPending, float64(s.w.pending()))
 	counter(descFailed, float64(s.metrics.proposalsFailed.Load()))
+	counter(descLateHeartbeats, float64(st.LateHeartbeats))
+	counter(descReadsFailed, float64(st.FailedReadRounds))
+	counter(descReadsSlow, float64(st.StaleReadStates+s.metrics.readIndexTimeouts.Load()))
 	gauge(descSnapshotApply, boolFloat(s.metrics.snapshotApplying.Load()))
 	gauge(descIsLearner, boolFloat(s.IsLearner()))
 	// etcd reports the configured quota, negative (disabled) included.
@@ -275,6 +292,9 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descGoVersion, 1, runtime.Version())
 	gauge(descClusterVersion, 1, ClusterVersion)
 	ch <- s.metrics.walFsync.metric(descWALFsync)
+	ch <- s.metrics.walWrite.metric(descWALWrite)
+	// A gauge in etcd despite its _total name.
+	gauge(descWALWriteBytes, float64(s.metrics.walWriteBytes.Load()))
 	ch <- s.metrics.backendCommit.metric(descBackendCommit)
 	gauge(descDBSize, float64(status.DbSize))
 	gauge(descDBSizeInUse, float64(status.DbSizeInUse))

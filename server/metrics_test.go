@@ -85,8 +85,15 @@ func gather(t *testing.T, s *Server) map[string]*dto.MetricFamily {
 func TestMetricsCollector(t *testing.T) {
 	s := startTestServer(t)
 	mfs := gather(t, s)
-	if len(mfs) != len(allMetricsDescs) {
-		t.Fatalf("%d families, want %d", len(mfs), len(allMetricsDescs))
+	// The collector's own families, and those of the member's histograms.
+	hist := prometheus.NewPedanticRegistry()
+	hist.MustRegister(s.hist.collectors()...)
+	histFams, err := hist.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mfs) != len(allMetricsDescs)+len(histFams) {
+		t.Fatalf("%d families, want %d and %d histogram families", len(mfs), len(allMetricsDescs), len(histFams))
 	}
 	one := func(name string) *dto.Metric {
 		t.Helper()

@@ -127,7 +127,7 @@ func New(cfg Config) (*Server, error) {
 		lg:               cfg.Logger,
 		readyc:           make(chan struct{}),
 		componentMetrics: prometheus.NewRegistry(),
-		hist:       newHistograms(),
+		hist:             newHistograms(),
 		removedc:         make(chan struct{}),
 		drainc:           make(chan struct{}),
 		stopc:            make(chan struct{}),
@@ -258,6 +258,10 @@ func New(cfg Config) (*Server, error) {
 		Logger:                 cfg.Logger,
 		// Times the WAL fsyncs for /metrics.
 		WALSyncObserver: s.metrics.walFsync.observe,
+		WALWriteObserver: func(n int, d time.Duration) {
+			s.metrics.walWriteBytes.Add(uint64(n))
+			s.metrics.walWrite.observe(d)
+		},
 	})
 	if err != nil {
 		s.closeStorage()
@@ -586,11 +590,16 @@ func (s *Server) mapWaitErr(ctx context.Context, err error) error {
 
 // LinearizableBarrier returns once this member has applied everything
 // committed when it was called.
-func (s *Server) LinearizableBarrier(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.requestTimeout())
+func (s *Server) LinearizableBarrier(parent context.Context) error {
+	ctx, cancel := context.WithTimeout(parent, s.cfg.requestTimeout())
 	defer cancel()
 	idx, err := s.node.ReadIndex(ctx)
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil {
+			s.lg.Warn("timed out waiting for read index response (local node might have slow network)",
+				zap.Duration("timeout", s.cfg.requestTimeout()))
+			s.metrics.readIndexTimeouts.Add(1)
+		}
 		return s.mapWaitErr(ctx, err)
 	}
 	select {

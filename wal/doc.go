@@ -49,6 +49,9 @@
 //   - WithSyncObserver reports the duration of every fsync of the tail
 //     (Save, SaveSnapshot, cut, Close), on the owning goroutine; the member
 //     exports them as etcd_disk_wal_fsync_duration_seconds.
+//   - WithWriteObserver reports the size and duration of every write of
+//     records to the tail (Save, SaveSnapshot), for
+//     etcd_disk_wal_write_bytes_total and _write_duration_seconds.
 //   - ValidSnapshotEntries lists the markers at or below the last saved
 //     commit index without changing any file; snap.LoadNewestAvailable uses
 //     it to pick a snapshot the WAL can continue from.

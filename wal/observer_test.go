@@ -50,3 +50,32 @@ func TestSyncObserver(t *testing.T) {
 		t.Fatalf("the cut step left %d segments, want at least 2", n)
 	}
 }
+
+// TestWriteObserver: the observer sees every write of records to the
+// tail, with its size: what Save and SaveSnapshot append, byte for byte.
+func TestWriteObserver(t *testing.T) {
+	var writes, bytes int
+	w := create(t, vfs.NewMem(), WithWriteObserver(func(n int, d time.Duration) {
+		if d < 0 {
+			t.Errorf("negative write duration %v", d)
+		}
+		writes++
+		bytes += n
+	}))
+	for _, s := range []struct {
+		name string
+		do   func() error
+	}{
+		{"entries", func() error { return w.Save(hs(1, 1, 0), ents(1, 3, 1)) }},
+		{"commit only", func() error { return w.Save(hs(1, 1, 3), nil) }},
+		{"marker", func() error { return w.SaveSnapshot(Snapshot{Index: 3, Term: 1}) }},
+	} {
+		writes, bytes = 0, 0
+		off := w.off
+		must(t, s.do())
+		if writes != 1 || int64(bytes) != w.off-off || bytes == 0 {
+			t.Fatalf("%s: observed %d writes of %d bytes, want one of the %d appended", s.name, writes, bytes, w.off-off)
+		}
+	}
+	must(t, w.Close())
+}

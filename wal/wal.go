@@ -47,6 +47,8 @@ type options struct {
 	segmentSize int64
 	// observeSync, when set, is told how long each fsync of the tail took.
 	observeSync func(time.Duration)
+	// observeWrite, when set, is told each write of records to the tail.
+	observeWrite func(bytes int, d time.Duration)
 }
 
 // WithSegmentSize sets the segment size in bytes (default
@@ -64,6 +66,17 @@ func WithSegmentSize(bytes int64) Option {
 // cheap and must not block. A nil observe is ignored.
 func WithSyncObserver(observe func(time.Duration)) Option {
 	return func(o *options) { o.observeSync = observe }
+}
+
+// WithWriteObserver has observe called with the size and duration of every
+// write of records to the tail segment, failed ones included: those of
+// Save and SaveSnapshot (etcd reports them as
+// etcd_disk_wal_write_bytes_total and etcd_disk_wal_write_duration_seconds).
+// The head a segment cut writes into the next segment is not counted.
+// observe runs on the goroutine that owns the WAL, inside the write path:
+// it must be cheap and must not block. A nil observe is ignored.
+func WithWriteObserver(observe func(bytes int, d time.Duration)) Option {
+	return func(o *options) { o.observeWrite = observe }
 }
 
 func makeOptions(opts []Option) options {
@@ -574,7 +587,12 @@ func (w *WAL) syncTail() error {
 
 // write appends the encoder's records to the tail.
 func (w *WAL) write() error {
-	if _, err := w.tail.WriteAt(w.enc.buf, w.off); err != nil {
+	start := time.Now()
+	n, err := w.tail.WriteAt(w.enc.buf, w.off)
+	if w.opts.observeWrite != nil {
+		w.opts.observeWrite(n, time.Since(start))
+	}
+	if err != nil {
 		return w.fail(fmt.Errorf("wal: write %s at offset %d: %w", w.tailName(), w.off, err))
 	}
 	w.off += int64(len(w.enc.buf))

@@ -19,6 +19,9 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/cairn-kv/cairn/server"
 	"github.com/cairn-kv/cairn/tests/framework"
@@ -823,5 +826,72 @@ func TestClusterStartErrors(t *testing.T) {
 	cfg.InitialClusterState = "existing"
 	if _, err := server.New(cfg); err == nil || !strings.Contains(err.Error(), "member add") {
 		t.Fatalf("joining without member add: %v", err)
+	}
+}
+
+// slowWALFS is a disk whose next WAL fsync, once armed, takes delay: a
+// slow disk under the raft loop.
+type slowWALFS struct {
+	vfs.FS
+	armed *atomic.Bool
+	delay time.Duration
+}
+
+type slowWALFile struct {
+	vfs.File
+	fs slowWALFS
+}
+
+func (f slowWALFS) wrap(name string, file vfs.File, err error) (vfs.File, error) {
+	if err != nil || !strings.Contains(name, ".wal") {
+		return file, err
+	}
+	return slowWALFile{file, f}, nil
+}
+
+func (f slowWALFS) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
+	file, err := f.FS.Create(name, c)
+	return f.wrap(name, file, err)
+}
+
+func (f slowWALFS) OpenReadWrite(name string, c vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
+	file, err := f.FS.OpenReadWrite(name, c, opts...)
+	return f.wrap(name, file, err)
+}
+
+func (f slowWALFile) SyncData() error {
+	if f.fs.armed.CompareAndSwap(true, false) {
+		<-time.After(f.fs.delay) // the fault: a slow disk
+	}
+	return f.File.SyncData()
+}
+
+// TestClusterLateHeartbeatsCounted: a leader whose raft loop is held up
+// by a slow WAL fsync sends its next heartbeats late; it logs etcd's
+// warning and counts them in etcd_server_heartbeat_send_failures_total.
+func TestClusterLateHeartbeatsCounted(t *testing.T) {
+	core, logs := observer.New(zapcore.WarnLevel)
+	disks := map[string]slowWALFS{}
+	c := framework.StartCluster(t, 3, func(cfg *server.Config) {
+		// Five heartbeat intervals: late, but within the election timeout.
+		disks[cfg.Name] = slowWALFS{FS: vfs.Default, armed: new(atomic.Bool), delay: 5 * cfg.HeartbeatInterval}
+		cfg.FS = disks[cfg.Name]
+		cfg.Logger = zap.New(core)
+	})
+	ctx := framework.Context(t, 30*time.Second)
+	lead := c.Leader(ctx)
+	if n := counters(t, lead, "etcd_server_heartbeat_send_failures_total")[0]; n != 0 {
+		t.Logf("%v late heartbeats before the slow fsync (a busy machine)", n)
+	}
+	before := counters(t, lead, "etcd_server_heartbeat_send_failures_total")[0]
+	disks[lead.Config.Name].armed.Store(true)
+	if _, err := lead.Client().Put(ctx, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	framework.WaitUntil(ctx, t, "a late heartbeat counted", func() bool {
+		return counters(t, lead, "etcd_server_heartbeat_send_failures_total")[0] > before
+	})
+	if logs.FilterMessage("leader failed to send out heartbeat on time; took too long, leader is overloaded likely from slow disk").Len() == 0 {
+		t.Fatal("late heartbeats counted but not logged")
 	}
 }

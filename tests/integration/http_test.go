@@ -288,6 +288,8 @@ var wantMetrics = map[string]struct {
 	"etcd_server_proposals_failed_total":            {dto.MetricType_COUNTER, ""},
 	"etcd_disk_wal_fsync_duration_seconds":          {dto.MetricType_HISTOGRAM, ""},
 	"etcd_disk_backend_commit_duration_seconds":     {dto.MetricType_HISTOGRAM, ""},
+	"etcd_disk_wal_write_duration_seconds":          {dto.MetricType_HISTOGRAM, ""},
+	"etcd_disk_wal_write_bytes_total":               {dto.MetricType_GAUGE, ""},
 	"etcd_mvcc_db_total_size_in_bytes":              {dto.MetricType_GAUGE, ""},
 	"etcd_mvcc_db_total_size_in_use_in_bytes":       {dto.MetricType_GAUGE, ""},
 	"etcd_server_quota_backend_bytes":               {dto.MetricType_GAUGE, ""},
@@ -434,6 +436,8 @@ func TestHTTPMetrics(t *testing.T) {
 	grew("etcd_server_proposals_committed_total", puts)
 	grew("etcd_server_proposals_applied_total", puts)
 	grew("etcd_disk_wal_fsync_duration_seconds", 1)
+	grew("etcd_disk_wal_write_duration_seconds", puts)
+	grew("etcd_disk_wal_write_bytes_total", puts*5)
 	grew("etcd_disk_backend_commit_duration_seconds", 1)
 	grew("etcd_server_health_success", 1)
 	// A put request holds at least its key ("k0"), its value ("v") and

@@ -29,7 +29,7 @@
 // (ErrCompacted, ErrFutureRev) fails the group too: apply must not answer
 // from a read that may have succeeded on the other members.
 //
-// Readers (Range, Rev, CompactRev, HashKV, GetMeta, Meta) run on any
+// Readers (Range, Rev, CompactRev, Keys, HashKV, GetMeta, Meta) run on any
 // goroutine without locks. They see committed groups only: a Pebble
 // iterator is created after loading the published revision, so it holds
 // every version up to it; later commits only add versions above it.
@@ -49,6 +49,7 @@
 //	              'm' "i/scheduled_compact" → compact revision (8 B BE)
 //	              'm' "i/finished_compact"  → physically finished compact revision
 //	              'm' "i/layout"            → layout of the records above (8 B BE, 2)
+//	              'm' "i/keys"              → live keys, revision counted at (2×8 B BE)
 //	              'm' "u/" name             → opaque value from PutMeta
 //
 // escaped(key) is storage.AppendEscaped: order-preserving, self-delimiting.
@@ -80,6 +81,17 @@
 // attached to it; Put and delete keep it in step in the same group, so a
 // revoke finds its keys without scanning the key space and no lease
 // attachment lives in memory.
+//
+// The live key count (Keys, etcd's etcd_debugging_mvcc_keys_total) is
+// kept by the writes from what they know anyway: a Put of a key with no
+// live version adds one (Put reads the previous version in any case), a
+// delete takes one per key it tombstones. Commit records it with the
+// group, stamped with the group's revision, and publishes it with the
+// revision; compaction never changes it. A store whose record is missing
+// (written by an older build) or stamped with another revision than the
+// state's (written to by an older build since) is counted once at Open or
+// Restore, one walk of the key index with constant memory, and the count
+// recorded.
 //
 // PutRaw and DeleteRaw let other packages (lease, later membership and auth)
 // write their own key spaces in the open group, so their state commits

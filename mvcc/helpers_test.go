@@ -10,6 +10,7 @@ import (
 	"github.com/cairn-kv/cairn/storage"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.uber.org/zap"
 )
 
 // env is a store on an in-memory filesystem that tests can reopen.
@@ -20,6 +21,8 @@ type env struct {
 	s   *Store
 	// pacing is the compactor's at the next open (zero: the default).
 	pacing pacing
+	// lg is the store's logger at the next open (nil: none).
+	lg *zap.Logger
 }
 
 func newEnv(t testing.TB, fs vfs.FS) *env {
@@ -39,7 +42,7 @@ func (e *env) open() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	s, err := openPaced(eng, nil, e.pacing)
+	s, err := openPaced(eng, e.lg, e.pacing)
 	if err != nil {
 		e.t.Fatal(err)
 	}

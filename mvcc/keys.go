@@ -38,6 +38,7 @@ var (
 	scheduledCompactKey = storage.MetaKey("i/scheduled_compact") // 8 B BE
 	finishedCompactKey  = storage.MetaKey("i/finished_compact")  // 8 B BE
 	layoutKey           = storage.MetaKey("i/layout")            // 8 B BE, see upgradeLayout
+	keyCountKey         = storage.MetaKey("i/keys")              // live keys, revision (2×8 B BE), see keycount.go
 )
 
 var errCorrupt = errors.New("mvcc: corrupt record")

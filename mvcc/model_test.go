@@ -192,6 +192,13 @@ func verify(t *testing.T, e *env, m *model, rng *rand.Rand) {
 	if got, want := e.s.CompactRev(), max(m.compact, 0); got != want {
 		t.Fatalf("CompactRev() = %d, want %d", got, want)
 	}
+	// The count kept by the writes, and the count Open would make.
+	if got, want := e.s.Keys(), int64(len(m.states[m.rev()])); got != want {
+		t.Fatalf("Keys() = %d, want %d", got, want)
+	}
+	if got, _, err := countLiveKeys(e.s.db); err != nil || got != int64(len(m.states[m.rev()])) {
+		t.Fatalf("countLiveKeys = %d, %v; want %d", got, err, len(m.states[m.rev()]))
+	}
 	for rev := max(m.compact, 1); rev <= m.rev(); rev++ {
 		got, err := e.rangeAll(rev)
 		if err != nil {
@@ -278,6 +285,14 @@ func TestModelRandom(t *testing.T) {
 	}
 	for gi := range groups {
 		var done <-chan struct{}
+		if rng.IntN(10) == 0 {
+			// A group that is discarded (as a failed Commit, Close and
+			// Restore do) changes nothing; the next one starts from the
+			// committed state.
+			runTxn(e.s, m.randomTxn(rng))
+			e.s.discardGroup()
+		}
+		published := int64(len(m.states[m.rev()]))
 		for range 1 + rng.IntN(3) {
 			ops := m.randomTxn(rng)
 			wantOuts, wantChanges := m.apply(ops)
@@ -303,6 +318,9 @@ func TestModelRandom(t *testing.T) {
 					t.Fatalf("Compact(%d) beyond %d: %v", m.rev()+1, m.rev(), err)
 				}
 			}
+		}
+		if got := e.s.Keys(); got != published {
+			t.Fatalf("group %d: Keys() = %d before the group committed, want %d", gi, got, published)
 		}
 		e.commit(rng.IntN(4) == 0)
 		if rng.IntN(6) == 0 {

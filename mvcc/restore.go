@@ -73,6 +73,16 @@ func PrepareRestore(eng *storage.Engine, o RestoreOptions) (State, error) {
 	if o.BumpRevision > 0 && st.Rev > (1<<63-1)-o.BumpRevision {
 		return State{}, fmt.Errorf("%w: revision %d plus %d overflows", ErrBadRestore, st.Rev, o.BumpRevision)
 	}
+	// The keys stay as they are: a live key count recorded for the state
+	// is restamped with the new revision, so Open need not count again.
+	_, stateRev, err := (&Store{db: eng.DB()}).loadState()
+	if err != nil {
+		return State{}, err
+	}
+	keys, _, keysOK, err := loadKeyCount(eng.DB(), stateRev)
+	if err != nil {
+		return State{}, err
+	}
 	st.Meta = o.Meta
 	st.Rev += o.BumpRevision
 	b := eng.DB().NewBatch()
@@ -80,6 +90,12 @@ func PrepareRestore(eng *storage.Engine, o RestoreOptions) (State, error) {
 	v := encodeState(st.Meta, st.Rev)
 	if err := b.Set(stateKey, v[:], nil); err != nil {
 		return State{}, err
+	}
+	if keysOK {
+		kc := encodeKeyCount(keys, st.Rev)
+		if err := b.Set(keyCountKey, kc[:], nil); err != nil {
+			return State{}, err
+		}
 	}
 	if o.MarkCompacted && st.CompactRev < st.Rev {
 		// Scheduled above finished: the compactor of the next Store to

@@ -218,6 +218,7 @@ func TestStoreRestore(t *testing.T) {
 	if idx, revlog := e.physicalCounts(); idx != 5 || revlog != 5 {
 		t.Fatalf("after the resumed compaction: %d index and %d revision-log entries, want 5 and 5", idx, revlog)
 	}
+	checkKeys(t, e, "after restore", 5)
 	if h, _, _, err := e.s.HashKV(0); err != nil || h != wantHash {
 		t.Fatalf("HashKV = %d, %v; the source's is %d", h, err, wantHash)
 	}

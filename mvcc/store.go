@@ -60,7 +60,13 @@ type Store struct {
 	rev        atomic.Int64
 	compactRev atomic.Int64 // -1 until the first compaction
 	meta       atomic.Pointer[Meta]
+	keys       atomic.Int64 // live keys, see keycount.go
 	closed     atomic.Bool
+
+	// keysRev is the revision the key count record on disk is stamped
+	// with; Commit rewrites the record when the revision it commits is
+	// another. Apply goroutine only.
+	keysRev int64
 
 	// g is the open write group; owned by the apply goroutine.
 	g group
@@ -83,7 +89,11 @@ type group struct {
 	// compactRev is the compact revision as the apply loop sees it: it
 	// moves at Compact, the published one at Commit.
 	compactRev int64
-	txn        *TxnWrite
+	// keys is the number of live keys after every write of the group so
+	// far; the published count moves to it at Commit. Put and delete keep
+	// it from the previous version they know anyway (no read of its own).
+	keys int64
+	txn  *TxnWrite
 	// latest caches the newest state of every key written in this group, so
 	// Put finds a key's previous version without reading the batch.
 	latest map[string]keyState
@@ -139,6 +149,10 @@ func (s *Store) start() error {
 	if err != nil {
 		return err
 	}
+	keys, err := s.loadKeys(rev)
+	if err != nil {
+		return err
+	}
 	scheduled, err := loadInt(s.db, scheduledCompactKey)
 	if err != nil {
 		return err
@@ -149,6 +163,8 @@ func (s *Store) start() error {
 	}
 	s.broken = nil
 	s.g = group{latest: make(map[string]keyState), compactRev: scheduled}
+	s.keysRev = rev
+	s.keys.Store(keys)
 	s.rev.Store(max(rev, scheduled))
 	s.compactRev.Store(scheduled)
 	s.meta.Store(&m)
@@ -255,6 +271,12 @@ func (s *Store) Rev() int64 { return s.rev.Load() }
 // when the store was never compacted.
 func (s *Store) CompactRev() int64 { return max(s.compactRev.Load(), 0) }
 
+// Keys returns the number of live keys (keys whose newest version is not a
+// tombstone) at the published revision: the count of the last committed
+// group, never of an open or discarded one. It is etcd's
+// etcd_debugging_mvcc_keys_total, and costs an atomic load.
+func (s *Store) Keys() int64 { return s.keys.Load() }
+
 // FirstRev is etcd's lower bound for reads at an explicit revision: -1
 // before any compaction, the compact revision after. Reads at a revision
 // below it fail with ErrCompacted.
@@ -297,6 +319,7 @@ func (s *Store) openGroup() {
 	s.g.open = true
 	s.g.batch = s.db.NewIndexedBatch()
 	s.g.rev = s.rev.Load()
+	s.g.keys = s.keys.Load()
 }
 
 func (s *Store) groupErr(err error) {
@@ -325,11 +348,12 @@ func (s *Store) discardGroup() {
 	g.open, g.txn, g.waiters, g.err = false, nil, nil, nil
 }
 
-// Commit writes the open group and m in one batch, made durable before it
+// Commit writes the open group and m (and the live key count, when the
+// revision moved since the count was last recorded) in one batch, made durable before it
 // returns when sync is set (a flush of the engine's memtables, which works
 // whether or not the engine keeps a WAL of its own), then publishes the
-// group's revision to readers and hands a compaction scheduled in the group
-// to the background compactor.
+// group's revision and key count to readers and hands a compaction
+// scheduled in the group to the background compactor.
 // With no open group it records m alone. An error is final: the group is
 // lost, every later Commit fails the same way, and the member must stop.
 func (s *Store) Commit(m Meta, sync bool) error {
@@ -348,14 +372,18 @@ func (s *Store) Commit(m Meta, sync bool) error {
 		return s.broken
 	}
 	b := g.batch
-	rev := s.rev.Load()
+	rev, keys := s.rev.Load(), s.keys.Load()
 	if g.open {
-		rev = g.rev
+		rev, keys = g.rev, g.keys
 	} else {
 		b = s.db.NewBatch()
 	}
 	st := encodeState(m, rev)
 	err := b.Set(stateKey, st[:], nil)
+	if err == nil && (rev != s.keysRev || keys != s.keys.Load()) {
+		kc := encodeKeyCount(keys, rev)
+		err = b.Set(keyCountKey, kc[:], nil)
+	}
 	if err == nil {
 		err = b.Commit(pebble.NoSync)
 	}
@@ -370,7 +398,9 @@ func (s *Store) Commit(m Meta, sync bool) error {
 		s.discardGroup()
 		return s.broken
 	}
+	s.keysRev = rev
 	s.meta.Store(&m)
+	s.keys.Store(keys)
 	s.rev.Store(rev)
 	if len(g.waiters) > 0 {
 		s.compactRev.Store(g.compactRev)

@@ -72,6 +72,8 @@ func (t *TxnWrite) Put(key, value []byte, lease int64) {
 	create, version := rev, int64(1)
 	if prev.live {
 		create, version = prev.create, prev.version+1
+	} else {
+		s.g.keys++
 	}
 	t.writeVersion(key, value, rev, sub, header{create: create, version: version, lease: lease})
 	if prev.lease != lease {
@@ -113,11 +115,13 @@ func (t *TxnWrite) DeleteRange(key, end []byte) (deleted int64) {
 	return int64(len(keys))
 }
 
-// delete tombstones key, whose newest version is attached to lease.
+// delete tombstones key, which is live and whose newest version is
+// attached to lease.
 func (t *TxnWrite) delete(key []byte, lease int64) {
 	rev, sub := t.beginRev+1, int64(len(t.changes))
 	t.writeVersion(key, nil, rev, sub, header{tomb: true})
 	t.detach(lease, key)
+	t.s.g.keys--
 	t.s.g.latest[string(key)] = keyState{}
 	t.changes = append(t.changes, &mvccpb.KeyValue{Key: key, ModRevision: rev})
 }

@@ -49,6 +49,11 @@ type serverMetrics struct {
 	// ranges, puts, deletes and txns are etcd's etcd_mvcc_*_total
 	// counters (opCounter).
 	ranges, puts, deletes, txns atomic.Uint64
+	// putBytes is the total size of the keys and values put
+	// (etcd_debugging_mvcc_total_put_size_in_bytes).
+	putBytes atomic.Uint64
+	// watchEvents counts the watch events sent to clients.
+	watchEvents atomic.Uint64
 	// leasesGranted and leasesRevoked count the leases this member's
 	// apply loop granted and revoked; leasesRenewed the keep-alives its
 	// lessor answered as the leader's; leasesExpired the expired leases it
@@ -79,6 +84,7 @@ type opCounter struct {
 	kvView
 	m                     *serverMetrics
 	ranges, puts, deletes uint64
+	putBytes              uint64
 }
 
 func (s *Server) countOps(v kvView) *opCounter { return &opCounter{kvView: v, m: &s.metrics} }
@@ -90,6 +96,7 @@ func (c *opCounter) Range(key, end []byte, o mvcc.RangeOptions) (*mvcc.RangeResu
 
 func (c *opCounter) Put(key, value []byte, lease int64) {
 	c.puts++
+	c.putBytes += uint64(len(key) + len(value))
 	c.kvView.Put(key, value, lease)
 }
 
@@ -99,7 +106,10 @@ func (c *opCounter) DeleteRange(key, end []byte) int64 {
 }
 
 // done adds the counts to the member's counters; c is not used after.
-func (c *opCounter) done() { c.m.countOps(c.ranges, c.puts, c.deletes) }
+func (c *opCounter) done() {
+	c.m.countOps(c.ranges, c.puts, c.deletes)
+	c.m.putBytes.Add(c.putBytes)
+}
 
 // RegisterMetrics adds c to what MetricsCollector exports, for the layers
 // built on the member (server/v3rpc's grpc_server_* metrics). It fails as
@@ -199,12 +209,15 @@ var (
 	descMVCCPuts       = etcdDesc("mvcc", "put_total", "Total number of puts seen by this member.")
 	descMVCCDeletes    = etcdDesc("mvcc", "delete_total", "Total number of deletes seen by this member.")
 	descMVCCTxns       = etcdDesc("mvcc", "txn_total", "Total number of txns seen by this member.")
+	descPutBytes       = debuggingDesc("total_put_size_in_bytes", "The total size of put kv pairs seen by this member.")
 	descLeasesGranted  = prometheus.NewDesc("etcd_debugging_lease_granted_total", "The total number of granted leases.", nil, nil)
 	descLeasesRevoked  = prometheus.NewDesc("etcd_debugging_lease_revoked_total", "The total number of revoked leases.", nil, nil)
 	descLeasesRenewed  = prometheus.NewDesc("etcd_debugging_lease_renewed_total", "The number of renewed leases seen by the leader.", nil, nil)
 	descLeasesExpired  = prometheus.NewDesc("etcd_debugging_server_lease_expired_total", "The total number of expired leases.", nil, nil)
 	descCurrentRev     = debuggingDesc("current_revision", "The current revision of store.")
 	descCompactRev     = debuggingDesc("compact_revision", "The revision of the last compaction in store.")
+	descKeys           = debuggingDesc("keys_total", "Total number of keys.")
+	descWatchEvents    = debuggingDesc("events_total", "Total number of events sent by this member.")
 	descWatchers       = debuggingDesc("watcher_total", "Total number of watchers.")
 	descSlowWatchers   = debuggingDesc("slow_watcher_total", "Total number of unsynced slow watchers.")
 	descWatchStreams   = debuggingDesc("watch_stream_total", "Total number of watch streams.")
@@ -230,9 +243,9 @@ var allMetricsDescs = []*prometheus.Desc{
 	descReadsFailed, descReadsSlow,
 	descSnapshotApply, descIsLearner, descQuota, descServerID, descServerVersion, descGoVersion,
 	descClusterVersion, descWALFsync, descWALWrite, descWALWriteBytes, descBackendCommit, descDBSize, descDBSizeInUse,
-	descMVCCRanges, descMVCCPuts, descMVCCDeletes, descMVCCTxns,
+	descMVCCRanges, descMVCCPuts, descMVCCDeletes, descMVCCTxns, descPutBytes,
 	descLeasesGranted, descLeasesRevoked, descLeasesRenewed, descLeasesExpired, descCurrentRev,
-	descCompactRev, descWatchers, descSlowWatchers, descWatchStreams, descKnownPeers, descFDUsed, descFDLimit,
+	descCompactRev, descKeys, descWatchEvents, descWatchers, descSlowWatchers, descWatchStreams, descKnownPeers, descFDUsed, descFDLimit,
 	descWriteStalls, descWriteStalled, descCompactionDebt, descCompactions, descL0Sublevels, descL0Tables,
 	descMemTables, descBlockCacheBytes, descBlockCacheHits, descBlockCacheMiss,
 }
@@ -302,6 +315,8 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descMVCCPuts, float64(s.metrics.puts.Load()))
 	counter(descMVCCDeletes, float64(s.metrics.deletes.Load()))
 	counter(descMVCCTxns, float64(s.metrics.txns.Load()))
+	// A gauge in etcd that only grows.
+	gauge(descPutBytes, float64(s.metrics.putBytes.Load()))
 	counter(descLeasesGranted, float64(s.metrics.leasesGranted.Load()))
 	counter(descLeasesRevoked, float64(s.metrics.leasesRevoked.Load()))
 	counter(descLeasesRenewed, float64(s.metrics.leasesRenewed.Load()))
@@ -310,6 +325,8 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	// -1 before the first compaction, as in etcd.
 	gauge(descCompactRev, float64(s.kv.FirstRev()))
 	// etcd's watch metrics are gauges despite their _total names.
+	gauge(descKeys, float64(s.kv.Keys()))
+	counter(descWatchEvents, float64(s.metrics.watchEvents.Load()))
 	gauge(descWatchers, float64(watch.Watchers))
 	gauge(descSlowWatchers, float64(watch.SlowWatchers))
 	gauge(descWatchStreams, float64(watch.Streams))

@@ -444,6 +444,10 @@ func samePeerURLs(a, b []string) bool {
 // Watchable returns the member's watch hub.
 func (s *Server) Watchable() *watch.Hub { return s.hub }
 
+// WatchEventsSent counts n watch events sent to a client
+// (etcd_debugging_mvcc_events_total).
+func (s *Server) WatchEventsSent(n int) { s.metrics.watchEvents.Add(uint64(n)) }
+
 // PrevKV returns key's version just before revision rev, or nil: the
 // prev_kv of a watch event at rev.
 func (s *Server) PrevKV(key []byte, rev int64) *mvccpb.KeyValue {

@@ -272,6 +272,15 @@ func eventBytes(evs []*mvccpb.Event, prevKV bool) int {
 // watcher's progress notification) of the watcher with options o; events
 // for a watcher without prev_kv or fragmenting are encoded through enc.
 func (ws *watchServer) sendEvent(stream pb.Watch_WatchServer, r watch.Response, o *watchOpts, enc *eventEncoder) error {
+	err := ws.sendResponse(stream, r, o, enc)
+	if err == nil {
+		ws.s.WatchEventsSent(len(r.Events))
+	}
+	return err
+}
+
+// sendResponse is sendEvent before counting the events sent.
+func (ws *watchServer) sendResponse(stream pb.Watch_WatchServer, r watch.Response, o *watchOpts, enc *eventEncoder) error {
 	if len(r.Events) > 0 && r.CompactRevision == 0 && !o.prevKV && !o.fragment {
 		o.sentEvents = true
 		f, err := enc.frame(ws.hdr.at(r.Revision), r.WatchID, r.Events)

@@ -298,6 +298,9 @@ var wantMetrics = map[string]struct {
 	"etcd_debugging_mvcc_watch_stream_total":        {dto.MetricType_GAUGE, ""},
 	"etcd_debugging_mvcc_current_revision":          {dto.MetricType_GAUGE, ""},
 	"etcd_debugging_mvcc_compact_revision":          {dto.MetricType_GAUGE, ""},
+	"etcd_debugging_mvcc_events_total":              {dto.MetricType_COUNTER, ""},
+	"etcd_debugging_mvcc_keys_total":                {dto.MetricType_GAUGE, ""},
+	"etcd_debugging_mvcc_total_put_size_in_bytes":   {dto.MetricType_GAUGE, ""},
 	"etcd_server_version":                           {dto.MetricType_GAUGE, "server_version"},
 	"etcd_cluster_version":                          {dto.MetricType_GAUGE, "cluster_version"},
 	"etcd_server_id":                                {dto.MetricType_GAUGE, "server_id"},
@@ -425,6 +428,12 @@ func TestHTTPMetrics(t *testing.T) {
 	if wr := <-wc; !wr.Created {
 		t.Fatalf("watch: %+v", wr)
 	}
+	if _, err := c.Txn(ctx).Then(clientv3.OpPut("k-watched", "v"), clientv3.OpDelete("k0")).Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if wr := <-wc; len(wr.Events) != 2 {
+		t.Fatalf("watch: %+v, want the txn's two events", wr)
+	}
 	expectHTTP(t, base+"/health", 200, healthOK)
 	after := scrapeMetrics(t, base)
 	grew := func(name string, by float64) {
@@ -445,7 +454,9 @@ func TestHTTPMetrics(t *testing.T) {
 	grew("etcd_network_client_grpc_received_bytes_total", puts*5)
 	grew("etcd_network_client_grpc_sent_bytes_total", puts*10)
 	for name, want := range map[string]float64{
-		"etcd_debugging_mvcc_current_revision":   1 + puts,
+		"etcd_debugging_mvcc_current_revision":   2 + puts,
+		"etcd_debugging_mvcc_events_total":       2,
+		"etcd_debugging_mvcc_keys_total":         puts, // k0 deleted, k-watched put
 		"etcd_debugging_mvcc_watcher_total":      1,
 		"etcd_debugging_mvcc_watch_stream_total": 1,
 		"etcd_debugging_mvcc_slow_watcher_total": 0,

@@ -19,11 +19,12 @@ var requestCounters = []string{
 	"etcd_mvcc_range_total", "etcd_mvcc_put_total", "etcd_mvcc_delete_total", "etcd_mvcc_txn_total",
 	"etcd_debugging_lease_granted_total", "etcd_debugging_lease_revoked_total",
 	"etcd_debugging_lease_renewed_total", "etcd_debugging_server_lease_expired_total",
-	"etcd_debugging_lease_ttl_total",
+	"etcd_debugging_lease_ttl_total", "etcd_debugging_mvcc_total_put_size_in_bytes",
+	"etcd_debugging_mvcc_keys_total",
 }
 
-// counterValues returns the values of the unlabeled counters names, and
-// the sample counts of the unlabeled histograms among them.
+// counterValues returns the values of the unlabeled counters (and gauges)
+// names, and the sample counts of the unlabeled histograms among them.
 func counterValues(t *testing.T, mfs map[string]*dto.MetricFamily, names []string) map[string]float64 {
 	t.Helper()
 	out := map[string]float64{}
@@ -34,6 +35,8 @@ func counterValues(t *testing.T, mfs map[string]*dto.MetricFamily, names []strin
 			t.Fatalf("%s: %d series, want one", n, len(ms))
 		case ms[0].Counter != nil:
 			out[n] = ms[0].GetCounter().GetValue()
+		case ms[0].Gauge != nil:
+			out[n] = ms[0].GetGauge().GetValue()
 		case ms[0].Histogram != nil:
 			out[n] = float64(ms[0].GetHistogram().GetSampleCount())
 		default:
@@ -82,7 +85,10 @@ func TestCountersDifferentialEtcd(t *testing.T) {
 		return func(s *counterSide) error { _, err := s.c.Delete(ctx, k, o...); return err }
 	}
 	txn := func(if_ []clientv3.Cmp, then, els []clientv3.Op) func(*counterSide) error {
-		return func(s *counterSide) error { _, err := s.c.Txn(ctx).If(if_...).Then(then...).Else(els...).Commit(); return err }
+		return func(s *counterSide) error {
+			_, err := s.c.Txn(ctx).If(if_...).Then(then...).Else(els...).Commit()
+			return err
+		}
 	}
 	steps := []struct {
 		name string

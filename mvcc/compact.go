@@ -248,6 +248,13 @@ func (c *compactor) run(finished int64) {
 	}
 }
 
+// ObserveCompactions has f told of every physical compaction that
+// finishes from now on: how long it took and how many versions it dropped.
+// f runs on the compactor's goroutine; it must not block.
+func (s *Store) ObserveCompactions(f func(took time.Duration, dropped int)) {
+	s.compactionObserver.Store(&f)
+}
+
 // compactHistory physically drops the versions that compaction at c hides,
 // for every key changed at a main revision in [prev, c]: all but the newest
 // version ≤ c, and that one too when it is a tombstone below c. Keys not
@@ -274,8 +281,12 @@ func (s *Store) compactHistory(prev, c int64, p *pacer) error {
 		}
 		dropped += n
 		if next == nil {
+			took := time.Since(start)
 			s.lg.Info("finished compaction", zap.Int64("compact-revision", c),
-				zap.Int("dropped-versions", dropped), zap.Duration("took", time.Since(start)))
+				zap.Int("dropped-versions", dropped), zap.Duration("took", took))
+			if f := s.compactionObserver.Load(); f != nil {
+				(*f)(took, dropped)
+			}
 			return nil
 		}
 		lower = next

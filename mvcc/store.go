@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cairn-kv/cairn/storage"
 	"github.com/cockroachdb/pebble/v2"
@@ -76,6 +77,8 @@ type Store struct {
 	broken error
 
 	comp compactor
+	// compactionObserver is ObserveCompactions' function.
+	compactionObserver atomic.Pointer[func(took time.Duration, dropped int)]
 }
 
 // group is the apply loop's unit of commit. Only the apply goroutine

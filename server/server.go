@@ -196,6 +196,7 @@ func New(cfg Config) (*Server, error) {
 		s.eng.Close()
 		return nil, err
 	}
+	s.kv.ObserveCompactions(s.hist.observeCompaction)
 	s.hub = watch.NewHub(s.kv, watch.Config{Logger: cfg.Logger})
 	s.lessor, err = lease.Open(lease.Config{
 		CheckpointInterval: cfg.LeaseCheckpointInterval,

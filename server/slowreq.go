@@ -41,6 +41,13 @@ type histograms struct {
 	// etcd_disk_defrag_inflight is 1 while there is one.
 	hash, hashKV, defrag, snapshot prometheus.Histogram
 	defragsRunning                 atomic.Int32
+	// compactions times the physical compactions of the store's history
+	// (etcd_debugging_mvcc_db_compaction_total_duration_milliseconds);
+	// compacted counts the versions they dropped, lastCompaction is when
+	// the latest finished (unix seconds, 0 before one).
+	compactions    prometheus.Histogram
+	compacted      prometheus.Counter
+	lastCompaction atomic.Int64
 }
 
 func newHistograms() *histograms {
@@ -93,6 +100,15 @@ func newHistograms() *histograms {
 			Help:    "The latency distribution of backend snapshots.",
 			Buckets: prometheus.ExponentialBuckets(.01, 2, 17),
 		}),
+		compactions: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd_debugging", Subsystem: "mvcc", Name: "db_compaction_total_duration_milliseconds",
+			Help:    "Bucketed histogram of db compaction total duration.",
+			Buckets: prometheus.ExponentialBuckets(100, 2, 14),
+		}),
+		compacted: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "etcd_debugging", Subsystem: "mvcc", Name: "db_compaction_keys_total",
+			Help: "Total number of db keys compacted.",
+		}),
 	}
 }
 
@@ -101,8 +117,20 @@ func (m *histograms) collectors() []prometheus.Collector {
 		Namespace: "etcd", Subsystem: "disk", Name: "defrag_inflight",
 		Help: "Whether or not defrag is active on the member. 1 means active, 0 means not.",
 	}, func() float64 { return float64(min(m.defragsRunning.Load(), 1)) })
+	last := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "etcd_debugging", Subsystem: "mvcc", Name: "db_compaction_last",
+		Help: "The unix time of the last db compaction. Resets to 0 on start.",
+	}, func() float64 { return float64(m.lastCompaction.Load()) })
 	return []prometheus.Collector{m.apply, m.rng, m.request, m.slowApplies, m.leaseTTLs,
-		m.hash, m.hashKV, m.defrag, m.snapshot, inflight}
+		m.hash, m.hashKV, m.defrag, m.snapshot, inflight, m.compactions, m.compacted, last}
+}
+
+// observeCompaction records a physical compaction of the store's history
+// that took took and dropped dropped versions (mvcc.Store.ObserveCompactions).
+func (m *histograms) observeCompaction(took time.Duration, dropped int) {
+	m.compactions.Observe(float64(took.Milliseconds()))
+	m.compacted.Add(float64(dropped))
+	m.lastCompaction.Store(time.Now().Unix())
 }
 
 // observeSnapshot times a snapshot of the engine opened at start.

@@ -106,6 +106,9 @@ type Config struct {
 	// CORRUPT on a mismatch. etcd's CompactHashCheck, off by default in
 	// etcd and on in Cairn.
 	NoCompactHashCheck bool
+	// FeatureGates are etcd's feature gates as this member applies them,
+	// for etcd_server_feature_enabled; none are exported when empty.
+	FeatureGates []FeatureGate
 	// WarningApplyDuration is etcd's --warning-apply-duration: an applied
 	// request, a range or a read-only txn that takes longer is logged
 	// ("apply request took too long") and counted in
@@ -142,6 +145,13 @@ type Config struct {
 	FS vfs.FS
 	// Logger; default zap.NewNop().
 	Logger *zap.Logger
+}
+
+// FeatureGate is one of etcd's feature gates: whether the member does
+// what it names.
+type FeatureGate struct {
+	Name, Stage string
+	Enabled     bool
 }
 
 // Defaults used when Config fields are zero.

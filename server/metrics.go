@@ -221,6 +221,7 @@ var (
 	descWatchers       = debuggingDesc("watcher_total", "Total number of watchers.")
 	descSlowWatchers   = debuggingDesc("slow_watcher_total", "Total number of unsynced slow watchers.")
 	descWatchStreams   = debuggingDesc("watch_stream_total", "Total number of watch streams.")
+	descFeatureEnabled = etcdDesc("server", "feature_enabled", "Whether or not a feature is enabled. 1 is enabled, 0 is not.", "name", "stage")
 	descKnownPeers     = etcdDesc("network", "known_peers", "The current number of known peers.", "Local", "Remote")
 	descFDUsed         = prometheus.NewDesc("os_fd_used", "The number of used file descriptors.", nil, nil)
 	descFDLimit        = prometheus.NewDesc("os_fd_limit", "The file descriptor limit.", nil, nil)
@@ -245,7 +246,7 @@ var allMetricsDescs = []*prometheus.Desc{
 	descClusterVersion, descWALFsync, descWALWrite, descWALWriteBytes, descBackendCommit, descDBSize, descDBSizeInUse,
 	descMVCCRanges, descMVCCPuts, descMVCCDeletes, descMVCCTxns, descPutBytes,
 	descLeasesGranted, descLeasesRevoked, descLeasesRenewed, descLeasesExpired, descCurrentRev,
-	descCompactRev, descKeys, descWatchEvents, descWatchers, descSlowWatchers, descWatchStreams, descKnownPeers, descFDUsed, descFDLimit,
+	descCompactRev, descKeys, descWatchEvents, descWatchers, descSlowWatchers, descWatchStreams, descKnownPeers, descFeatureEnabled, descFDUsed, descFDLimit,
 	descWriteStalls, descWriteStalled, descCompactionDebt, descCompactions, descL0Sublevels, descL0Tables,
 	descMemTables, descBlockCacheBytes, descBlockCacheHits, descBlockCacheMiss,
 }
@@ -330,6 +331,9 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descWatchers, float64(watch.Watchers))
 	gauge(descSlowWatchers, float64(watch.SlowWatchers))
 	gauge(descWatchStreams, float64(watch.Streams))
+	for _, g := range s.cfg.FeatureGates {
+		gauge(descFeatureEnabled, boolFloat(g.Enabled), g.Name, g.Stage)
+	}
 	// etcd's known peers: 1 for every member, this one included, and 0
 	// for every member removed.
 	local := fmt.Sprintf("%x", s.id)

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/cairn-kv/cairn/server"
 )
 
 // etcd 3.7 switches its alpha and beta server features with
@@ -33,7 +35,22 @@ type featureGate struct {
 	flags []string
 	// cairn is what the gate means in Cairn, for --help.
 	cairn string
+	// always is what Cairn does whatever a gate without flags says, for
+	// etcd_server_feature_enabled (etcdAll: the value the gate was given,
+	// as for AllAlpha and AllBeta).
+	always gateState
 }
+
+// gateState is what etcd_server_feature_enabled reports for a gate
+// without an option of Cairn's.
+type gateState int
+
+const (
+	off     gateState = iota // Cairn never behaves so
+	on                       // Cairn always behaves so
+	etcdAll                  // AllAlpha, AllBeta: the value given
+	leaseCP                  // on while lease checkpoints are (--lease-checkpoint-interval > 0)
+)
 
 // Names of the gates with a role in the code.
 const (
@@ -48,19 +65,19 @@ const (
 // featureGates are etcd 3.7.3's server gates (its features/etcd_features.go
 // and the two generic ones), sorted by name as etcd's help lists them.
 var featureGates = []featureGate{
-	{gateAllAlpha, alpha, false, nil, "sets every ALPHA gate not given otherwise"},
-	{gateAllBeta, beta, false, nil, "sets every BETA gate not given otherwise"},
+	{gateAllAlpha, alpha, false, nil, "sets every ALPHA gate not given otherwise", etcdAll},
+	{gateAllBeta, beta, false, nil, "sets every BETA gate not given otherwise", etcdAll},
 	{gateCompactHashCheck, alpha, false, []string{"compact-hash-check-enabled", "experimental-compact-hash-check-enabled"},
-		"sets --compact-hash-check-enabled, whose default is true"},
-	{"FastLeaseKeepAlive", beta, true, nil, "no effect, Cairn's leader always renews leases without waiting for its apply loop"},
+		"sets --compact-hash-check-enabled, whose default is true", off},
+	{"FastLeaseKeepAlive", beta, true, nil, "no effect, Cairn's leader always renews leases without waiting for its apply loop", on},
 	{gateInitialCorruptCheck, alpha, false, []string{"initial-corrupt-check", "experimental-initial-corrupt-check"},
-		"sets --initial-corrupt-check, whose default is true"},
-	{gateLeaseCheckpoint, alpha, false, nil, "no effect, Cairn always checkpoints remaining TTLs (--lease-checkpoint-interval)"},
-	{gateLeaseCheckpointPersist, alpha, false, nil, "no effect, Cairn's checkpoints always persist; true still needs LeaseCheckpoint=true, as in etcd"},
-	{"PriorityRequest", alpha, false, nil, "no effect, Cairn refuses no request for a backlog of unapplied entries"},
-	{"SetMemberLocalAddr", alpha, false, nil, "no effect, Cairn dials peers from the address the system picks"},
-	{"StopGRPCServiceOnDefrag", alpha, false, nil, "no effect, Cairn's defragment does not stop reads or writes"},
-	{"TxnModeWriteWithSharedBuffer", beta, true, nil, "no effect, a detail of etcd's bbolt reads; Cairn stores in Pebble"},
+		"sets --initial-corrupt-check, whose default is true", off},
+	{gateLeaseCheckpoint, alpha, false, nil, "no effect, Cairn always checkpoints remaining TTLs (--lease-checkpoint-interval)", leaseCP},
+	{gateLeaseCheckpointPersist, alpha, false, nil, "no effect, Cairn's checkpoints always persist; true still needs LeaseCheckpoint=true, as in etcd", leaseCP},
+	{"PriorityRequest", alpha, false, nil, "no effect, Cairn refuses no request for a backlog of unapplied entries", off},
+	{"SetMemberLocalAddr", alpha, false, nil, "no effect, Cairn dials peers from the address the system picks", off},
+	{"StopGRPCServiceOnDefrag", alpha, false, nil, "no effect, Cairn's defragment does not stop reads or writes", off},
+	{"TxnModeWriteWithSharedBuffer", beta, true, nil, "no effect, a detail of etcd's bbolt reads; Cairn stores in Pebble", off},
 }
 
 func lookupGate(name string) *featureGate {
@@ -173,6 +190,29 @@ func (g *gateValues) enabledOr(name string) bool {
 		return v
 	}
 	return lookupGate(name).etcdDefault
+}
+
+// states are the gates as etcd_server_feature_enabled reports them: what
+// the member does. A gate with an option of Cairn's is that option's value
+// (given the gates, the flags and Cairn's defaults); a gate without one is
+// what Cairn always does, whatever it was given (see always).
+func (o *options) states(options map[string]bool) []server.FeatureGate {
+	out := make([]server.FeatureGate, 0, len(featureGates))
+	for _, g := range featureGates {
+		enabled := options[g.name]
+		if g.flags == nil {
+			switch g.always {
+			case on:
+				enabled = true
+			case etcdAll:
+				enabled = o.featureGates.enabledOr(g.name)
+			case leaseCP:
+				enabled = o.leaseCheckpointInterval > 0
+			}
+		}
+		out = append(out, server.FeatureGate{Name: g.name, Stage: g.stage, Enabled: enabled})
+	}
+	return out
 }
 
 // validate refuses what etcd refuses.

@@ -317,3 +317,40 @@ func TestDocumentedFeatureGates(t *testing.T) {
 		}
 	}
 }
+
+// TestFeatureGatesReported: etcd_server_feature_enabled (server.Config's
+// FeatureGates) reports what the member does: a gate with a Cairn option
+// is that option's value, AllAlpha and AllBeta are what they were given,
+// and a gate without effect is what Cairn always does, whatever it was
+// given.
+func TestFeatureGatesReported(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want map[string]bool // the gates that are on; every other is off
+	}{
+		{nil, map[string]bool{"CompactHashCheck": true, "InitialCorruptCheck": true, "FastLeaseKeepAlive": true,
+			"LeaseCheckpoint": true, "LeaseCheckpointPersist": true}},
+		{[]string{"--feature-gates=AllAlpha=true,StopGRPCServiceOnDefrag=true,FastLeaseKeepAlive=false", "--lease-checkpoint-interval=-1s",
+			"--initial-corrupt-check=false"},
+			map[string]bool{"AllAlpha": true, "CompactHashCheck": true, "FastLeaseKeepAlive": true}},
+		{[]string{"--feature-gates=AllAlpha=false,AllBeta=true"}, map[string]bool{"AllBeta": true, "FastLeaseKeepAlive": true,
+			"LeaseCheckpoint": true, "LeaseCheckpointPersist": true}},
+	} {
+		o, err := parse(c.args, io.Discard, noEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, _, err := o.config(zap.NewNop())
+		if err != nil {
+			t.Fatalf("%v: %v", c.args, err)
+		}
+		if len(cfg.FeatureGates) != len(featureGates) {
+			t.Fatalf("%v: %d gates reported, want %d", c.args, len(cfg.FeatureGates), len(featureGates))
+		}
+		for _, g := range cfg.FeatureGates {
+			if g.Enabled != c.want[g.Name] || g.Stage != lookupGate(g.Name).stage {
+				t.Errorf("%v: %+v, want enabled %t", c.args, g, c.want[g.Name])
+			}
+		}
+	}
+}

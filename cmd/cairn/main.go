@@ -379,7 +379,11 @@ func (o *options) config(lg *zap.Logger) (server.Config, []*url.URL, error) {
 		GRPCKeepaliveInterval:       offUnlessPositive(o.grpcKeepaliveInterval),
 		GRPCKeepaliveTimeout:        offUnlessPositive(o.grpcKeepaliveTimeout),
 		Metrics:                     o.metrics,
-		Logger:                      lg,
+		FeatureGates: o.states(map[string]bool{
+			gateInitialCorruptCheck: initialCorruptCheck,
+			gateCompactHashCheck:    compactHashCheck,
+		}),
+		Logger: lg,
 	}
 	return cfg, listen, nil
 }

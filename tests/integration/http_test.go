@@ -783,7 +783,11 @@ func TestHTTPDifferentialEtcd(t *testing.T) {
 	if _, err := ec.Put(framework.Context(t, 30*time.Second), "k", "v"); !errors.Is(err, rpctypes.ErrNoSpace) {
 		t.Fatalf("etcd put over a 1-byte quota: %v", err)
 	}
-	full := startHTTPMember(t, func(c *server.Config) { c.QuotaBackendBytes = 1 })
+	full := startHTTPMember(t, func(c *server.Config) {
+		c.QuotaBackendBytes = 1
+		// So that etcd_server_feature_enabled is compared too.
+		c.FeatureGates = []server.FeatureGate{{Name: "AllAlpha", Stage: "ALPHA"}, {Name: "FastLeaseKeepAlive", Stage: "BETA", Enabled: true}}
+	})
 	if _, err := full.client(t).Put(framework.Context(t, 30*time.Second), "k", "v"); !errors.Is(err, rpctypes.ErrNoSpace) {
 		t.Fatalf("cairn put over a 1-byte quota: %v", err)
 	}

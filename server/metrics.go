@@ -218,6 +218,7 @@ var (
 	descCompactRev     = debuggingDesc("compact_revision", "The revision of the last compaction in store.")
 	descKeys           = debuggingDesc("keys_total", "Total number of keys.")
 	descWatchEvents    = debuggingDesc("events_total", "Total number of events sent by this member.")
+	descPendingEvents  = debuggingDesc("pending_events_total", "Total number of pending events to be sent.")
 	descWatchers       = debuggingDesc("watcher_total", "Total number of watchers.")
 	descSlowWatchers   = debuggingDesc("slow_watcher_total", "Total number of unsynced slow watchers.")
 	descWatchStreams   = debuggingDesc("watch_stream_total", "Total number of watch streams.")
@@ -246,7 +247,7 @@ var allMetricsDescs = []*prometheus.Desc{
 	descClusterVersion, descWALFsync, descWALWrite, descWALWriteBytes, descBackendCommit, descDBSize, descDBSizeInUse,
 	descMVCCRanges, descMVCCPuts, descMVCCDeletes, descMVCCTxns, descPutBytes,
 	descLeasesGranted, descLeasesRevoked, descLeasesRenewed, descLeasesExpired, descCurrentRev,
-	descCompactRev, descKeys, descWatchEvents, descWatchers, descSlowWatchers, descWatchStreams, descKnownPeers, descFeatureEnabled, descFDUsed, descFDLimit,
+	descCompactRev, descKeys, descWatchEvents, descPendingEvents, descWatchers, descSlowWatchers, descWatchStreams, descKnownPeers, descFeatureEnabled, descFDUsed, descFDLimit,
 	descWriteStalls, descWriteStalled, descCompactionDebt, descCompactions, descL0Sublevels, descL0Tables,
 	descMemTables, descBlockCacheBytes, descBlockCacheHits, descBlockCacheMiss,
 }
@@ -328,6 +329,7 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	// etcd's watch metrics are gauges despite their _total names.
 	gauge(descKeys, float64(s.kv.Keys()))
 	counter(descWatchEvents, float64(s.metrics.watchEvents.Load()))
+	gauge(descPendingEvents, float64(watch.PendingEvents))
 	gauge(descWatchers, float64(watch.Watchers))
 	gauge(descSlowWatchers, float64(watch.SlowWatchers))
 	gauge(descWatchStreams, float64(watch.Streams))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -93,6 +94,8 @@ type Hub struct {
 		streams  map[*Stream]struct{}
 	}
 	metrics Metrics
+	// pendingEvents counts the events queued in streams, not yet taken.
+	pendingEvents atomic.Int64
 }
 
 // Metrics are the hub's gauges and counters, read by Stats.
@@ -100,6 +103,8 @@ type Metrics struct {
 	Watchers, SlowWatchers, Streams int
 	// Victims counts watchers that fell behind because their queue was full.
 	Victims uint64
+	// PendingEvents are the events queued for streams and not taken yet.
+	PendingEvents int64
 }
 
 // NewHub starts a hub reading history from src, whose current revision is
@@ -145,6 +150,7 @@ func (h *Hub) Stats() Metrics {
 	m.Watchers = h.mu.synced.len() + len(h.mu.unsynced)
 	m.SlowWatchers = len(h.mu.unsynced)
 	m.Streams = len(h.mu.streams)
+	m.PendingEvents = h.pendingEvents.Load()
 	return m
 }
 

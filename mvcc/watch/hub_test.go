@@ -354,3 +354,42 @@ func BenchmarkNotifyFanout(b *testing.B) {
 		b.Fatalf("%d watchers fell behind", st.SlowWatchers)
 	}
 }
+
+// TestPendingEvents: the hub counts the events queued in streams and not
+// taken yet (etcd_debugging_mvcc_pending_events_total); a stream closed
+// with events queued takes them out of the count.
+func TestPendingEvents(t *testing.T) {
+	e := newEnv(t, Config{})
+	var streams []*Stream
+	for range 2 {
+		s := e.hub.NewStream()
+		id, gen, err := s.Watch(0, []byte("k"), []byte{}, 0, false, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Announce(id, gen)
+		streams = append(streams, s)
+	}
+	for i := range 3 {
+		e.put(fmt.Sprint("k", i), "v")
+	}
+	if n := e.hub.Stats().PendingEvents; n != 6 {
+		t.Fatalf("%d events pending after 3 revisions to 2 streams, want 6", n)
+	}
+	if rs := streams[0].Take(nil, 2); len(rs) != 2 {
+		t.Fatalf("took %d responses, want 2", len(rs))
+	}
+	if n := e.hub.Stats().PendingEvents; n != 4 {
+		t.Fatalf("%d events pending after taking 2, want 4", n)
+	}
+	streams[1].Close()
+	if n := e.hub.Stats().PendingEvents; n != 1 {
+		t.Fatalf("%d events pending after closing a stream with 3 queued, want 1", n)
+	}
+	if rs := streams[0].Take(nil, 10); len(rs) != 1 {
+		t.Fatalf("took %d responses, want the last one", len(rs))
+	}
+	if n := e.hub.Stats().PendingEvents; n != 0 {
+		t.Fatalf("%d events pending with every queue empty", n)
+	}
+}

@@ -14,8 +14,11 @@ type Stream struct {
 	// q is the queue: groups of responses, each group one revision's
 	// responses to the stream's synced watchers (or one response), at most
 	// QueueSize groups. ready has a token while q is not empty.
-	qmu       sync.Mutex
-	q         [][]Response
+	qmu sync.Mutex
+	q   [][]Response
+	// qClosed is set, under qmu, when Close dropped the queue: offer
+	// queues nothing after it, so the hub's pending count stays exact.
+	qClosed   bool
 	ready     chan struct{}
 	closedc   chan struct{}
 	closeOnce sync.Once
@@ -47,6 +50,7 @@ func (s *Stream) Ready() <-chan struct{} { return s.ready }
 // retry tick.
 func (s *Stream) Take(buf []Response, max int) []Response {
 	s.qmu.Lock()
+	from := len(buf)
 	for len(buf) < max && len(s.q) > 0 {
 		g := s.q[0]
 		n := min(len(g), max-len(buf))
@@ -61,6 +65,7 @@ func (s *Stream) Take(buf []Response, max int) []Response {
 	if len(s.q) > 0 {
 		s.signal()
 	}
+	s.h.pendingEvents.Add(-countEvents(buf[from:]))
 	s.qmu.Unlock()
 	if s.wantRoom.Load() && s.wantRoom.CompareAndSwap(true, false) {
 		s.h.wake()
@@ -204,6 +209,12 @@ func (s *Stream) allSyncedLocked(h *Hub) bool {
 // Close removes every watcher of the stream.
 func (s *Stream) Close() {
 	s.closeOnce.Do(func() { close(s.closedc) })
+	s.qmu.Lock()
+	for _, g := range s.q {
+		s.h.pendingEvents.Add(-countEvents(g))
+	}
+	s.q, s.qClosed = nil, true
+	s.qmu.Unlock()
 	h := s.h
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -237,10 +248,20 @@ func (s *Stream) offer(rs ...Response) bool {
 	}
 	s.qmu.Lock()
 	defer s.qmu.Unlock()
-	if len(s.q) >= s.h.cfg.QueueSize {
+	if s.qClosed || len(s.q) >= s.h.cfg.QueueSize {
 		return false
 	}
 	s.q = append(s.q, rs)
+	s.h.pendingEvents.Add(countEvents(rs))
 	s.signal()
 	return true
+}
+
+// countEvents is the number of events in rs.
+func countEvents(rs []Response) int64 {
+	n := 0
+	for _, r := range rs {
+		n += len(r.Events)
+	}
+	return int64(n)
 }

@@ -299,6 +299,7 @@ var wantMetrics = map[string]struct {
 	"etcd_debugging_mvcc_current_revision":                          {dto.MetricType_GAUGE, ""},
 	"etcd_debugging_mvcc_compact_revision":                          {dto.MetricType_GAUGE, ""},
 	"etcd_debugging_mvcc_events_total":                              {dto.MetricType_COUNTER, ""},
+	"etcd_debugging_mvcc_pending_events_total":                      {dto.MetricType_GAUGE, ""},
 	"etcd_debugging_mvcc_keys_total":                                {dto.MetricType_GAUGE, ""},
 	"etcd_debugging_mvcc_total_put_size_in_bytes":                   {dto.MetricType_GAUGE, ""},
 	"etcd_server_version":                                           {dto.MetricType_GAUGE, "server_version"},
@@ -457,13 +458,14 @@ func TestHTTPMetrics(t *testing.T) {
 	grew("etcd_network_client_grpc_received_bytes_total", puts*5)
 	grew("etcd_network_client_grpc_sent_bytes_total", puts*10)
 	for name, want := range map[string]float64{
-		"etcd_debugging_mvcc_current_revision":   2 + puts,
-		"etcd_debugging_mvcc_events_total":       2,
-		"etcd_debugging_mvcc_keys_total":         puts, // k0 deleted, k-watched put
-		"etcd_debugging_mvcc_watcher_total":      1,
-		"etcd_debugging_mvcc_watch_stream_total": 1,
-		"etcd_debugging_mvcc_slow_watcher_total": 0,
-		"etcd_server_proposals_failed_total":     0,
+		"etcd_debugging_mvcc_current_revision":     2 + puts,
+		"etcd_debugging_mvcc_events_total":         2,
+		"etcd_debugging_mvcc_pending_events_total": 0,
+		"etcd_debugging_mvcc_keys_total":           puts, // k0 deleted, k-watched put
+		"etcd_debugging_mvcc_watcher_total":        1,
+		"etcd_debugging_mvcc_watch_stream_total":   1,
+		"etcd_debugging_mvcc_slow_watcher_total":   0,
+		"etcd_server_proposals_failed_total":       0,
 	} {
 		if v := metricValue(t, after, name); v != want {
 			t.Errorf("%s = %v, want %v", name, v, want)

@@ -410,6 +410,20 @@ func (s *Server) UpdateMember(ctx context.Context, id uint64, peerURLs []string)
 // PromoteMember makes learner id a voting member once it has caught up
 // with the leader. Only the leader can tell; others forward the request.
 func (s *Server) PromoteMember(ctx context.Context, id uint64) error {
+	if !s.node.Status().IsLeader {
+		return s.promoteMember(ctx, id)
+	}
+	// etcd counts the promotions its leader made or refused.
+	err := s.promoteMember(ctx, id)
+	if err == nil {
+		s.metrics.promotions.Add(1)
+	} else {
+		s.hist.promoteFailures.WithLabelValues(err.Error()).Inc()
+	}
+	return err
+}
+
+func (s *Server) promoteMember(ctx context.Context, id uint64) error {
 	m, ok := s.members.Member(id)
 	switch {
 	case !ok:

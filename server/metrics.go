@@ -54,6 +54,8 @@ type serverMetrics struct {
 	putBytes atomic.Uint64
 	// watchEvents counts the watch events sent to clients.
 	watchEvents atomic.Uint64
+	// promotions counts the learners this member promoted as leader.
+	promotions atomic.Uint64
 	// leasesGranted and leasesRevoked count the leases this member's
 	// apply loop granted and revoked; leasesRenewed the keep-alives its
 	// lessor answered as the leader's; leasesExpired the expired leases it
@@ -191,6 +193,7 @@ var (
 	descFailed         = etcdDesc("server", "proposals_failed_total", "The total number of failed proposals seen.")
 	descReadsFailed    = etcdDesc("server", "read_indexes_failed_total", "The total number of failed read indexes seen.")
 	descReadsSlow      = etcdDesc("server", "slow_read_indexes_total", "The total number of pending read indexes not in sync with leader's or timed out read index requests.")
+	descPromotions     = etcdDesc("server", "learner_promote_successes", "The total number of successful learner promotions while this member is leader.")
 	descLateHeartbeats = etcdDesc("server", "heartbeat_send_failures_total", "The total number of leader heartbeat send failures (likely overloaded from slow disk).")
 	descSnapshotApply  = etcdDesc("server", "snapshot_apply_in_progress_total", "1 if the server is applying the incoming snapshot. 0 if none.")
 	descIsLearner      = etcdDesc("server", "is_learner", "Whether or not this member is a learner. 1 if is, 0 otherwise.")
@@ -241,7 +244,7 @@ var (
 )
 
 var allMetricsDescs = []*prometheus.Desc{
-	descHasLeader, descIsLeader, descLeaderChanges, descCommitted, descApplied, descPending, descFailed, descLateHeartbeats,
+	descHasLeader, descIsLeader, descLeaderChanges, descCommitted, descApplied, descPending, descFailed, descLateHeartbeats, descPromotions,
 	descReadsFailed, descReadsSlow,
 	descSnapshotApply, descIsLearner, descQuota, descServerID, descServerVersion, descGoVersion,
 	descClusterVersion, descWALFsync, descWALWrite, descWALWriteBytes, descBackendCommit, descDBSize, descDBSizeInUse,
@@ -296,6 +299,7 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descPending, float64(s.w.pending()))
 	counter(descFailed, float64(s.metrics.proposalsFailed.Load()))
 	counter(descLateHeartbeats, float64(st.LateHeartbeats))
+	counter(descPromotions, float64(s.metrics.promotions.Load()))
 	counter(descReadsFailed, float64(st.FailedReadRounds))
 	counter(descReadsSlow, float64(st.StaleReadStates+s.metrics.readIndexTimeouts.Load()))
 	gauge(descSnapshotApply, boolFloat(s.metrics.snapshotApplying.Load()))

@@ -48,6 +48,9 @@ type histograms struct {
 	compactions    prometheus.Histogram
 	compacted      prometheus.Counter
 	lastCompaction atomic.Int64
+	// promoteFailures counts the promotions this member refused as
+	// leader, by error (etcd_server_learner_promote_failures).
+	promoteFailures *prometheus.CounterVec
 }
 
 func newHistograms() *histograms {
@@ -109,6 +112,10 @@ func newHistograms() *histograms {
 			Namespace: "etcd_debugging", Subsystem: "mvcc", Name: "db_compaction_keys_total",
 			Help: "Total number of db keys compacted.",
 		}),
+		promoteFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "etcd", Subsystem: "server", Name: "learner_promote_failures",
+			Help: "The total number of failed learner promotions (likely learner not ready) while this member is leader.",
+		}, []string{"Reason"}),
 	}
 }
 
@@ -122,7 +129,7 @@ func (m *histograms) collectors() []prometheus.Collector {
 		Help: "The unix time of the last db compaction. Resets to 0 on start.",
 	}, func() float64 { return float64(m.lastCompaction.Load()) })
 	return []prometheus.Collector{m.apply, m.rng, m.request, m.slowApplies, m.leaseTTLs,
-		m.hash, m.hashKV, m.defrag, m.snapshot, inflight, m.compactions, m.compacted, last}
+		m.hash, m.hashKV, m.defrag, m.snapshot, inflight, m.compactions, m.compacted, last, m.promoteFailures}
 }
 
 // observeCompaction records a physical compaction of the store's history

@@ -60,3 +60,30 @@ func TestLearnerRefusalsCounted(t *testing.T) {
 		}
 	}
 }
+
+// TestLearnerPromotionsCounted: the leader counts the promotions it made
+// in etcd_server_learner_promote_successes and those it refused in
+// etcd_server_learner_promote_failures, by the refusal's text, as etcd.
+func TestLearnerPromotionsCounted(t *testing.T) {
+	c := framework.StartCluster(t, 1)
+	ctx := framework.Context(t, 60*time.Second)
+	lead := c.Members[0]
+	l := c.AddMember(ctx, true)
+	cl := lead.Client()
+	if err := framework.Reconfigure(ctx, func() error { _, err := cl.MemberPromote(ctx, l.Server.ID()); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if n := counters(t, lead, "etcd_server_learner_promote_successes")[0]; n != 1 {
+		t.Fatalf("etcd_server_learner_promote_successes %v after one promotion, want 1", n)
+	}
+	if _, err := cl.MemberPromote(ctx, l.Server.ID()); rpctypes.Error(err) != rpctypes.Error(rpctypes.ErrGRPCMemberNotLearner) {
+		t.Fatalf("promoting a voter: %v", err)
+	}
+	refused := map[string]float64{}
+	for _, s := range gather(t, lead, "etcd_server_learner_promote_failures") {
+		refused[metricLabels(s)] = s.GetCounter().GetValue()
+	}
+	if n := refused["Reason=membership: can only promote a learner member"]; n != 1 {
+		t.Fatalf("etcd_server_learner_promote_failures %v, want one refusal of a voter", refused)
+	}
+}

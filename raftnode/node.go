@@ -75,6 +75,10 @@ type Config struct {
 	// WALSyncObserver, when set, is told the duration of every fsync of
 	// the WAL tail (see wal.WithSyncObserver). It runs on the raft loop.
 	WALSyncObserver func(time.Duration)
+	// SnapSaveObserver, when set, is told how long each raft snapshot
+	// file took to save (see snap.Snapshotter.ObserveSaves). It runs on
+	// the raft loop.
+	SnapSaveObserver func(encode, write, total time.Duration)
 	// WALWriteObserver, when set, is told the size and duration of every
 	// write of records to the WAL tail (see wal.WithWriteObserver). It
 	// runs on the raft loop.
@@ -264,6 +268,9 @@ func Start(cfg Config) (*Node, error) {
 		donec:         make(chan struct{}),
 		leaderChanged: make(chan struct{}),
 		readInflight:  map[uint64]*readRound{},
+	}
+	if cfg.SnapSaveObserver != nil {
+		n.snap.ObserveSaves(cfg.SnapSaveObserver)
 	}
 	walDir := filepath.Join(cfg.Dir, "wal")
 	var err error

@@ -36,6 +36,9 @@ type serverMetrics struct {
 	// their bytes; raftnode reports them.
 	walWrite      latencyHistogram
 	walWriteBytes atomic.Uint64
+	// snapEncode, snapFsync and snapSave time the raft snapshot files'
+	// encoding, write and fsync, and whole save; raftnode reports them.
+	snapEncode, snapFsync, snapSave latencyHistogram
 	// readIndexTimeouts counts the linearizable reads that waited in vain
 	// for their ReadIndex round (part of
 	// etcd_server_slow_read_indexes_total).
@@ -204,6 +207,9 @@ var (
 	descClusterVersion = etcdDesc("cluster", "version", "Which version is running. 1 for 'cluster_version' label with current cluster version", "cluster_version")
 	descWALFsync       = etcdDesc("disk", "wal_fsync_duration_seconds", "The latency distributions of fsync called by WAL.")
 	descBackendCommit  = etcdDesc("disk", "backend_commit_duration_seconds", "The latency distributions of commit called by backend.")
+	descSnapEncode     = prometheus.NewDesc("etcd_debugging_snap_save_marshalling_duration_seconds", "The marshalling cost distributions of save called by snapshot.", nil, nil)
+	descSnapSave       = prometheus.NewDesc("etcd_debugging_snap_save_total_duration_seconds", "The total latency distributions of save called by snapshot.", nil, nil)
+	descSnapFsync      = etcdDesc("snap", "fsync_duration_seconds", "The latency distributions of fsync called by snap.")
 	descWALWrite       = etcdDesc("disk", "wal_write_duration_seconds", "The latency distributions of write called by WAL.")
 	descWALWriteBytes  = etcdDesc("disk", "wal_write_bytes_total", "Total number of bytes written in WAL.")
 	descDBSize         = etcdDesc("mvcc", "db_total_size_in_bytes", "Total size of the underlying database physically allocated in bytes.")
@@ -247,7 +253,7 @@ var allMetricsDescs = []*prometheus.Desc{
 	descHasLeader, descIsLeader, descLeaderChanges, descCommitted, descApplied, descPending, descFailed, descLateHeartbeats, descPromotions,
 	descReadsFailed, descReadsSlow,
 	descSnapshotApply, descIsLearner, descQuota, descServerID, descServerVersion, descGoVersion,
-	descClusterVersion, descWALFsync, descWALWrite, descWALWriteBytes, descBackendCommit, descDBSize, descDBSizeInUse,
+	descClusterVersion, descWALFsync, descWALWrite, descWALWriteBytes, descSnapEncode, descSnapSave, descSnapFsync, descBackendCommit, descDBSize, descDBSizeInUse,
 	descMVCCRanges, descMVCCPuts, descMVCCDeletes, descMVCCTxns, descPutBytes,
 	descLeasesGranted, descLeasesRevoked, descLeasesRenewed, descLeasesExpired, descCurrentRev,
 	descCompactRev, descKeys, descWatchEvents, descPendingEvents, descWatchers, descSlowWatchers, descWatchStreams, descKnownPeers, descFeatureEnabled, descFDUsed, descFDLimit,
@@ -312,6 +318,9 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descClusterVersion, 1, ClusterVersion)
 	ch <- s.metrics.walFsync.metric(descWALFsync)
 	ch <- s.metrics.walWrite.metric(descWALWrite)
+	ch <- s.metrics.snapEncode.metric(descSnapEncode)
+	ch <- s.metrics.snapSave.metric(descSnapSave)
+	ch <- s.metrics.snapFsync.metric(descSnapFsync)
 	// A gauge in etcd despite its _total name.
 	gauge(descWALWriteBytes, float64(s.metrics.walWriteBytes.Load()))
 	ch <- s.metrics.backendCommit.metric(descBackendCommit)

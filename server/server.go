@@ -259,6 +259,11 @@ func New(cfg Config) (*Server, error) {
 		Logger:                 cfg.Logger,
 		// Times the WAL fsyncs for /metrics.
 		WALSyncObserver: s.metrics.walFsync.observe,
+		SnapSaveObserver: func(encode, write, total time.Duration) {
+			s.metrics.snapEncode.observe(encode)
+			s.metrics.snapFsync.observe(write)
+			s.metrics.snapSave.observe(total)
+		},
 		WALWriteObserver: func(n int, d time.Duration) {
 			s.metrics.walWriteBytes.Add(uint64(n))
 			s.metrics.walWrite.observe(d)

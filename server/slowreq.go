@@ -48,6 +48,9 @@ type histograms struct {
 	compactions    prometheus.Histogram
 	compacted      prometheus.Counter
 	lastCompaction atomic.Int64
+	// snapDBSave times the receipt of an engine snapshot from the leader
+	// (etcd_snap_db_save_total_duration_seconds).
+	snapDBSave prometheus.Histogram
 	// promoteFailures counts the promotions this member refused as
 	// leader, by error (etcd_server_learner_promote_failures).
 	promoteFailures *prometheus.CounterVec
@@ -112,6 +115,11 @@ func newHistograms() *histograms {
 			Namespace: "etcd_debugging", Subsystem: "mvcc", Name: "db_compaction_keys_total",
 			Help: "Total number of db keys compacted.",
 		}),
+		snapDBSave: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "etcd", Subsystem: "snap_db", Name: "save_total_duration_seconds",
+			Help:    "The total latency distributions of v3 snapshot save",
+			Buckets: prometheus.ExponentialBuckets(0.1, 2, 10),
+		}),
 		promoteFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "etcd", Subsystem: "server", Name: "learner_promote_failures",
 			Help: "The total number of failed learner promotions (likely learner not ready) while this member is leader.",
@@ -129,7 +137,8 @@ func (m *histograms) collectors() []prometheus.Collector {
 		Help: "The unix time of the last db compaction. Resets to 0 on start.",
 	}, func() float64 { return float64(m.lastCompaction.Load()) })
 	return []prometheus.Collector{m.apply, m.rng, m.request, m.slowApplies, m.leaseTTLs,
-		m.hash, m.hashKV, m.defrag, m.snapshot, inflight, m.compactions, m.compacted, last, m.promoteFailures}
+		m.hash, m.hashKV, m.defrag, m.snapshot, inflight, m.compactions, m.compacted, last, m.promoteFailures,
+		m.snapDBSave}
 }
 
 // observeCompaction records a physical compaction of the store's history

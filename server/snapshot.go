@@ -64,10 +64,12 @@ func (s *Server) storeSnapshot(ctx context.Context, m *raftpb.Message, body io.R
 		return err
 	}
 	s.lg.Info("receiving snapshot", zap.String("from", fmt.Sprintf("%x", m.GetFrom())), zap.Uint64("index", index))
+	start := time.Now()
 	n, err := snap.ReceiveEngineSnapshot(ctx, s.cfg.FS, body, dir)
 	if err != nil {
 		return fmt.Errorf("receiving the snapshot at index %d: %w", index, err)
 	}
+	s.hist.snapDBSave.Observe(time.Since(start).Seconds())
 	s.lg.Info("received snapshot", zap.Uint64("index", index), zap.Int64("bytes", n))
 	return nil
 }

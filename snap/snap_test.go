@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/cairn-kv/cairn/wal"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -85,6 +86,26 @@ func TestSaveLoad(t *testing.T) {
 	checkSnap(t, got, err, want)
 	if names := files(t, fs); !slices.Equal(names, []string{"0000000000000002-0000000000000064.snap"}) {
 		t.Fatalf("files = %v", names)
+	}
+}
+
+// TestSaveObserved: every snapshot saved is reported once, with its
+// encoding, its file's write and the whole save; an empty one, not saved,
+// is not reported.
+func TestSaveObserved(t *testing.T) {
+	s := New(vfs.NewMem(), testDir)
+	var saves []time.Duration
+	s.ObserveSaves(func(encode, write, total time.Duration) {
+		if encode < 0 || write < 0 || total < encode+write {
+			t.Errorf("save reported as encode %v, write %v, total %v", encode, write, total)
+		}
+		saves = append(saves, total)
+	})
+	must(t, s.SaveSnap(&raftpb.Snapshot{}))
+	must(t, s.SaveSnap(snapshot(1, 7)))
+	must(t, s.SaveSnap(snapshot(1, 8)))
+	if len(saves) != 2 {
+		t.Fatalf("%d saves reported, want 2", len(saves))
 	}
 }
 

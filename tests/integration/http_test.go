@@ -329,6 +329,10 @@ var wantMetrics = map[string]struct {
 	"etcd_disk_backend_defrag_duration_seconds":                     {dto.MetricType_HISTOGRAM, ""},
 	"etcd_disk_backend_snapshot_duration_seconds":                   {dto.MetricType_HISTOGRAM, ""},
 	"etcd_disk_defrag_inflight":                                     {dto.MetricType_GAUGE, ""},
+	"etcd_snap_fsync_duration_seconds":                              {dto.MetricType_HISTOGRAM, ""},
+	"etcd_debugging_snap_save_total_duration_seconds":               {dto.MetricType_HISTOGRAM, ""},
+	"etcd_debugging_snap_save_marshalling_duration_seconds":         {dto.MetricType_HISTOGRAM, ""},
+	"etcd_snap_db_save_total_duration_seconds":                      {dto.MetricType_HISTOGRAM, ""},
 	"etcd_debugging_mvcc_db_compaction_total_duration_milliseconds": {dto.MetricType_HISTOGRAM, ""},
 	"etcd_debugging_mvcc_db_compaction_keys_total":                  {dto.MetricType_COUNTER, ""},
 	"etcd_debugging_mvcc_db_compaction_last":                        {dto.MetricType_GAUGE, ""},
@@ -365,7 +369,8 @@ func metricLabelNames(m *dto.Metric) string {
 // TestHTTPMetrics: etcd's metric names, types and labels are there, and
 // the counters move with puts and watches made through the same port.
 func TestHTTPMetrics(t *testing.T) {
-	m := startHTTPMember(t)
+	// A raft snapshot every 5 entries, so that the puts below save one.
+	m := startHTTPMember(t, func(c *server.Config) { c.SnapshotCount = 5 })
 	base := "http://" + m.Addr
 	expectHTTP(t, base+"/readyz", 200, "ok\n") // so the health check metrics exist
 	before := scrapeMetrics(t, base)
@@ -497,6 +502,9 @@ func TestHTTPMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	rc.Close()
+	framework.WaitUntil(ctx, t, "a raft snapshot saved", func() bool {
+		return metricValue(t, scrapeMetrics(t, base), "etcd_debugging_snap_save_total_duration_seconds") > 0
+	})
 	rev := metricValue(t, after, "etcd_debugging_mvcc_current_revision")
 	if _, err := c.Compact(ctx, int64(rev), clientv3.WithCompactPhysical()); err != nil {
 		t.Fatal(err)
@@ -512,6 +520,7 @@ func TestHTTPMetrics(t *testing.T) {
 		"etcd_disk_backend_defrag_duration_seconds":   1,
 		"etcd_disk_backend_snapshot_duration_seconds": 1,
 		"etcd_disk_defrag_inflight":                   0,
+		"etcd_snap_fsync_duration_seconds":            metricValue(t, last, "etcd_debugging_snap_save_total_duration_seconds") - metricValue(t, after, "etcd_debugging_snap_save_total_duration_seconds"),
 		// The physical compaction: k0's put is dropped, its tombstone at
 		// the compact revision kept.
 		"etcd_debugging_mvcc_db_compaction_total_duration_milliseconds": 1,

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 
 	"github.com/cairn-kv/cairn/mvcc"
 )
@@ -360,12 +361,9 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	// Counted at each scrape (etcd counts every 10 minutes): the engine
 	// keeps thousands of sstables open on a large store.
-	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
-		gauge(descFDUsed, float64(len(fds)))
-	}
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil {
-		gauge(descFDLimit, float64(lim.Cur))
+	if used, limit, err := fdUsage(); err == nil {
+		gauge(descFDUsed, float64(used))
+		gauge(descFDLimit, float64(limit))
 	}
 	eng := s.eng.Stats()
 	counter(descWriteStalls, float64(eng.WriteStalls))
@@ -379,6 +377,51 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descBlockCacheHits, float64(eng.BlockCacheHits))
 	counter(descBlockCacheMiss, float64(eng.BlockCacheMisses))
 }
+
+// fdUsage returns the file descriptors the process has open and its limit.
+func fdUsage() (used, limit uint64, err error) {
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return 0, 0, err
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, 0, err
+	}
+	return uint64(len(fds)), lim.Cur, nil
+}
+
+// fdCheckInterval is how often monitorFileDescriptors looks, etcd's.
+const fdCheckInterval = 10 * time.Minute
+
+// monitorFileDescriptors warns, as etcd does, when the process uses 80% of
+// its file descriptors or more: at start and every fdCheckInterval. The
+// storage engine's open tables are most of them on a large store; it
+// keeps their number under a share of the limit, so a warning means
+// descriptors leak elsewhere (client connections, say) or the limit is
+// too low for the store.
+func (s *Server) monitorFileDescriptors() {
+	t := time.NewTicker(fdCheckInterval)
+	defer t.Stop()
+	for {
+		used, limit, err := fdUsage()
+		if err != nil {
+			s.lg.Warn("failed to get file descriptor usage", zap.Error(err))
+			return
+		}
+		if fdsHigh(used, limit) {
+			s.lg.Warn("80% of file descriptors are used", zap.Uint64("used", used), zap.Uint64("limit", limit))
+		}
+		select {
+		case <-t.C:
+		case <-s.stopc:
+			return
+		}
+	}
+}
+
+// fdsHigh is etcd's rule: used is at least four fifths of limit.
+func fdsHigh(used, limit uint64) bool { return used >= limit/5*4 }
 
 func boolFloat(b bool) float64 {
 	if b {

@@ -156,3 +156,23 @@ func TestClusterVersionMatchesAPIVersion(t *testing.T) {
 		t.Fatalf("ClusterVersion %q is not the major.minor of EtcdAPIVersion %q", ClusterVersion, EtcdAPIVersion)
 	}
 }
+
+// TestFileDescriptorWarningThreshold: etcd's rule, four fifths of the
+// limit (integer division first, as etcd computes it).
+func TestFileDescriptorWarningThreshold(t *testing.T) {
+	for _, c := range []struct {
+		used, limit uint64
+		high        bool
+	}{
+		{0, 1024, false}, {815, 1024, false}, {816, 1024, true}, {1024, 1024, true},
+		{799, 1000, false}, {800, 1000, true}, {3, 4, true}, {0, 0, true},
+	} {
+		if got := fdsHigh(c.used, c.limit); got != c.high {
+			t.Errorf("%d of %d: high %t, want %t", c.used, c.limit, got, c.high)
+		}
+	}
+	used, limit, err := fdUsage()
+	if err != nil || used == 0 || limit < used {
+		t.Fatalf("fdUsage: %d of %d, %v", used, limit, err)
+	}
+}

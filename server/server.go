@@ -343,6 +343,7 @@ func New(cfg Config) (*Server, error) {
 	go s.applyLoop(applied, snapIndex, s.node.ConfState())
 	go s.waitReady()
 	go s.followLeadership()
+	go s.monitorFileDescriptors()
 	return s, nil
 }
 

@@ -17,7 +17,9 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
+	"github.com/cairn-kv/cairn/internal/faultfs"
 	"github.com/cairn-kv/cairn/storage"
 )
 
@@ -459,55 +461,26 @@ func TestEngineSnapshotCloseMidway(t *testing.T) {
 	must(t, s.Close())
 }
 
-// gateFS blocks the next Read of a checkpoint file once armed, so that a
-// test can Close a snapshot while a Read is in the middle of its IO.
-type gateFS struct {
-	vfs.FS
-	gate atomic.Pointer[gate]
-}
-
-type gate struct{ entered, release chan struct{} }
-
-type gatedFile struct {
-	vfs.File
-	fs *gateFS
-}
-
-func (g *gateFS) Open(name string, opts ...vfs.OpenOption) (vfs.File, error) {
-	f, err := g.FS.Open(name, opts...)
-	if err != nil || !strings.Contains(name, checkpointPrefix) {
-		return f, err
-	}
-	return &gatedFile{File: f, fs: g}, nil
-}
-
-func (f *gatedFile) Read(p []byte) (int, error) {
-	if g := f.fs.gate.Swap(nil); g != nil {
-		close(g.entered)
-		<-g.release
-	}
-	return f.File.Read(p)
-}
-
 // TestEngineSnapshotCloseDuringRead: the transport closes the body from
-// another goroutine to interrupt a send.
+// another goroutine to interrupt a send. The snapshot is closed while a
+// Read of a checkpoint file is in the middle of its IO.
 func TestEngineSnapshotCloseDuringRead(t *testing.T) {
-	fs := &gateFS{FS: vfs.NewMem()}
+	read := faultfs.NewHold(t, errorfs.OpFileRead, func(path string) bool { return strings.Contains(path, checkpointPrefix) })
+	fs := read.Wrap(vfs.NewMem())
 	src := openEngine(t, fs, "/src")
 	defer src.Close()
 	fillEngine(t, src, 1000, 6)
 	s, err := OpenEngineSnapshot(src, "/scratch")
 	must(t, err)
-	g := &gate{entered: make(chan struct{}), release: make(chan struct{})}
-	fs.gate.Store(g)
+	read.Arm()
 	readErr := make(chan error, 1)
 	go func() {
 		_, err := io.Copy(io.Discard, s)
 		readErr <- err
 	}()
-	<-g.entered
+	<-read.Held()
 	must(t, s.Close()) // returns at once; the Read cleans up
-	close(g.release)
+	read.Release()
 	if err := <-readErr; !errors.Is(err, os.ErrClosed) {
 		t.Fatalf("Read interrupted by Close: %v", err)
 	}

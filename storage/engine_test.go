@@ -5,15 +5,17 @@ import (
 	"maps"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/cairn-kv/cairn/internal/faultfs"
 )
 
 func TestEngineReopen(t *testing.T) {
@@ -197,7 +199,7 @@ func TestDisableWAL(t *testing.T) {
 // it lasts and after, and the log says why and for how long.
 func TestWriteStallsCountedAndLogged(t *testing.T) {
 	const memtable = 256 << 10 // Pebble's first memtable size: no ramp-up
-	fs := &holdFS{FS: vfs.NewMem(), held: make(chan struct{}), release: make(chan struct{})}
+	flush := holdFlush(t)
 	core, logs := observer.New(zap.InfoLevel)
 	stalled := make(chan struct{}, 1)
 	lg := zap.New(core, zap.Hooks(func(en zapcore.Entry) error {
@@ -209,14 +211,14 @@ func TestWriteStallsCountedAndLogged(t *testing.T) {
 		}
 		return nil
 	}))
-	e, err := Open("db", Options{FS: fs, MemTableSize: memtable, Logger: lg})
+	e, err := Open("db", Options{FS: flush.Wrap(vfs.NewMem()), MemTableSize: memtable, Logger: lg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st := e.Stats(); st.WriteStalls != 0 || st.WriteStalled != 0 || st.MemTables != 1 {
 		t.Fatalf("a new engine: %+v", st)
 	}
-	fs.hold.Store(true)
+	flush.Arm()
 	wrote := make(chan error, 1)
 	go func() {
 		value := make([]byte, 1<<10)
@@ -239,7 +241,7 @@ func TestWriteStallsCountedAndLogged(t *testing.T) {
 	if during.WriteStalls != 1 || during.WriteStalled <= 0 || during.MemTables != memTableStopWritesThreshold {
 		t.Errorf("during the stall: %+v, want 1 stall under way and %d memtables", during, memTableStopWritesThreshold)
 	}
-	close(fs.release)
+	flush.Release()
 	if err := <-wrote; err != nil {
 		t.Fatal(err)
 	}
@@ -272,8 +274,8 @@ func TestWriteStallsCountedAndLogged(t *testing.T) {
 // began during a flush stopped a member's puts for 232 ms.
 func TestForcedFlushWhileFlushingKeepsWrites(t *testing.T) {
 	const memtable = 256 << 10 // Pebble's first memtable size: no ramp-up
-	fs := &holdFS{FS: vfs.NewMem(), held: make(chan struct{}), release: make(chan struct{})}
-	e, err := Open("db", Options{FS: fs, MemTableSize: memtable})
+	flush := holdFlush(t)
+	e, err := Open("db", Options{FS: flush.Wrap(vfs.NewMem()), MemTableSize: memtable})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,12 +289,12 @@ func TestForcedFlushWhileFlushingKeepsWrites(t *testing.T) {
 		}
 	}
 	fill(0)
-	fs.hold.Store(true)
+	flush.Arm()
 	first, err := db.AsyncFlush()
 	if err != nil {
 		t.Fatal(err)
 	}
-	<-fs.held // the first flush is writing its table, and stays there
+	<-flush.Held() // the first flush is writing its table, and stays there
 	fill(1000)
 	second := make(chan error, 1)
 	go func() {
@@ -307,25 +309,15 @@ func TestForcedFlushWhileFlushingKeepsWrites(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Error("a forced flush during a flush stopped writes")
 	}
-	close(fs.release)
+	flush.Release()
 	<-first
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// holdFS blocks the first sstable created after hold is set until release
-// is closed, and closes held when it does: a flush that stays in progress.
-type holdFS struct {
-	vfs.FS
-	hold          atomic.Bool
-	held, release chan struct{}
-}
-
-func (fs *holdFS) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
-	if strings.HasSuffix(name, ".sst") && fs.hold.CompareAndSwap(true, false) {
-		close(fs.held)
-		<-fs.release
-	}
-	return fs.FS.Create(name, c)
+// holdFlush holds the creation of the next sstable once armed: a flush
+// that stays in progress.
+func holdFlush(t *testing.T) *faultfs.Hold {
+	return faultfs.NewHold(t, errorfs.OpCreate, func(path string) bool { return strings.HasSuffix(path, ".sst") })
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"math"
-	"os"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -23,6 +23,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/cairn-kv/cairn/internal/faultfs"
 	"github.com/cairn-kv/cairn/server"
 	"github.com/cairn-kv/cairn/tests/framework"
 	"github.com/cairn-kv/cairn/transport"
@@ -125,28 +126,6 @@ func gather(t *testing.T, m *framework.Member, name string) []*dto.Metric {
 	return nil
 }
 
-// holdInstallFS is a member's disk on which the install of a snapshot from
-// the leader can be held: once armed, the engine's first step of it
-// (creating its restore directory) waits until release is closed.
-type holdInstallFS struct {
-	vfs.FS
-	armed   atomic.Bool
-	held    chan struct{} // closed when the install is held
-	release chan struct{}
-}
-
-func newHoldInstallFS() *holdInstallFS {
-	return &holdInstallFS{FS: vfs.Default, held: make(chan struct{}), release: make(chan struct{})}
-}
-
-func (f *holdInstallFS) MkdirAll(dir string, perm os.FileMode) error {
-	if strings.HasSuffix(dir, ".restore") && f.armed.CompareAndSwap(true, false) {
-		close(f.held)
-		<-f.release
-	}
-	return f.FS.MkdirAll(dir, perm)
-}
-
 // wantSnapshotReceived fails the test unless m has received a snapshot
 // from its leader: a test of catching up by snapshot that did not get one
 // did not exercise what it is about.
@@ -158,6 +137,9 @@ func wantSnapshotReceived(t *testing.T, m *framework.Member) {
 	}
 	if received < 1 {
 		t.Fatalf("%s caught up without receiving a snapshot: the test did not exercise it", m.Config.Name)
+	}
+	if h := gather(t, m, "etcd_snap_db_save_total_duration_seconds"); len(h) != 1 || h[0].GetHistogram().GetSampleCount() < 1 {
+		t.Fatalf("%s received a snapshot that etcd_snap_db_save_total_duration_seconds did not time: %v", m.Config.Name, h)
 	}
 }
 
@@ -716,22 +698,17 @@ func TestClusterForceNewClusterDropsUncommitted(t *testing.T) {
 // order; the leases granted meanwhile are known to it (a put with one
 // applies alike on every member); and the snapshot really was streamed.
 func TestClusterFollowerCatchesUpBySnapshot(t *testing.T) {
-	disks := map[string]*holdInstallFS{}
+	// The install of a snapshot from the leader can be held: its first
+	// step is creating the engine's restore directory.
+	installs := map[string]*faultfs.Hold{}
 	c := framework.StartCluster(t, 3, func(cfg *server.Config) {
 		cfg.SnapshotCount, cfg.SnapshotCatchUpEntries = 100, 10
-		disks[cfg.Name] = newHoldInstallFS()
-		cfg.FS = disks[cfg.Name]
+		installs[cfg.Name] = faultfs.NewHold(t, errorfs.OpMkdirAll, func(path string) bool { return strings.HasSuffix(path, ".restore") })
+		cfg.FS = installs[cfg.Name].Wrap(vfs.Default)
 	})
 	ctx := framework.Context(t, 60*time.Second)
 	lead, f := c.Leader(ctx), c.Follower(ctx)
-	disk := disks[f.Config.Name]
-	t.Cleanup(func() {
-		select {
-		case <-disk.release:
-		default:
-			close(disk.release)
-		}
-	})
+	install := installs[f.Config.Name]
 	start, err := f.Client().Get(ctx, "w/")
 	if err != nil {
 		t.Fatal(err)
@@ -752,20 +729,20 @@ func TestClusterFollowerCatchesUpBySnapshot(t *testing.T) {
 	if v := gauge(t, f, applying); v != 0 {
 		t.Fatalf("%s before any snapshot: %v", applying, v)
 	}
-	disk.armed.Store(true)
+	install.Arm()
 	c.Heal()
 	if _, err := cl.Put(ctx, "w/leased", "v", clientv3.WithLease(l.ID)); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-disk.held:
+	case <-install.Held():
 	case <-ctx.Done():
 		t.Fatal("the follower did not start installing a snapshot")
 	}
 	if v := gauge(t, f, applying); v != 1 {
 		t.Fatalf("%s while installing: %v", applying, v)
 	}
-	close(disk.release)
+	install.Release()
 	next := 0
 	for next < 301 {
 		select {
@@ -829,69 +806,39 @@ func TestClusterStartErrors(t *testing.T) {
 	}
 }
 
-// slowWALFS is a disk whose next WAL fsync, once armed, takes delay: a
-// slow disk under the raft loop.
-type slowWALFS struct {
-	vfs.FS
-	armed *atomic.Bool
-	delay time.Duration
-}
-
-type slowWALFile struct {
-	vfs.File
-	fs slowWALFS
-}
-
-func (f slowWALFS) wrap(name string, file vfs.File, err error) (vfs.File, error) {
-	if err != nil || !strings.Contains(name, ".wal") {
-		return file, err
-	}
-	return slowWALFile{file, f}, nil
-}
-
-func (f slowWALFS) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
-	file, err := f.FS.Create(name, c)
-	return f.wrap(name, file, err)
-}
-
-func (f slowWALFS) OpenReadWrite(name string, c vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
-	file, err := f.FS.OpenReadWrite(name, c, opts...)
-	return f.wrap(name, file, err)
-}
-
-func (f slowWALFile) SyncData() error {
-	if f.fs.armed.CompareAndSwap(true, false) {
-		<-time.After(f.fs.delay) // the fault: a slow disk
-	}
-	return f.File.SyncData()
-}
-
 // TestClusterLateHeartbeatsCounted: a leader whose raft loop is held up
 // by a slow WAL fsync sends its next heartbeats late; it logs etcd's
 // warning and counts them in etcd_server_heartbeat_send_failures_total.
 func TestClusterLateHeartbeatsCounted(t *testing.T) {
 	core, logs := observer.New(zapcore.WarnLevel)
-	disks := map[string]slowWALFS{}
+	walSyncs := map[string]*faultfs.Hold{}
 	c := framework.StartCluster(t, 3, func(cfg *server.Config) {
-		// Five heartbeat intervals: late, but within the election timeout.
-		disks[cfg.Name] = slowWALFS{FS: vfs.Default, armed: new(atomic.Bool), delay: 5 * cfg.HeartbeatInterval}
-		cfg.FS = disks[cfg.Name]
+		walSyncs[cfg.Name] = faultfs.NewHold(t, errorfs.OpFileSyncData, func(path string) bool { return strings.Contains(path, ".wal") })
+		cfg.FS = walSyncs[cfg.Name].Wrap(vfs.Default)
 		cfg.Logger = zap.New(core)
 	})
 	ctx := framework.Context(t, 30*time.Second)
 	lead := c.Leader(ctx)
-	if n := counters(t, lead, "etcd_server_heartbeat_send_failures_total")[0]; n != 0 {
-		t.Logf("%v late heartbeats before the slow fsync (a busy machine)", n)
-	}
+	hb := lead.Config.HeartbeatInterval
+	// A busy machine sends some heartbeats a little late anyway; the one
+	// after the slow fsync is late by the delay less the two intervals
+	// allowed, which such lateness rarely reaches.
+	delay, minLate := 6*hb, 3*hb
+	logs.TakeAll()
 	before := counters(t, lead, "etcd_server_heartbeat_send_failures_total")[0]
-	disks[lead.Config.Name].armed.Store(true)
+	walSyncs[lead.Config.Name].Delay(delay) // the fault: a slow disk
 	if _, err := lead.Client().Put(ctx, "k", "v"); err != nil {
 		t.Fatal(err)
 	}
-	framework.WaitUntil(ctx, t, "a late heartbeat counted", func() bool {
-		return counters(t, lead, "etcd_server_heartbeat_send_failures_total")[0] > before
+	framework.WaitUntil(ctx, t, "a heartbeat late by the slow fsync, logged", func() bool {
+		for _, e := range logs.FilterMessage("leader failed to send out heartbeat on time; took too long, leader is overloaded likely from slow disk").All() {
+			if late, _ := e.ContextMap()["exceeded-duration"].(time.Duration); late >= minLate {
+				return true
+			}
+		}
+		return false
 	})
-	if logs.FilterMessage("leader failed to send out heartbeat on time; took too long, leader is overloaded likely from slow disk").Len() == 0 {
-		t.Fatal("late heartbeats counted but not logged")
+	if n := counters(t, lead, "etcd_server_heartbeat_send_failures_total")[0]; n <= before {
+		t.Fatalf("a late heartbeat logged but not counted (%v before, %v after)", before, n)
 	}
 }

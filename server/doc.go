@@ -50,5 +50,16 @@
 // Apply is deterministic: it depends only on the log and the state, never on
 // the clock or on which member runs it. Requests that fail their checks fail
 // as a whole before anything is written (etcd's behaviour: a txn's compares
-// and checks run on a read view first, then its writes).
+// and checks run on a read view first, then its writes). What apply returns
+// is the one exception: the ranges inside a txn run only on the member whose
+// proposer waits for the answer (as in etcd), since they change nothing.
+//
+// Metrics (metrics.go, slowreq.go): etcd's names, types, help and labels,
+// most read from the member's state at scrape time, the rest counted as
+// they happen with single atomic adds or Prometheus histograms. The
+// request counters (etcd_mvcc_*_total) count the store calls of each
+// request as etcd's mvcc layer does (opCounter), checked against etcd
+// request by request in tests/integration. An applied request, range or
+// read-only txn slower than --warning-apply-duration is logged as etcd
+// logs it.
 package server

@@ -54,7 +54,7 @@
 // is the one exception: the ranges inside a txn run only on the member whose
 // proposer waits for the answer (as in etcd), since they change nothing.
 //
-// Metrics (metrics.go, slowreq.go): etcd's names, types, help and labels,
+// Metrics (metrics.go, histograms.go, slowreq.go): etcd's names, types, help and labels,
 // most read from the member's state at scrape time, the rest counted as
 // they happen with single atomic adds or Prometheus histograms. The
 // request counters (etcd_mvcc_*_total) count the store calls of each

@@ -92,7 +92,7 @@ type Server struct {
 	// metrics are the write path's counters for /metrics (metrics.go).
 	metrics serverMetrics
 	// hist are the member's histograms, and the metrics that go with them
-	// (slowreq.go).
+	// (histograms.go).
 	hist *histograms
 
 	readyc   chan struct{}

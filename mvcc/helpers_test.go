@@ -196,3 +196,19 @@ func fmtRange(r *RangeResult, err error) string {
 	}
 	return b.String()
 }
+
+// openSource opens a second store, "src", on e's filesystem: another
+// member's contents for a test to restore from.
+func (e *env) openSource() (*storage.Engine, *Store) {
+	e.t.Helper()
+	eng, err := storage.Open("src", storage.Options{FS: e.fs, CacheSize: 8 << 20, MemTableSize: 4 << 20})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { eng.Close() })
+	s, err := Open(eng, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return eng, s
+}

@@ -264,16 +264,7 @@ func TestKeysRestore(t *testing.T) {
 	e := newEnv(t, nil)
 	logs := e.observe()
 	e.reopen()
-	opts := storage.Options{FS: e.fs, CacheSize: 8 << 20, MemTableSize: 4 << 20}
-	srcEng, err := storage.Open("src", opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srcEng.Close() })
-	src, err := Open(srcEng, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srcEng, src := e.openSource()
 	for i := range 12 {
 		put(src, fmt.Sprintf("k%d", i%8), "v")
 	}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"testing"
-
-	"github.com/cairn-kv/cairn/storage"
 )
 
 func TestPrepareRestoreKeepsHistory(t *testing.T) {
@@ -147,16 +145,7 @@ func TestPrepareRestoreRefusesBadBump(t *testing.T) {
 // compaction the new contents left unfinished resumes.
 func TestStoreRestore(t *testing.T) {
 	e := newEnv(t, nil)
-	opts := storage.Options{FS: e.fs, CacheSize: 8 << 20, MemTableSize: 4 << 20}
-	srcEng, err := storage.Open("src", opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srcEng.Close() })
-	src, err := Open(srcEng, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srcEng, src := e.openSource()
 	for i := range 20 {
 		put(src, fmt.Sprintf("k%d", i%5), fmt.Sprint(i))
 		if err := src.Commit(Meta{AppliedIndex: uint64(i + 1), AppliedTerm: 2}, false); err != nil {

@@ -388,7 +388,14 @@ func (s *Server) initialCorruptCheck(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s failed to fetch hash (%w)", local, err)
 	}
-	deadline := time.AfterFunc(time.Until(start.Add(s.peerHashWait(time.Since(start)))), cancel)
+	took := time.Since(start)
+	wait := s.peerHashWait(took)
+	// etcd's start line gives the request timeout; the peers' real
+	// deadline is known only now.
+	s.lg.Info("hashed the local history for the initial corruption check; waiting for the peers'",
+		zap.String("local-member-id", local), zap.Int64("revision", rev), zap.Duration("took", took),
+		zap.Duration("peers-deadline", wait))
+	deadline := time.AfterFunc(time.Until(start.Add(wait)), cancel)
 	defer deadline.Stop()
 	mismatch := 0
 	for _, p := range <-peersc {

@@ -91,6 +91,8 @@ type Server struct {
 	applyEvents []*mvccpb.Event
 	// metrics are the write path's counters for /metrics (metrics.go).
 	metrics serverMetrics
+	// leaderLoss ends the streams that require a leader (leaderloss.go).
+	leaderLoss leaderLoss
 	// hist are the member's histograms, and the metrics that go with them
 	// (histograms.go).
 	hist *histograms
@@ -344,6 +346,7 @@ func New(cfg Config) (*Server, error) {
 	go s.waitReady()
 	go s.followLeadership()
 	go s.monitorFileDescriptors()
+	go s.monitorLeaderLoss()
 	return s, nil
 }
 

@@ -58,7 +58,23 @@ func (l *leaseServer) LeaseLeases(ctx context.Context, r *pb.LeaseLeasesRequest)
 // (or has expired). The header is taken before the renewal, so a client
 // never sees a successful keep-alive at a revision after the lease's
 // revoke.
+//
+// The stream ends when its context does, even while a Recv waits: a client
+// that requires a leader loses the stream when the member loses its leader
+// (clientmd.go). The loop then ends at its next Recv or Send, which fail
+// once the call is over (etcd ends its keep-alive streams the same way).
 func (l *leaseServer) LeaseKeepAlive(stream pb.Lease_LeaseKeepAliveServer) error {
+	errc := make(chan error, 1)
+	go func() { errc <- l.keepAlive(stream) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-stream.Context().Done():
+		return stream.Context().Err()
+	}
+}
+
+func (l *leaseServer) keepAlive(stream pb.Lease_LeaseKeepAliveServer) error {
 	for {
 		req, err := stream.Recv()
 		if errors.Is(err, io.EOF) {

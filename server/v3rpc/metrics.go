@@ -49,6 +49,9 @@ type grpcMetrics struct {
 	// bytesSent and bytesReceived count the bytes of every message (the
 	// codec, watchenc.go), etcd's etcd_network_client_grpc_*_bytes_total.
 	bytesSent, bytesReceived prometheus.Counter
+	// clientRequests counts calls by type and client API version
+	// (etcd_server_client_requests_total, clientmd.go).
+	clientRequests *prometheus.CounterVec
 
 	// methods maps a full method name ("/etcdserverpb.KV/Range") to its
 	// series. Calls read it without a lock; a new method (initialize, or
@@ -90,6 +93,9 @@ func newGRPCMetrics(extensive bool) *grpcMetrics {
 			Name: "client_grpc_sent_bytes_total", Help: "The total number of bytes sent to grpc clients."}),
 		bytesReceived: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "etcd", Subsystem: "network",
 			Name: "client_grpc_received_bytes_total", Help: "The total number of bytes received from grpc clients."}),
+		clientRequests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "etcd", Subsystem: "server",
+			Name: "client_requests_total", Help: "The total number of client requests per client version."},
+			[]string{"type", "client_api_version"}),
 	}
 	if extensive {
 		m.handling = prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -110,6 +116,7 @@ func (m *grpcMetrics) Describe(ch chan<- *prometheus.Desc) {
 	m.sent.Describe(ch)
 	m.bytesSent.Describe(ch)
 	m.bytesReceived.Describe(ch)
+	m.clientRequests.Describe(ch)
 	if m.handling != nil {
 		m.handling.Describe(ch)
 	}
@@ -123,6 +130,7 @@ func (m *grpcMetrics) Collect(ch chan<- prometheus.Metric) {
 	m.sent.Collect(ch)
 	m.bytesSent.Collect(ch)
 	m.bytesReceived.Collect(ch)
+	m.clientRequests.Collect(ch)
 	if m.handling != nil {
 		m.handling.Collect(ch)
 	}

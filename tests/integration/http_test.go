@@ -479,6 +479,14 @@ func TestHTTPMetrics(t *testing.T) {
 	if a, b := metricValue(t, after, "etcd_server_proposals_applied_total"), metricValue(t, after, "etcd_server_proposals_committed_total"); a > b {
 		t.Errorf("applied %v > committed %v", a, b)
 	}
+	// clientv3 sends its API version with every call.
+	calls := map[string]float64{}
+	for _, s := range after["etcd_server_client_requests_total"].GetMetric() {
+		calls[metricLabels(s)] = s.GetCounter().GetValue()
+	}
+	if n := calls["client_api_version=3.7,type=unary"]; n < puts {
+		t.Errorf("etcd_server_client_requests_total %v, want at least the %d puts under clientv3's version 3.7", calls, puts)
+	}
 	if peers := after["etcd_network_known_peers"].GetMetric(); len(peers) != 1 || peers[0].GetGauge().GetValue() != 1 ||
 		metricLabels(peers[0]) != "Local="+id+",Remote="+id {
 		t.Errorf("etcd_network_known_peers %v, want this member alone, at 1", peers)

@@ -114,6 +114,11 @@ type Config struct {
 	// ("apply request took too long") and counted in
 	// etcd_server_slow_apply_total. Default 100ms, etcd's.
 	WarningApplyDuration time.Duration
+	// WarningUnaryRequestDuration is etcd's
+	// --warning-unary-request-duration: a unary gRPC call that takes
+	// longer is logged as "request stats" at warn level (server/v3rpc).
+	// Default 300ms, etcd's.
+	WarningUnaryRequestDuration time.Duration
 	// CompactHashCheckTime is the period of the compact hash check;
 	// default 1 minute, etcd's.
 	CompactHashCheckTime time.Duration
@@ -171,6 +176,8 @@ const (
 	DefaultCorruptCheckTime = time.Hour
 	// DefaultWarningApplyDuration is etcd's default.
 	DefaultWarningApplyDuration = 100 * time.Millisecond
+	// DefaultWarningUnaryRequestDuration is etcd's default.
+	DefaultWarningUnaryRequestDuration = 300 * time.Millisecond
 	// DefaultCompactHashCheckTime is etcd's default.
 	DefaultCompactHashCheckTime = time.Minute
 	// The gRPC keepalive defaults are etcd's.
@@ -230,6 +237,9 @@ func (c *Config) ensureDefaults() {
 	}
 	if c.WarningApplyDuration <= 0 {
 		c.WarningApplyDuration = DefaultWarningApplyDuration
+	}
+	if c.WarningUnaryRequestDuration <= 0 {
+		c.WarningUnaryRequestDuration = DefaultWarningUnaryRequestDuration
 	}
 	if c.CompactHashCheckTime <= 0 {
 		c.CompactHashCheckTime = DefaultCompactHashCheckTime

@@ -477,6 +477,14 @@ func (s *Server) WatchProgressNotifyInterval() time.Duration {
 // MaxTxnOps returns the configured limit of operations per txn.
 func (s *Server) MaxTxnOps() int { return int(s.cfg.MaxTxnOps) }
 
+// Logger returns the member's logger.
+func (s *Server) Logger() *zap.Logger { return s.lg }
+
+// WarningUnaryRequestDuration is Config.WarningUnaryRequestDuration.
+func (s *Server) WarningUnaryRequestDuration() time.Duration {
+	return s.cfg.WarningUnaryRequestDuration
+}
+
 // MaxRequestBytes returns the configured request size limit.
 func (s *Server) MaxRequestBytes() int { return int(s.cfg.MaxRequestBytes) }
 

@@ -65,6 +65,7 @@ max-txn-ops: 256
 quota-backend-bytes: 8589934592
 watch-progress-notify-interval: 300000000000
 warning-apply-duration: 250ms
+warning-unary-request-duration: 1s
 lease-checkpoint-interval: 2s
 lease-checkpoint-persist: false
 auto-compaction-mode: revision
@@ -110,6 +111,7 @@ var fileArgs = []string{
 	"--quota-backend-bytes", "8589934592",
 	"--watch-progress-notify-interval", "5m",
 	"--warning-apply-duration", "250ms",
+	"--warning-unary-request-duration", "1s",
 	"--lease-checkpoint-interval", "2s",
 	"--lease-checkpoint-persist=false",
 	"--auto-compaction-mode", "revision",
@@ -163,7 +165,7 @@ func TestConfigFileEqualsFlags(t *testing.T) {
 	}
 	if fileCfg.Name != "infra9" || fileCfg.SnapshotCount != 5000 || fileCfg.ElectionTimeout != 750*time.Millisecond ||
 		fileCfg.WatchProgressNotifyInterval != 5*time.Minute || fileCfg.MaxSnapshots >= 0 || !fileCfg.NoStrictReconfigCheck ||
-		fileCfg.WarningApplyDuration != 250*time.Millisecond {
+		fileCfg.WarningApplyDuration != 250*time.Millisecond || fileCfg.WarningUnaryRequestDuration != time.Second {
 		t.Fatalf("the file's values did not reach the server config: %+v", fileCfg)
 	}
 	c, err := fromFile.compaction(lg)
@@ -183,6 +185,7 @@ func TestConfigFileEqualsFlags(t *testing.T) {
 		"experimental-corrupt-check-time":              true,
 		"experimental-compact-hash-check-enabled":      true,
 		"experimental-compact-hash-check-time":         true,
+		"experimental-warning-unary-request-duration":  true,
 	}
 	newFlagSet(&options{}, io.Discard).VisitAll(func(f *flag.Flag) {
 		if !aliases[f.Name] && !strings.Contains(fileConfig, "\n"+f.Name+":") {

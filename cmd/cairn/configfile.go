@@ -213,7 +213,6 @@ var etcdOnlyKeys = keySet(`
 	discovery-config discovery-token discovery-endpoints
 	socket-options auth-token bcrypt-cost auth-token-ttl
 	compaction-batch-limit compaction-sleep-interval
-	warning-unary-request-duration
 	bootstrap-defrag-threshold-megabytes
 	enable-distributed-tracing distributed-tracing-address distributed-tracing-service-name
 	distributed-tracing-instance-id distributed-tracing-sampling-rate

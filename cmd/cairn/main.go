@@ -44,6 +44,7 @@ type options struct {
 	quotaBackendBytes                               int64
 	watchProgressNotifyInterval                     time.Duration
 	warningApplyDuration                            time.Duration
+	warningUnaryRequestDuration                     time.Duration
 	leaseCheckpointInterval                         time.Duration
 	leaseCheckpointPersist                          bool
 	initialCorruptCheck, compactHashCheck           bool
@@ -96,6 +97,8 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.grpcKeepaliveTimeout, "grpc-keepalive-timeout", server.DefaultGRPCKeepaliveTimeout, "How long the server waits for the answer to its ping before it closes the connection.")
 	fs.DurationVar(&o.watchProgressNotifyInterval, "watch-progress-notify-interval", server.DefaultWatchProgressNotifyInterval, "Duration of periodic watch progress notifications.")
 	fs.DurationVar(&o.warningApplyDuration, "warning-apply-duration", server.DefaultWarningApplyDuration, "Time duration after which a warning is generated if applying a request, a range or a read-only txn takes more time.")
+	fs.DurationVar(&o.warningUnaryRequestDuration, "warning-unary-request-duration", server.DefaultWarningUnaryRequestDuration, "Time duration after which a warning is generated if a unary request takes more time.")
+	fs.DurationVar(&o.warningUnaryRequestDuration, "experimental-warning-unary-request-duration", server.DefaultWarningUnaryRequestDuration, "Deprecated alias of --warning-unary-request-duration.")
 	fs.DurationVar(&o.leaseCheckpointInterval, "lease-checkpoint-interval", 5*time.Minute, "How often the leader records leases' remaining TTLs through raft, so they survive leader changes and restarts (always on in Cairn; negative disables).")
 	fs.DurationVar(&o.leaseCheckpointInterval, "experimental-lease-checkpoint-interval", 5*time.Minute, "Deprecated alias of --lease-checkpoint-interval.")
 	fs.BoolVar(&o.leaseCheckpointPersist, "lease-checkpoint-persist", true, "Accepted for etcd compatibility: Cairn always persists lease checkpoints.")
@@ -370,6 +373,7 @@ func (o *options) config(lg *zap.Logger) (server.Config, []*url.URL, error) {
 		QuotaBackendBytes:           o.quotaBackendBytes,
 		WatchProgressNotifyInterval: o.watchProgressNotifyInterval,
 		WarningApplyDuration:        warnEveryUnlessPositive(o.warningApplyDuration),
+		WarningUnaryRequestDuration: warnEveryUnlessPositive(o.warningUnaryRequestDuration),
 		LeaseCheckpointInterval:     o.leaseCheckpointInterval,
 		NoInitialCorruptCheck:       !initialCorruptCheck,
 		CorruptCheckTime:            offUnlessPositive(o.corruptCheckTime),
@@ -418,7 +422,8 @@ func offUnlessPositive(d time.Duration) time.Duration {
 	return d
 }
 
-// warnEveryUnlessPositive maps --warning-apply-duration to
+// warnEveryUnlessPositive maps --warning-apply-duration (and
+// --warning-unary-request-duration) to
 // server.Config, where 0 means the default: etcd, given 0 or less, warns
 // of every request, and so does Cairn.
 func warnEveryUnlessPositive(d time.Duration) time.Duration {

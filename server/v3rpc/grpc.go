@@ -41,7 +41,7 @@ func NewServer(s *server.Server, opts ...grpc.ServerOption) *grpc.Server {
 		grpc.ForceServerCodecV2(newCodec(metrics.bytesSent, metrics.bytesReceived)), // watch responses encoded ahead (watchenc.go)
 		// Metrics first, as in etcd, so that they count the calls the
 		// other interceptors refuse.
-		grpc.ChainUnaryInterceptor(metrics.unaryInterceptor(), learnerUnary(s), clientUnary(s, metrics)),
+		grpc.ChainUnaryInterceptor(metrics.unaryInterceptor(), requestStats(s), learnerUnary(s), clientUnary(s, metrics)),
 		grpc.ChainStreamInterceptor(metrics.streamInterceptor(), learnerStream(s), clientStream(s, metrics)),
 	}, opts...)
 	g := grpc.NewServer(opts...)

@@ -114,3 +114,66 @@ func TestSlowRequestsLoggedAndCounted(t *testing.T) {
 		t.Errorf("etcd_server_apply_duration_seconds counts %v, want one Put each way", applied)
 	}
 }
+
+// TestSlowUnaryRequestsLogged: with --warning-unary-request-duration below
+// every call's time, each unary call is logged as etcd logs it, "request
+// stats", with its method, counts and sizes, and a put's value size, never
+// its value.
+func TestSlowUnaryRequestsLogged(t *testing.T) {
+	core, logs := observer.New(zapcore.WarnLevel)
+	c := framework.StartCluster(t, 1, func(cfg *server.Config) {
+		cfg.Logger = zap.New(core)
+		cfg.WarningUnaryRequestDuration = time.Nanosecond
+	})
+	ctx := framework.Context(t, 30*time.Second)
+	cli := c.Client()
+	logs.TakeAll()
+	if _, err := cli.Put(ctx, "k", "secret-value"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Get(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Txn(ctx).If(clientv3.Compare(clientv3.Version("k"), ">", 0)).
+		Then(clientv3.OpGet("k"), clientv3.OpPut("k2", "v")).Else(clientv3.OpGet("k")).Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Put(ctx, "k", "v", clientv3.WithLease(12345)); !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		t.Fatalf("put with no such lease: %v", err)
+	}
+	if _, err := cli.Status(ctx, c.Members[0].Endpoint); err != nil {
+		t.Fatal(err)
+	}
+	type stats struct {
+		method                                  string
+		reqCount, reqSize, respCount, respSize int64
+		content                                 string
+	}
+	var got []stats
+	for _, e := range logs.FilterMessage("request stats").All() {
+		f := e.ContextMap()
+		got = append(got, stats{f["response type"].(string), f["request count"].(int64), f["request size"].(int64),
+			f["response count"].(int64), f["response size"].(int64), f["request content"].(string)})
+	}
+	t.Logf("%+v", got)
+	if len(got) != 5 {
+		t.Fatalf("%d calls logged, want 5: %+v", len(got), got)
+	}
+	put, rng, txn, failed, status := got[0], got[1], got[2], got[3], got[4]
+	if put.method != "/etcdserverpb.KV/Put" || put.reqCount != 1 || put.respSize <= 0 ||
+		!strings.Contains(put.content, "value_size:12") || strings.Contains(put.content, "secret") {
+		t.Errorf("put logged as %+v", put)
+	}
+	if rng.method != "/etcdserverpb.KV/Range" || rng.respCount != 1 || rng.content != `key:"k"` {
+		t.Errorf("range logged as %+v", rng)
+	}
+	if txn.method != "/etcdserverpb.KV/Txn" || txn.reqCount != 2 || txn.reqSize <= 0 || !strings.Contains(txn.content, "value_size:1") {
+		t.Errorf("txn logged as %+v, want the 2 operations of the branch taken", txn)
+	}
+	if failed.reqCount != 1 || failed.respCount != 0 || failed.respSize != 0 {
+		t.Errorf("failed put logged as %+v", failed)
+	}
+	if status.method != "/etcdserverpb.Maintenance/Status" || status.reqCount != -1 || status.respSize != -1 {
+		t.Errorf("status logged as %+v", status)
+	}
+}

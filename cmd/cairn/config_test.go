@@ -186,6 +186,9 @@ func TestConfigFileEqualsFlags(t *testing.T) {
 		"experimental-compact-hash-check-enabled":      true,
 		"experimental-compact-hash-check-time":         true,
 		"experimental-warning-unary-request-duration":  true,
+		"experimental-watch-progress-notify-interval":  true,
+		"experimental-warning-apply-duration":          true,
+		"experimental-max-learners":                    true,
 	}
 	newFlagSet(&options{}, io.Discard).VisitAll(func(f *flag.Flag) {
 		if !aliases[f.Name] && !strings.Contains(fileConfig, "\n"+f.Name+":") {

@@ -1,7 +1,12 @@
 // Command cairn runs one Cairn member.
 //
 // It accepts etcd's flag names and defaults; every flag --foo-bar may also
-// come from the environment as ETCD_FOO_BAR, the command line winning. With
+// come from the environment as ETCD_FOO_BAR, the command line winning.
+// The options etcd 3.6 renamed are also accepted under their etcd 3.5
+// --experimental- names (--experimental-watch-progress-notify-interval,
+// --experimental-max-learners, --experimental-snapshot-catchup-entries,
+// the warning durations, the lease checkpoint and corruption check
+// options). With
 // no arguments it starts a single member named "default" with data in
 // ./default.cairn, serving clients on localhost:2379. It logs "ready to serve
 // client requests" once it serves, and stops cleanly on SIGINT or SIGTERM.

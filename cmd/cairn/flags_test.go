@@ -72,6 +72,14 @@ func TestClusterFlags(t *testing.T) {
 		!got.ForceNewCluster || got.SnapshotCatchUpEntries != 7 || got.MaxSnapshots >= 0 {
 		t.Fatalf("flags: %+v", got)
 	}
+	// etcd 3.5's names of options etcd 3.6 renamed (kubeadm's manifests
+	// give --experimental-watch-progress-notify-interval).
+	old := config([]string{"--experimental-max-learners=2", "--experimental-watch-progress-notify-interval=5s",
+		"--experimental-warning-apply-duration=200ms", "--experimental-warning-unary-request-duration=2s"}, nil)
+	if old.MaxLearners != 2 || old.WatchProgressNotifyInterval != 5*time.Second || old.WarningApplyDuration != 200*time.Millisecond ||
+		old.WarningUnaryRequestDuration != 2*time.Second {
+		t.Fatalf("etcd 3.5's flag names: %+v", old)
+	}
 	env := config(nil, map[string]string{"ETCD_SNAPSHOT_CATCHUP_ENTRIES": "9", "ETCD_MAX_SNAPSHOTS": "2", "ETCD_FORCE_NEW_CLUSTER": "true"})
 	if env.SnapshotCatchUpEntries != 9 || env.MaxSnapshots != 2 || !env.ForceNewCluster {
 		t.Fatalf("environment: %+v", env)

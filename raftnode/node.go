@@ -88,6 +88,10 @@ type Config struct {
 	// beyond the commit index are dropped, and conf changes removing every
 	// other member (encoded by RemoveEntry) are appended and committed.
 	ForceNewCluster bool
+	// NoPreVote turns off raft's pre-vote (etcd's --pre-vote=false), with
+	// which a member cut off from the others cannot disrupt the leader by
+	// raising the term when it comes back.
+	NoPreVote bool
 	// RemoveEntry encodes the conf change entry data that removes member
 	// id; required with ForceNewCluster.
 	RemoveEntry func(id uint64) []byte
@@ -303,7 +307,7 @@ func Start(cfg Config) (*Node, error) {
 		MaxInflightMsgs:           256,
 		MaxUncommittedEntriesSize: 1 << 30,
 		CheckQuorum:               true,
-		PreVote:                   true,
+		PreVote:                   !cfg.NoPreVote,
 		Logger:                    zapRaftLogger{cfg.Logger.Sugar()},
 	}
 	n.rn, err = raft.NewRawNode(rc)

@@ -1,11 +1,15 @@
 package raftnode
 
 import (
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // TestLeaderChangesAndWALSyncs: a lone member counts the one leader it
@@ -43,5 +47,42 @@ func TestLeaderChangesAndWALSyncs(t *testing.T) {
 	collect(t, n, 1)
 	if syncs.Load() <= before {
 		t.Fatalf("no WAL fsync observed for a proposal (%d before, %d after)", before, syncs.Load())
+	}
+}
+
+// TestPreVote: a member campaigns through raft's pre-vote unless NoPreVote
+// (etcd's --pre-vote=false) turns it off.
+func TestPreVote(t *testing.T) {
+	for _, off := range []bool{false, true} {
+		core, logs := observer.New(zapcore.InfoLevel)
+		n, err := Start(Config{
+			ID: 1, Peers: []uint64{1}, Dir: "/m", FS: vfs.NewMem(), Metadata: []byte("md"),
+			TickInterval: 10 * time.Millisecond, WALSegmentSize: 64 << 10,
+			NoPreVote: off, Logger: zap.New(core),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			changed := n.LeaderChanged()
+			if n.Status().Lead != 0 {
+				break
+			}
+			select {
+			case <-changed:
+			case <-ctx(t).Done():
+				t.Fatal("no leader elected")
+			}
+		}
+		n.Stop()
+		pre := 0
+		for _, e := range logs.All() {
+			if strings.Contains(e.Message, "became pre-candidate") {
+				pre++
+			}
+		}
+		if (pre > 0) == off {
+			t.Errorf("NoPreVote %t: %d pre-candidate steps logged", off, pre)
+		}
 	}
 }

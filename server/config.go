@@ -49,6 +49,9 @@ type Config struct {
 	// ForceNewCluster restarts the member as the only member of its
 	// cluster, keeping its data (etcd's --force-new-cluster).
 	ForceNewCluster bool
+	// NoPreVote is etcd's --pre-vote=false: raft's pre-vote, on by
+	// default as in etcd, is off.
+	NoPreVote bool
 	// PeerFaults, when set, injects faults into the peer transport (tests).
 	PeerFaults *transport.Faults
 	// BeforeApply, when set, runs in the apply loop before each batch of

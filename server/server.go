@@ -245,6 +245,7 @@ func New(cfg Config) (*Server, error) {
 		Peers:                  peers,
 		Join:                   cfg.InitialClusterState == "existing",
 		ForceNewCluster:        cfg.ForceNewCluster && !fresh,
+		NoPreVote:              cfg.NoPreVote,
 		RemoveEntry:            encodeRemove,
 		Dir:                    memberDir,
 		FS:                     cfg.FS,

@@ -65,6 +65,7 @@ max-txn-ops: 256
 quota-backend-bytes: 8589934592
 watch-progress-notify-interval: 300000000000
 warning-apply-duration: 250ms
+pre-vote: false
 warning-unary-request-duration: 1s
 lease-checkpoint-interval: 2s
 lease-checkpoint-persist: false
@@ -111,6 +112,7 @@ var fileArgs = []string{
 	"--quota-backend-bytes", "8589934592",
 	"--watch-progress-notify-interval", "5m",
 	"--warning-apply-duration", "250ms",
+	"--pre-vote=false",
 	"--warning-unary-request-duration", "1s",
 	"--lease-checkpoint-interval", "2s",
 	"--lease-checkpoint-persist=false",
@@ -165,7 +167,7 @@ func TestConfigFileEqualsFlags(t *testing.T) {
 	}
 	if fileCfg.Name != "infra9" || fileCfg.SnapshotCount != 5000 || fileCfg.ElectionTimeout != 750*time.Millisecond ||
 		fileCfg.WatchProgressNotifyInterval != 5*time.Minute || fileCfg.MaxSnapshots >= 0 || !fileCfg.NoStrictReconfigCheck ||
-		fileCfg.WarningApplyDuration != 250*time.Millisecond || fileCfg.WarningUnaryRequestDuration != time.Second {
+		fileCfg.WarningApplyDuration != 250*time.Millisecond || fileCfg.WarningUnaryRequestDuration != time.Second || !fileCfg.NoPreVote {
 		t.Fatalf("the file's values did not reach the server config: %+v", fileCfg)
 	}
 	c, err := fromFile.compaction(lg)

@@ -204,7 +204,7 @@ var tlsKeys = map[string]bool{"client-transport-security": true, "peer-transport
 // etcdOnlyKeys are etcd v3.5–3.7 config-file keys with no Cairn flag. They
 // are refused with a clear message unless empty (see setFromYAML).
 var etcdOnlyKeys = keySet(`
-	wal-dir initial-election-tick-advance pre-vote
+	wal-dir initial-election-tick-advance
 	backend-batch-interval backend-batch-limit backend-bbolt-freelist-type
 	max-concurrent-streams self-signed-cert-validity
 	cipher-suites tls-min-version tls-max-version

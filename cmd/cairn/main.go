@@ -44,6 +44,7 @@ type options struct {
 	quotaBackendBytes                               int64
 	watchProgressNotifyInterval                     time.Duration
 	warningApplyDuration                            time.Duration
+	preVote                                         bool
 	warningUnaryRequestDuration                     time.Duration
 	leaseCheckpointInterval                         time.Duration
 	leaseCheckpointPersist                          bool
@@ -81,6 +82,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.clusterTok, "initial-cluster-token", server.DefaultInitialClusterToken, "Initial cluster token for the cluster during bootstrap.")
 	fs.BoolVar(&o.strictReconfigCheck, "strict-reconfig-check", true, "Reject reconfiguration requests that would cause quorum loss.")
 	fs.BoolVar(&o.forceNewCluster, "force-new-cluster", false, "Force to create a new one member cluster.")
+	fs.BoolVar(&o.preVote, "pre-vote", true, "Enable the raft Pre-Vote algorithm to prevent disruption when a node that has been partitioned away rejoins the cluster.")
 	fs.IntVar(&o.maxLearners, "max-learners", 1, "Sets the maximum number of learners that can be available in the cluster membership.")
 	fs.IntVar(&o.maxLearners, "experimental-max-learners", 1, "Deprecated alias of --max-learners.")
 	fs.Uint64Var(&o.snapshotCount, "snapshot-count", server.DefaultSnapshotCount, "Number of committed transactions to trigger a snapshot to disk.")
@@ -366,6 +368,7 @@ func (o *options) config(lg *zap.Logger) (server.Config, []*url.URL, error) {
 		NoStrictReconfigCheck:       !o.strictReconfigCheck,
 		MaxLearners:                 o.maxLearners,
 		ForceNewCluster:             o.forceNewCluster,
+		NoPreVote:                   !o.preVote,
 		SnapshotCount:               o.snapshotCount,
 		SnapshotCatchUpEntries:      o.snapshotCatchUpEntries,
 		MaxSnapshots:                maxSnapshots(o.maxSnapshots),

@@ -49,6 +49,10 @@ type Config struct {
 	// ForceNewCluster restarts the member as the only member of its
 	// cluster, keeping its data (etcd's --force-new-cluster).
 	ForceNewCluster bool
+	// MaxConcurrentStreams is etcd's --max-concurrent-streams: how many
+	// gRPC streams a client connection may have open at once; 0 means no
+	// limit beyond HTTP/2's (math.MaxUint32), etcd's default.
+	MaxConcurrentStreams uint32
 	// NoPreVote is etcd's --pre-vote=false: raft's pre-vote, on by
 	// default as in etcd, is off.
 	NoPreVote bool

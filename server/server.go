@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -484,6 +485,15 @@ func (s *Server) Logger() *zap.Logger { return s.lg }
 // WarningUnaryRequestDuration is Config.WarningUnaryRequestDuration.
 func (s *Server) WarningUnaryRequestDuration() time.Duration {
 	return s.cfg.WarningUnaryRequestDuration
+}
+
+// MaxConcurrentStreams returns the gRPC streams a client connection may
+// have open at once.
+func (s *Server) MaxConcurrentStreams() uint32 {
+	if s.cfg.MaxConcurrentStreams == 0 {
+		return math.MaxUint32
+	}
+	return s.cfg.MaxConcurrentStreams
 }
 
 // MaxRequestBytes returns the configured request size limit.

@@ -66,6 +66,7 @@ quota-backend-bytes: 8589934592
 watch-progress-notify-interval: 300000000000
 warning-apply-duration: 250ms
 pre-vote: false
+max-concurrent-streams: 1000
 warning-unary-request-duration: 1s
 lease-checkpoint-interval: 2s
 lease-checkpoint-persist: false
@@ -113,6 +114,7 @@ var fileArgs = []string{
 	"--watch-progress-notify-interval", "5m",
 	"--warning-apply-duration", "250ms",
 	"--pre-vote=false",
+	"--max-concurrent-streams=1000",
 	"--warning-unary-request-duration", "1s",
 	"--lease-checkpoint-interval", "2s",
 	"--lease-checkpoint-persist=false",
@@ -167,7 +169,7 @@ func TestConfigFileEqualsFlags(t *testing.T) {
 	}
 	if fileCfg.Name != "infra9" || fileCfg.SnapshotCount != 5000 || fileCfg.ElectionTimeout != 750*time.Millisecond ||
 		fileCfg.WatchProgressNotifyInterval != 5*time.Minute || fileCfg.MaxSnapshots >= 0 || !fileCfg.NoStrictReconfigCheck ||
-		fileCfg.WarningApplyDuration != 250*time.Millisecond || fileCfg.WarningUnaryRequestDuration != time.Second || !fileCfg.NoPreVote {
+		fileCfg.WarningApplyDuration != 250*time.Millisecond || fileCfg.WarningUnaryRequestDuration != time.Second || !fileCfg.NoPreVote || fileCfg.MaxConcurrentStreams != 1000 {
 		t.Fatalf("the file's values did not reach the server config: %+v", fileCfg)
 	}
 	c, err := fromFile.compaction(lg)

@@ -206,7 +206,7 @@ var tlsKeys = map[string]bool{"client-transport-security": true, "peer-transport
 var etcdOnlyKeys = keySet(`
 	wal-dir initial-election-tick-advance
 	backend-batch-interval backend-batch-limit backend-bbolt-freelist-type
-	max-concurrent-streams self-signed-cert-validity
+	self-signed-cert-validity
 	cipher-suites tls-min-version tls-max-version
 	client-transport-security peer-transport-security
 	discovery discovery-fallback discovery-proxy discovery-srv discovery-srv-name

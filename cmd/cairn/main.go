@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -45,6 +46,7 @@ type options struct {
 	watchProgressNotifyInterval                     time.Duration
 	warningApplyDuration                            time.Duration
 	preVote                                         bool
+	maxConcurrentStreams                            uint64
 	warningUnaryRequestDuration                     time.Duration
 	leaseCheckpointInterval                         time.Duration
 	leaseCheckpointPersist                          bool
@@ -82,6 +84,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.clusterTok, "initial-cluster-token", server.DefaultInitialClusterToken, "Initial cluster token for the cluster during bootstrap.")
 	fs.BoolVar(&o.strictReconfigCheck, "strict-reconfig-check", true, "Reject reconfiguration requests that would cause quorum loss.")
 	fs.BoolVar(&o.forceNewCluster, "force-new-cluster", false, "Force to create a new one member cluster.")
+	fs.Uint64Var(&o.maxConcurrentStreams, "max-concurrent-streams", math.MaxUint32, "Maximum concurrent streams that each client can open at a time.")
 	fs.BoolVar(&o.preVote, "pre-vote", true, "Enable the raft Pre-Vote algorithm to prevent disruption when a node that has been partitioned away rejoins the cluster.")
 	fs.IntVar(&o.maxLearners, "max-learners", 1, "Sets the maximum number of learners that can be available in the cluster membership.")
 	fs.IntVar(&o.maxLearners, "experimental-max-learners", 1, "Deprecated alias of --max-learners.")
@@ -315,6 +318,9 @@ func (o *options) config(lg *zap.Logger) (server.Config, []*url.URL, error) {
 	if o.metrics != server.MetricsBasic && o.metrics != server.MetricsExtensive {
 		return cfg, nil, fmt.Errorf("--metrics: unexpected value %q (want %q or %q)", o.metrics, server.MetricsBasic, server.MetricsExtensive)
 	}
+	if o.maxConcurrentStreams > math.MaxUint32 {
+		return cfg, nil, fmt.Errorf("--max-concurrent-streams: %d is above the maximum, %d", o.maxConcurrentStreams, uint64(math.MaxUint32))
+	}
 	if o.corruptCheckTime < 0 {
 		return cfg, nil, fmt.Errorf("--corrupt-check-time must be >=0 (set to %v)", o.corruptCheckTime)
 	}
@@ -369,6 +375,7 @@ func (o *options) config(lg *zap.Logger) (server.Config, []*url.URL, error) {
 		MaxLearners:                 o.maxLearners,
 		ForceNewCluster:             o.forceNewCluster,
 		NoPreVote:                   !o.preVote,
+		MaxConcurrentStreams:        uint32(o.maxConcurrentStreams),
 		SnapshotCount:               o.snapshotCount,
 		SnapshotCatchUpEntries:      o.snapshotCatchUpEntries,
 		MaxSnapshots:                maxSnapshots(o.maxSnapshots),

@@ -36,7 +36,7 @@ func NewServer(s *server.Server, opts ...grpc.ServerOption) *grpc.Server {
 	opts = append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(s.MaxRequestBytes() + grpcOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
-		grpc.MaxConcurrentStreams(math.MaxUint32),
+		grpc.MaxConcurrentStreams(s.MaxConcurrentStreams()),
 		grpc.NumStreamWorkers(streamWorkers),
 		grpc.ForceServerCodecV2(newCodec(metrics.bytesSent, metrics.bytesReceived)), // watch responses encoded ahead (watchenc.go)
 		// Metrics first, as in etcd, so that they count the calls the

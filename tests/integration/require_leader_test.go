@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -8,8 +9,11 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
+	"github.com/cairn-kv/cairn/server"
 	"github.com/cairn-kv/cairn/tests/framework"
 	"github.com/cairn-kv/cairn/transport"
 )
@@ -87,5 +91,50 @@ func TestRequireLeader(t *testing.T) {
 	framework.WaitUntil(ctx, t, "the member finding its leader again", f.Server.HasLeader)
 	if _, err := cli.Get(rctx, "k"); err != nil {
 		t.Fatalf("a read requiring the leader after healing: %v", err)
+	}
+}
+
+// TestMaxConcurrentStreams: with --max-concurrent-streams 1, a client
+// connection holds one stream at a time: a second waits until the first
+// ends.
+func TestMaxConcurrentStreams(t *testing.T) {
+	m := framework.StartMember(t, func(c *server.Config) { c.MaxConcurrentStreams = 1 })
+	ctx := framework.Context(t, 30*time.Second)
+	wc := pb.NewWatchClient(m.Client().ActiveConnection())
+	firstCtx, endFirst := context.WithCancel(ctx)
+	first, err := wc.Watch(firstCtx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{CreateRequest: &pb.WatchCreateRequest{Key: []byte("k")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := first.Recv(); err != nil || !r.Created {
+		t.Fatalf("first stream: %v %v", r, err)
+	}
+	// The limit is the server's, so the second stream is refused room:
+	// a short wait shows it does not open.
+	short, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	second, err := wc.Watch(short)
+	if err == nil {
+		err = second.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{CreateRequest: &pb.WatchCreateRequest{Key: []byte("k")}}})
+		if err == nil {
+			_, err = second.Recv()
+		}
+	}
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("a second stream over a limit of 1: %v, want it held until its deadline", err)
+	}
+	endFirst() // the client goes away: its stream is reset
+	third, err := wc.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := third.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{CreateRequest: &pb.WatchCreateRequest{Key: []byte("k")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := third.Recv(); err != nil || !r.Created {
+		t.Fatalf("a stream after the first ended: %v %v", r, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -61,22 +62,32 @@ func clientStream(s *server.Server, m *grpcMetrics) grpc.StreamServerInterceptor
 
 // clientCall counts a call of type typ ("unary" or "stream") under its
 // client's API version and reports whether the client requires a leader.
+// It reads the two keys without copying the call's metadata, and finds
+// the counter in a cache: it runs on every call.
 func (m *grpcMetrics) clientCall(ctx context.Context, typ string) (requireLeader bool, err error) {
-	md, ok := metadata.FromIncomingContext(ctx)
-	if !ok {
-		return false, nil
-	}
 	ver := "unknown"
-	if vs := md.Get(rpctypes.MetadataClientAPIVersionKey); len(vs) > 0 {
+	if vs := metadata.ValueFromIncomingContext(ctx, rpctypes.MetadataClientAPIVersionKey); len(vs) > 0 {
 		ver = vs[0]
 	}
 	if !utf8.ValidString(ver) {
 		return false, rpctypes.ErrGRPCInvalidClientAPIVersion
 	}
-	m.clientRequests.WithLabelValues(typ, ver).Inc()
-	ks := md.Get(rpctypes.MetadataRequireLeaderKey)
+	m.clientCounter(typ, ver).Inc()
+	ks := metadata.ValueFromIncomingContext(ctx, rpctypes.MetadataRequireLeaderKey)
 	return len(ks) > 0 && ks[0] == rpctypes.MetadataHasLeader, nil
 }
+
+// clientCounter is clientRequests' series for typ and ver, resolved once.
+func (m *grpcMetrics) clientCounter(typ, ver string) prometheus.Counter {
+	key := clientKey{typ, ver}
+	if c, ok := m.clientSeries.Load(key); ok {
+		return c.(prometheus.Counter)
+	}
+	c, _ := m.clientSeries.LoadOrStore(key, m.clientRequests.WithLabelValues(typ, ver))
+	return c.(prometheus.Counter)
+}
+
+type clientKey struct{ typ, ver string }
 
 // leaderStream is a stream whose context ends when the member loses its
 // leader.

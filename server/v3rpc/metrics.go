@@ -52,6 +52,8 @@ type grpcMetrics struct {
 	// clientRequests counts calls by type and client API version
 	// (etcd_server_client_requests_total, clientmd.go).
 	clientRequests *prometheus.CounterVec
+	// clientSeries caches clientRequests' series by clientKey.
+	clientSeries sync.Map
 
 	// methods maps a full method name ("/etcdserverpb.KV/Range") to its
 	// series. Calls read it without a lock; a new method (initialize, or

@@ -66,6 +66,7 @@ quota-backend-bytes: 8589934592
 watch-progress-notify-interval: 300000000000
 warning-apply-duration: 250ms
 pre-vote: false
+enable-grpc-gateway: false
 max-concurrent-streams: 1000
 warning-unary-request-duration: 1s
 lease-checkpoint-interval: 2s
@@ -114,6 +115,7 @@ var fileArgs = []string{
 	"--watch-progress-notify-interval", "5m",
 	"--warning-apply-duration", "250ms",
 	"--pre-vote=false",
+	"--enable-grpc-gateway=false",
 	"--max-concurrent-streams=1000",
 	"--warning-unary-request-duration", "1s",
 	"--lease-checkpoint-interval", "2s",

@@ -217,7 +217,7 @@ var etcdOnlyKeys = keySet(`
 	enable-distributed-tracing distributed-tracing-address distributed-tracing-service-name
 	distributed-tracing-instance-id distributed-tracing-sampling-rate
 	enable-log-rotation log-rotation-config-json
-	enable-grpc-gateway unsafe-no-fsync downgrade-check-time memory-mlock
+	unsafe-no-fsync downgrade-check-time memory-mlock
 	v2-deprecation enable-v2 listen-client-http-urls cors host-whitelist
 	proxy debug log-package-levels
 `)

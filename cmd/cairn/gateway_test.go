@@ -71,3 +71,18 @@ func TestServeGateway(t *testing.T) {
 		t.Fatal("the watch stream outlived the server")
 	}
 }
+
+// TestServeGatewayOff: with --enable-grpc-gateway=false, as in etcd, the
+// client URL answers no /v3/ path, and still serves gRPC and /health.
+func TestServeGatewayOff(t *testing.T) {
+	r := startMember(t, "--listen-client-urls", "http://127.0.0.1:0", "--advertise-client-urls", "http://127.0.0.1:2379",
+		"--enable-grpc-gateway=false")
+	u := "http://" + r.addresses(t, "ready to serve client requests", 1)[0]
+	if code, body := httpPost(t, u+"/v3/kv/range", `{"key":"Zm9v"}`); code != 404 {
+		t.Errorf("/v3/kv/range without the gateway: %d %s, want 404", code, body)
+	}
+	if code, body := httpGet(t, u+"/health"); code != 200 {
+		t.Errorf("/health: %d %s", code, body)
+	}
+	r.stop(t)
+}

@@ -46,6 +46,7 @@ type options struct {
 	watchProgressNotifyInterval                     time.Duration
 	warningApplyDuration                            time.Duration
 	preVote                                         bool
+	enableGRPCGateway                               bool
 	maxConcurrentStreams                            uint64
 	warningUnaryRequestDuration                     time.Duration
 	leaseCheckpointInterval                         time.Duration
@@ -85,6 +86,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.strictReconfigCheck, "strict-reconfig-check", true, "Reject reconfiguration requests that would cause quorum loss.")
 	fs.BoolVar(&o.forceNewCluster, "force-new-cluster", false, "Force to create a new one member cluster.")
 	fs.Uint64Var(&o.maxConcurrentStreams, "max-concurrent-streams", math.MaxUint32, "Maximum concurrent streams that each client can open at a time.")
+	fs.BoolVar(&o.enableGRPCGateway, "enable-grpc-gateway", true, "Enable GRPC gateway.")
 	fs.BoolVar(&o.preVote, "pre-vote", true, "Enable the raft Pre-Vote algorithm to prevent disruption when a node that has been partitioned away rejoins the cluster.")
 	fs.IntVar(&o.maxLearners, "max-learners", 1, "Sets the maximum number of learners that can be available in the cluster membership.")
 	fs.IntVar(&o.maxLearners, "experimental-max-learners", 1, "Deprecated alias of --max-learners.")

@@ -88,15 +88,19 @@ func serve(ctx context.Context, lg *zap.Logger, srv *server.Server, o *options, 
 		}
 		lg.Info("pprof is enabled", zap.String("path", httpapi.PathPprof))
 	}
-	// The JSON gateway calls this member's gRPC API over its first client
-	// listener, as etcd's does.
-	gwConn, err := httpapi.DialGateway(clients[0].Addr())
-	if err != nil {
-		lg.Error("cannot set up the gRPC gateway", zap.Error(err))
-		return 1
+	apiOpts := httpapi.Options{EnablePprof: pprofOn, Logger: lg}
+	if o.enableGRPCGateway {
+		// The JSON gateway calls this member's gRPC API over its first
+		// client listener, as etcd's does.
+		gwConn, err := httpapi.DialGateway(clients[0].Addr())
+		if err != nil {
+			lg.Error("cannot set up the gRPC gateway", zap.Error(err))
+			return 1
+		}
+		defer gwConn.Close()
+		apiOpts.Gateway = gwConn
 	}
-	defer gwConn.Close()
-	api := httpapi.New(srv, httpapi.Options{EnablePprof: pprofOn, Logger: lg, Gateway: gwConn})
+	api := httpapi.New(srv, apiOpts)
 	g := v3rpc.NewServer(srv)
 	clientHTTP := newHTTPServer(api.ClientHandler())
 	metricsHTTP := newHTTPServer(api.MetricsHandler())

@@ -17,11 +17,20 @@ import (
 
 func startNode(t *testing.T, fs vfs.FS, snapCount uint64) *Node {
 	t.Helper()
-	n, err := Start(Config{
-		ID: 1, Peers: []uint64{1}, Dir: "/m", FS: fs, Metadata: []byte("md"),
-		TickInterval: 10 * time.Millisecond, SnapshotCount: snapCount, SnapshotCatchUpEntries: 5,
-		WALSegmentSize: 64 << 10,
-	})
+	return startLone(t, Config{FS: fs, SnapshotCount: snapCount, SnapshotCatchUpEntries: 5})
+}
+
+// startLone starts cfg as member 1 alone in its cluster, in /m with 10 ms
+// ticks and 64 KiB WAL segments (an in-memory disk unless cfg has one),
+// and returns once it leads. It stops at the end of the test.
+func startLone(t *testing.T, cfg Config) *Node {
+	t.Helper()
+	cfg.ID, cfg.Peers, cfg.Dir, cfg.Metadata = 1, []uint64{1}, "/m", []byte("md")
+	cfg.TickInterval, cfg.WALSegmentSize = 10*time.Millisecond, 64<<10
+	if cfg.FS == nil {
+		cfg.FS = vfs.NewMem()
+	}
+	n, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -17,26 +16,7 @@ import (
 // configured observer.
 func TestLeaderChangesAndWALSyncs(t *testing.T) {
 	var syncs atomic.Int64
-	n, err := Start(Config{
-		ID: 1, Peers: []uint64{1}, Dir: "/m", FS: vfs.NewMem(), Metadata: []byte("md"),
-		TickInterval: 10 * time.Millisecond, WALSegmentSize: 64 << 10,
-		WALSyncObserver: func(time.Duration) { syncs.Add(1) },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(n.Stop)
-	for n.Status().Lead == 0 {
-		changed := n.LeaderChanged()
-		if n.Status().Lead != 0 {
-			break
-		}
-		select {
-		case <-changed:
-		case <-ctx(t).Done():
-			t.Fatal("no leader elected")
-		}
-	}
+	n := startLone(t, Config{WALSyncObserver: func(time.Duration) { syncs.Add(1) }})
 	if c := n.Status().LeaderChanges; c != 1 {
 		t.Fatalf("LeaderChanges %d, want 1", c)
 	}
@@ -55,26 +35,7 @@ func TestLeaderChangesAndWALSyncs(t *testing.T) {
 func TestPreVote(t *testing.T) {
 	for _, off := range []bool{false, true} {
 		core, logs := observer.New(zapcore.InfoLevel)
-		n, err := Start(Config{
-			ID: 1, Peers: []uint64{1}, Dir: "/m", FS: vfs.NewMem(), Metadata: []byte("md"),
-			TickInterval: 10 * time.Millisecond, WALSegmentSize: 64 << 10,
-			NoPreVote: off, Logger: zap.New(core),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			changed := n.LeaderChanged()
-			if n.Status().Lead != 0 {
-				break
-			}
-			select {
-			case <-changed:
-			case <-ctx(t).Done():
-				t.Fatal("no leader elected")
-			}
-		}
-		n.Stop()
+		startLone(t, Config{NoPreVote: off, Logger: zap.New(core)}).Stop()
 		pre := 0
 		for _, e := range logs.All() {
 			if strings.Contains(e.Message, "became pre-candidate") {

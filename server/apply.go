@@ -66,7 +66,7 @@ func (s *Server) applyRequest(r *pb.InternalRaftRequest, needResult bool) (res r
 		// etcd reads a key to learn the revision of its answer, and that
 		// read counts in etcd_mvcc_range_total; Cairn counts it too, so
 		// that the counters move as etcd's do.
-		s.metrics.countOps(1, 0, 0)
+		s.metrics.addOps(1, 0, 0)
 		return result{resp: &pb.CompactionResponse{Header: &pb.ResponseHeader{Revision: s.kv.Rev()}}, done: done}
 	case r.LeaseGrant != nil, r.LeaseRevoke != nil, r.LeaseCheckpoint != nil:
 		return s.applyLease(r)

@@ -62,7 +62,7 @@ func (s *Server) DeleteRange(ctx context.Context, r *pb.DeleteRangeRequest) (*pb
 // ReadIndex barrier (or at once when serializable) when it only reads.
 func (s *Server) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
 	if isTxnReadOnly(r) {
-		return s.readTxn(ctx, r)
+		return s.serveReadOnlyTxn(ctx, r)
 	}
 	res, err := s.propose(ctx, &pb.InternalRaftRequest{Txn: r})
 	if err != nil {
@@ -71,8 +71,8 @@ func (s *Server) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, er
 	return res.resp.(*pb.TxnResponse), nil
 }
 
-// readTxn serves a read-only txn locally.
-func (s *Server) readTxn(ctx context.Context, r *pb.TxnRequest) (resp *pb.TxnResponse, err error) {
+// serveReadOnlyTxn serves a read-only txn locally.
+func (s *Server) serveReadOnlyTxn(ctx context.Context, r *pb.TxnRequest) (resp *pb.TxnResponse, err error) {
 	defer func(start time.Time) { s.observeReadTxn(r, start, resp, err) }(time.Now())
 	if !isTxnSerializable(r) {
 		if err := s.LinearizableBarrier(ctx); err != nil {

@@ -179,10 +179,11 @@ func (s *Server) applyLease(r *pb.InternalRaftRequest) result {
 			// The group is broken; Commit reports it and stops the member.
 			return result{err: err}
 		}
+		v := s.countOps(t)
 		for _, k := range keys {
-			t.DeleteRange(k, nil)
+			v.DeleteRange(k, nil)
 		}
-		s.metrics.countOps(0, 0, uint64(len(keys)))
+		v.done()
 		rev := t.Rev()
 		s.endWrite(t)
 		if err := s.lessor.Revoke(id); err != nil {

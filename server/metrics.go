@@ -68,9 +68,9 @@ type serverMetrics struct {
 	leasesGranted, leasesRevoked, leasesRenewed, leasesExpired atomic.Uint64
 }
 
-// countOps adds one transaction's operations on the store to etcd's mvcc
+// addOps adds one transaction's operations on the store to etcd's mvcc
 // counters. etcd counts a transaction when it made more than one call.
-func (m *serverMetrics) countOps(ranges, puts, deletes uint64) {
+func (m *serverMetrics) addOps(ranges, puts, deletes uint64) {
 	m.ranges.Add(ranges)
 	m.puts.Add(puts)
 	m.deletes.Add(deletes)
@@ -85,7 +85,7 @@ func (m *serverMetrics) countOps(ranges, puts, deletes uint64) {
 // DeleteRange of many keys is one delete), so the request paths here make
 // the calls etcd's make: a put with prev_kv reads its key once, a txn that
 // may write counts its compares and checks apart from its execution, a
-// lease revocation counts one delete per key.
+// lease revocation deletes its keys one by one.
 type opCounter struct {
 	kvView
 	m                     *serverMetrics
@@ -113,7 +113,7 @@ func (c *opCounter) DeleteRange(key, end []byte) int64 {
 
 // done adds the counts to the member's counters; c is not used after.
 func (c *opCounter) done() {
-	c.m.countOps(c.ranges, c.puts, c.deletes)
+	c.m.addOps(c.ranges, c.puts, c.deletes)
 	c.m.putBytes.Add(c.putBytes)
 }
 

@@ -47,6 +47,16 @@ func TestMemberLogsStorageEngine(t *testing.T) {
 	t.Logf("engine lines: %q", engine)
 }
 
+// startWarnLogged starts a one-member cluster configured by edit whose
+// warnings (and worse) the test reads.
+func startWarnLogged(t *testing.T, edit func(*server.Config)) (*framework.Cluster, *observer.ObservedLogs) {
+	core, logs := observer.New(zapcore.WarnLevel)
+	return framework.StartCluster(t, 1, func(cfg *server.Config) {
+		cfg.Logger = zap.New(core)
+		edit(cfg)
+	}), logs
+}
+
 // TestSlowRequestsLoggedAndCounted: with --warning-apply-duration below
 // every request's time, an applied put, a range and a read-only txn are
 // each logged as etcd logs them, "apply request took too long", without
@@ -54,11 +64,7 @@ func TestMemberLogsStorageEngine(t *testing.T) {
 // applied request is timed in etcd_server_apply_duration_seconds under
 // its kind and outcome.
 func TestSlowRequestsLoggedAndCounted(t *testing.T) {
-	core, logs := observer.New(zapcore.WarnLevel)
-	c := framework.StartCluster(t, 1, func(cfg *server.Config) {
-		cfg.Logger = zap.New(core)
-		cfg.WarningApplyDuration = time.Nanosecond
-	})
+	c, logs := startWarnLogged(t, func(cfg *server.Config) { cfg.WarningApplyDuration = time.Nanosecond })
 	m := c.Members[0]
 	ctx := framework.Context(t, 30*time.Second)
 	cli := c.Client()
@@ -120,11 +126,7 @@ func TestSlowRequestsLoggedAndCounted(t *testing.T) {
 // stats", with its method, counts and sizes, and a put's value size, never
 // its value.
 func TestSlowUnaryRequestsLogged(t *testing.T) {
-	core, logs := observer.New(zapcore.WarnLevel)
-	c := framework.StartCluster(t, 1, func(cfg *server.Config) {
-		cfg.Logger = zap.New(core)
-		cfg.WarningUnaryRequestDuration = time.Nanosecond
-	})
+	c, logs := startWarnLogged(t, func(cfg *server.Config) { cfg.WarningUnaryRequestDuration = time.Nanosecond })
 	ctx := framework.Context(t, 30*time.Second)
 	cli := c.Client()
 	logs.TakeAll()
@@ -145,9 +147,9 @@ func TestSlowUnaryRequestsLogged(t *testing.T) {
 		t.Fatal(err)
 	}
 	type stats struct {
-		method                                  string
+		method                                 string
 		reqCount, reqSize, respCount, respSize int64
-		content                                 string
+		content                                string
 	}
 	var got []stats
 	for _, e := range logs.FilterMessage("request stats").All() {

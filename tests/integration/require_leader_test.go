@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -102,39 +103,34 @@ func TestMaxConcurrentStreams(t *testing.T) {
 	ctx := framework.Context(t, 30*time.Second)
 	wc := pb.NewWatchClient(m.Client().ActiveConnection())
 	firstCtx, endFirst := context.WithCancel(ctx)
-	first, err := wc.Watch(firstCtx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := first.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{CreateRequest: &pb.WatchCreateRequest{Key: []byte("k")}}}); err != nil {
-		t.Fatal(err)
-	}
-	if r, err := first.Recv(); err != nil || !r.Created {
-		t.Fatalf("first stream: %v %v", r, err)
+	if err := openWatch(firstCtx, wc); err != nil {
+		t.Fatalf("first stream: %v", err)
 	}
 	// The limit is the server's, so the second stream is refused room:
 	// a short wait shows it does not open.
 	short, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	second, err := wc.Watch(short)
-	if err == nil {
-		err = second.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{CreateRequest: &pb.WatchCreateRequest{Key: []byte("k")}}})
-		if err == nil {
-			_, err = second.Recv()
-		}
-	}
-	if status.Code(err) != codes.DeadlineExceeded {
+	if err := openWatch(short, wc); status.Code(err) != codes.DeadlineExceeded {
 		t.Fatalf("a second stream over a limit of 1: %v, want it held until its deadline", err)
 	}
 	endFirst() // the client goes away: its stream is reset
-	third, err := wc.Watch(ctx)
+	if err := openWatch(ctx, wc); err != nil {
+		t.Fatalf("a stream after the first ended: %v", err)
+	}
+}
+
+// openWatch opens a watch stream on ctx and creates a watcher on it.
+func openWatch(ctx context.Context, wc pb.WatchClient) error {
+	ws, err := wc.Watch(ctx)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	if err := third.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{CreateRequest: &pb.WatchCreateRequest{Key: []byte("k")}}}); err != nil {
-		t.Fatal(err)
+	if err := ws.Send(&pb.WatchRequest{RequestUnion: &pb.WatchRequest_CreateRequest{CreateRequest: &pb.WatchCreateRequest{Key: []byte("k")}}}); err != nil {
+		return err
 	}
-	if r, err := third.Recv(); err != nil || !r.Created {
-		t.Fatalf("a stream after the first ended: %v %v", r, err)
+	r, err := ws.Recv()
+	if err == nil && !r.Created {
+		err = fmt.Errorf("the stream answered %v, not created", r)
 	}
+	return err
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -76,7 +77,7 @@ func (s *Server) bootstrapIdentity(initial []membership.Member, self *membership
 	// a moment behind: ask each, for a while, for a list that has us.
 	deadline := time.Now().Add(s.cfg.requestTimeout())
 	for {
-		info, err := fetchCluster(urls, s.cfg.requestTimeout(), func(info clusterInfo) bool {
+		info, err := fetchCluster(urls, s.cfg.requestTimeout(), s.cfg.PeerDialTLS, func(info clusterInfo) bool {
 			_, ok := find(info)
 			return ok
 		})
@@ -93,11 +94,11 @@ func (s *Server) bootstrapIdentity(initial []membership.Member, self *membership
 }
 
 // fetchCluster asks the members at urls for a member list that ok accepts.
-func fetchCluster(urls []string, timeout time.Duration, ok func(clusterInfo) bool) (clusterInfo, error) {
+func fetchCluster(urls []string, timeout time.Duration, tlsCfg *tls.Config, ok func(clusterInfo) bool) (clusterInfo, error) {
 	if len(urls) == 0 {
 		return clusterInfo{}, errors.New("--initial-cluster names no other member to join: list the running members' peer URLs in it")
 	}
-	client := &http.Client{Timeout: timeout}
+	client := &http.Client{Timeout: timeout, Transport: &http.Transport{Proxy: nil, TLSClientConfig: tlsCfg}}
 	var errs []error
 	for _, u := range urls {
 		info, err := getCluster(client, strings.TrimSuffix(u, "/")+PathMembers)
@@ -171,6 +172,7 @@ func (s *Server) startTransport() error {
 		Receiver:  s.node,
 		Logger:    s.lg,
 		Faults:    s.cfg.PeerFaults,
+		TLS:       s.cfg.PeerDialTLS,
 		Metrics:   s.componentMetrics,
 		OnRemoved: func() {
 			s.lg.Error("a peer says this member was removed from the cluster; stopping")

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/tls"
 	"math"
 	"time"
 
@@ -56,6 +57,15 @@ type Config struct {
 	// NoPreVote is etcd's --pre-vote=false: raft's pre-vote, on by
 	// default as in etcd, is off.
 	NoPreVote bool
+	// PeerDialTLS is how the member dials other members' https peer URLs
+	// (raft messages, joining, corruption checks): the --peer-* options'
+	// client side. Nil verifies those members against the system's roots
+	// and presents no certificate.
+	PeerDialTLS *tls.Config
+	// ClientDialTLS is how the member dials the leader's https client URL
+	// to forward lease renewals: the client options' client side, nil as
+	// for PeerDialTLS.
+	ClientDialTLS *tls.Config
 	// PeerFaults, when set, injects faults into the peer transport (tests).
 	PeerFaults *transport.Faults
 	// BeforeApply, when set, runs in the apply loop before each batch of

@@ -3,6 +3,7 @@ package server
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -141,11 +142,11 @@ type corruptionChecks struct {
 	periodicCompared atomic.Int64
 }
 
-func (c *corruptionChecks) init() {
+func (c *corruptionChecks) init(tlsCfg *tls.Config) {
 	c.client = &http.Client{
 		// A peer that answers with a redirect is not a Cairn member.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Transport:     &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 1, IdleConnTimeout: time.Minute},
+		Transport:     &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 1, IdleConnTimeout: time.Minute, TLSClientConfig: tlsCfg},
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.done = make(chan struct{})

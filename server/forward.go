@@ -8,6 +8,7 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 )
 
@@ -44,17 +45,21 @@ func (s *Server) leaderConn() (*grpc.ClientConn, error) {
 	}
 	s.fwd.mu.Lock()
 	defer s.fwd.mu.Unlock()
-	if s.fwd.cc != nil && s.fwd.target == u.Host {
+	if s.fwd.cc != nil && s.fwd.target == u.String() {
 		return s.fwd.cc, nil
 	}
 	if s.fwd.cc != nil {
 		s.fwd.cc.Close()
 	}
-	cc, err := grpc.NewClient(u.Host, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds := insecure.NewCredentials()
+	if u.Scheme == "https" {
+		creds = credentials.NewTLS(s.cfg.ClientDialTLS)
+	}
+	cc, err := grpc.NewClient(u.Host, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return nil, err
 	}
-	s.fwd.cc, s.fwd.target = cc, u.Host
+	s.fwd.cc, s.fwd.target = cc, u.String()
 	return cc, nil
 }
 

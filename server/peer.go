@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"log"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/cairn-kv/cairn/internal/connmux"
+	"github.com/cairn-kv/cairn/internal/tlsinfo"
 )
 
 // PeerServer serves the peer port: the raft transport's gRPC service and
@@ -23,17 +25,24 @@ type PeerServer struct {
 	wg    sync.WaitGroup
 }
 
+// Listener is a listener for a client or peer URL, with the TLS its
+// connections handshake with (nil for an http:// URL).
+type Listener struct {
+	net.Listener
+	TLS *tls.Config
+}
+
 // ServePeers starts serving the peer listeners lns. Call it as soon as New
 // returns; the member cannot become ready without its peers. Stop it after
 // the member stopped.
-func (s *Server) ServePeers(lns []net.Listener) *PeerServer {
+func (s *Server) ServePeers(lns []Listener) *PeerServer {
 	p := &PeerServer{
 		g: grpc.NewServer(),
 		h: &http.Server{Handler: s.peerHandler(), ErrorLog: log.New(io.Discard, "", 0)},
 	}
 	s.tr.Register(p.g)
 	for _, ln := range lns {
-		m := connmux.New(ln, connmux.Options{})
+		m := connmux.New(ln, connmux.Options{TLS: ln.TLS, Rejected: tlsinfo.LogRejected(s.lg, "rejected connection on peer endpoint")})
 		p.muxes = append(p.muxes, m)
 		serve := func(what string, f func() error) {
 			p.wg.Add(1)

@@ -157,7 +157,7 @@ func New(cfg Config) (*Server, error) {
 		zap.Duration("election-timeout", cfg.ElectionTimeout),
 		zap.Bool("initial-corrupt-check", !cfg.NoInitialCorruptCheck),
 	)
-	s.corrupt.init()
+	s.corrupt.init(cfg.PeerDialTLS)
 	initial, err := membership.ParseInitialCluster(cfg.InitialCluster, cfg.InitialClusterToken)
 	if err != nil {
 		return nil, err

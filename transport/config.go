@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -105,6 +106,10 @@ type Config struct {
 	Metrics prometheus.Registerer
 	// Faults is the fault-injection seam for tests; nil injects none.
 	Faults *Faults
+	// TLS is how peers with https URLs are dialed (the --peer-* options'
+	// client side); nil verifies them against the system's roots and
+	// presents no certificate. http URLs are dialed in plain TCP.
+	TLS *tls.Config
 	// OnRemoved, when set, is called once, on a goroutine of its own, when
 	// a peer of this cluster refuses a stream because it removed this
 	// member: the member learns that it was removed even when the conf

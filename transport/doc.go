@@ -86,8 +86,9 @@
 // codec registers itself with gRPC under the content-subtype
 // "cairn-peer-v1", which selects it per call, so other services on the same
 // server keep their codecs. The server's MaxRecvMsgSize must exceed
-// Config.FrameSize (the 4 MiB default does). TLS is not supported yet: peer
-// URLs are http://host:port.
+// Config.FrameSize (the 4 MiB default does). Peer URLs are
+// http://host:port, dialed in plain TCP, or https://host:port, dialed with
+// Config.TLS; the server side's TLS is the listener's (server.Listener).
 //
 // # Wire format
 //

@@ -275,7 +275,7 @@ func TestUpdatePeerURLs(t *testing.T) {
 	for _, err := range []error{
 		a.tr.UpdatePeer(7, []string{b.url()}),
 		a.tr.AddPeer(2, []string{b.url()}),
-		a.tr.AddPeer(3, []string{"https://127.0.0.1:1"}),
+		a.tr.AddPeer(3, []string{"unix://peer"}),
 		a.tr.AddPeer(1, []string{b.url()}),
 		a.tr.AddPeer(3, nil),
 	} {

@@ -61,6 +61,12 @@ func readConfigFile(path string) (*options, error) {
 			return nil, fmt.Errorf("key %q given twice", key)
 		}
 		seen[key] = true
+		if sub, ok := transportKeys[key]; ok {
+			if err := setTransport(fs, o, key, sub, item.Value); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if err := setFromYAML(fs, key, item.Value); err != nil {
 			return nil, err
 		}
@@ -69,8 +75,68 @@ func readConfigFile(path string) (*options, error) {
 	return o, nil
 }
 
-// notFileKeys are flags that have no config-file key in etcd.
-var notFileKeys = map[string]bool{"config-file": true, "version": true}
+// notFileKeys are flags that have no config-file key in etcd: the TLS
+// files and switches are set in client-transport-security and
+// peer-transport-security instead (transportKeys).
+var notFileKeys = keySet(`
+	config-file version
+	cert-file key-file client-cert-file client-key-file client-cert-auth client-crl-file
+	client-cert-allowed-hostname trusted-ca-file auto-tls
+	peer-cert-file peer-key-file peer-client-cert-file peer-client-key-file peer-client-cert-auth
+	peer-trusted-ca-file peer-auto-tls peer-crl-file peer-cert-allowed-cn peer-cert-allowed-hostname
+	peer-skip-client-san-verification
+`)
+
+// transportKeys map the keys of etcd's client-transport-security and
+// peer-transport-security mappings to the flags they set. "" marks a key
+// with no flag: the client side's allowed-cn (set directly) and
+// skip-client-san-verification (which only peer listeners use, in etcd
+// too).
+var transportKeys = map[string]map[string]string{
+	"client-transport-security": {
+		"cert-file": "cert-file", "key-file": "key-file",
+		"client-cert-file": "client-cert-file", "client-key-file": "client-key-file",
+		"client-cert-auth": "client-cert-auth", "trusted-ca-file": "trusted-ca-file", "auto-tls": "auto-tls",
+		"allowed-cn": "", "allowed-hostname": "client-cert-allowed-hostname", "skip-client-san-verification": "",
+	},
+	"peer-transport-security": {
+		"cert-file": "peer-cert-file", "key-file": "peer-key-file",
+		"client-cert-file": "peer-client-cert-file", "client-key-file": "peer-client-key-file",
+		"client-cert-auth": "peer-client-cert-auth", "trusted-ca-file": "peer-trusted-ca-file", "auto-tls": "peer-auto-tls",
+		"allowed-cn": "peer-cert-allowed-cn", "allowed-hostname": "peer-cert-allowed-hostname",
+		"skip-client-san-verification": "peer-skip-client-san-verification",
+	},
+}
+
+// setTransport sets the flags of a client-transport-security or
+// peer-transport-security mapping.
+func setTransport(fs *flag.FlagSet, o *options, key string, sub map[string]string, v any) error {
+	if v == nil {
+		return nil
+	}
+	m, ok := v.(yaml.MapSlice)
+	if !ok {
+		return typeError(key, "a mapping", v)
+	}
+	for _, item := range m {
+		k, _ := item.Key.(string)
+		name, ok := sub[k]
+		switch {
+		case !ok:
+			return fmt.Errorf("unknown key %q in %q", item.Key, key)
+		case name != "":
+			if err := setFlag(fs, name, key+"."+k, item.Value); err != nil {
+				return err
+			}
+		case k == "allowed-cn":
+			if err := setFlag(fs, "peer-cert-allowed-cn", key+"."+k, item.Value); err != nil { // parsed as the peer list is, then moved
+				return err
+			}
+			o.tls.client.allowedCNs, o.tls.peer.allowedCNs = o.tls.peer.allowedCNs, nil
+		}
+	}
+	return nil
+}
 
 // setFromYAML sets flag key from its YAML value, checking the type.
 func setFromYAML(fs *flag.FlagSet, key string, v any) error {
@@ -79,13 +145,18 @@ func setFromYAML(fs *flag.FlagSet, key string, v any) error {
 		switch {
 		case !etcdOnlyKeys[key]:
 			return fmt.Errorf("unknown key %q", key)
-		case v == nil || (tlsKeys[key] && isEmpty(v)):
-			// Unset, as in etcd: no TLS is what Cairn does.
-			return nil
+		case v == nil:
+			return nil // unset, as in etcd
 		default:
 			return fmt.Errorf("key %q: etcd's option is not supported by cairn (remove it, or leave its value empty)", key)
 		}
 	}
+	return setFlag(fs, key, key, v)
+}
+
+// setFlag sets flag name from the YAML value v of key.
+func setFlag(fs *flag.FlagSet, name, key string, v any) error {
+	f := fs.Lookup(name)
 	if v == nil {
 		return nil
 	}
@@ -142,7 +213,7 @@ func setFromYAML(fs *flag.FlagSet, key string, v any) error {
 	default:
 		panic(fmt.Sprintf("flag --%s has a value of type %T, unknown to the config file", key, def))
 	}
-	if err := fs.Set(key, s); err != nil {
+	if err := fs.Set(name, s); err != nil {
 		return fmt.Errorf("key %q: invalid value %q: %v", key, s, err)
 	}
 	return nil
@@ -197,18 +268,11 @@ func isEmpty(v any) bool {
 	return false
 }
 
-// tlsKeys hold etcd's TLS settings; empty, they mean plain HTTP, which is
-// what Cairn serves.
-var tlsKeys = map[string]bool{"client-transport-security": true, "peer-transport-security": true}
-
 // etcdOnlyKeys are etcd v3.5–3.7 config-file keys with no Cairn flag. They
 // are refused with a clear message unless empty (see setFromYAML).
 var etcdOnlyKeys = keySet(`
 	wal-dir initial-election-tick-advance
 	backend-batch-interval backend-batch-limit backend-bbolt-freelist-type
-	self-signed-cert-validity
-	cipher-suites tls-min-version tls-max-version
-	client-transport-security peer-transport-security
 	discovery discovery-fallback discovery-proxy discovery-srv discovery-srv-name
 	discovery-config discovery-token discovery-endpoints
 	socket-options auth-token bcrypt-cost auth-token-ttl

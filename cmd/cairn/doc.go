@@ -18,6 +18,12 @@
 // (see server/httpapi). --listen-metrics-urls adds listeners for /metrics,
 // /health, /livez and /readyz only, each logged as "serving metrics".
 //
+// https:// client, peer and metrics URLs are served with etcd's security
+// flags (tls.go, internal/tlsinfo): --cert-file, --trusted-ca-file,
+// --client-cert-auth, --auto-tls, their --peer- twins, and the rest;
+// in the config file they sit in client-transport-security and
+// peer-transport-security, as in etcd.
+//
 // --config-file (or ETCD_CONFIG_FILE) reads etcd's YAML configuration file
 // instead: its keys are the flag names, and as in etcd every other flag and
 // ETCD_* variable is then ignored (configfile.go has the value types and

@@ -159,24 +159,30 @@ func TestCorruptCheckFlags(t *testing.T) {
 	}
 }
 
-// TestPeerURLsPlainHTTP: Cairn's peers speak plain HTTP only, so a peer URL
-// of another scheme is refused before anything starts, whichever flag or
-// variable gives it.
-func TestPeerURLsPlainHTTP(t *testing.T) {
+// TestURLSchemes: a URL that is neither http nor https, or an https URL
+// to listen on without a certificate, is refused before anything starts,
+// whichever flag or variable gives it, with etcd's messages.
+func TestURLSchemes(t *testing.T) {
 	for _, c := range []struct {
 		args []string
 		env  map[string]string
+		want string
 	}{
-		{[]string{"--listen-peer-urls", "https://127.0.0.1:2380"}, nil},
-		{[]string{"--initial-advertise-peer-urls", "https://127.0.0.1:2380"}, nil},
-		{nil, map[string]string{"ETCD_LISTEN_PEER_URLS": "http://127.0.0.1:2380,unix://peer"}},
+		{[]string{"--listen-peer-urls", "https://127.0.0.1:2380"}, nil, "cannot listen on TLS for 127.0.0.1:2380: KeyFile and CertFile are not presented"},
+		{[]string{"--listen-client-urls", "https://127.0.0.1:2379"}, nil, "TLS key/cert (--cert-file, --key-file) must be provided for client url https://127.0.0.1:2379 with HTTPS scheme"},
+		{nil, map[string]string{"ETCD_LISTEN_PEER_URLS": "http://127.0.0.1:2380,unix://peer"}, `scheme "unix" is not supported (use http or https)`},
+		{[]string{"--initial-advertise-peer-urls", "unixs://peer"}, nil, `scheme "unixs" is not supported (use http or https)`},
+		{[]string{"--tls-min-version", "TLS1.1"}, nil, `unexpected TLS version "TLS1.1" (must be one of: TLS1.2, TLS1.3)`},
+		{[]string{"--tls-min-version", "TLS1.3", "--tls-max-version", "TLS1.2"}, nil, "min version (TLS1.3) is greater than max version (TLS1.2)"},
+		{[]string{"--tls-min-version", "TLS1.3", "--cipher-suites", "TLS_AES_128_GCM_SHA256"}, nil, "cipher suites cannot be configured when only TLS1.3 is enabled"},
+		{[]string{"--cipher-suites", "TLS_NULL"}, nil, `unexpected TLS cipher suite "TLS_NULL"`},
 	} {
 		o, err := parse(c.args, io.Discard, func(k string) (string, bool) { v, ok := c.env[k]; return v, ok })
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := o.config(zap.NewNop()); err == nil || !strings.Contains(err.Error(), "is not supported yet (use http)") {
-			t.Errorf("%v %v: %v, want the scheme refused", c.args, c.env, err)
+		if _, _, err := o.config(zap.NewNop()); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v %v: %v, want %q", c.args, c.env, err, c.want)
 		}
 	}
 }

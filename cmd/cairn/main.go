@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -68,6 +68,8 @@ type options struct {
 	gatedFlags map[string]string
 	// configFile is the --config-file the options came from, if any.
 	configFile string
+	// tls are the security flags (tls.go).
+	tls tlsOptions
 }
 
 func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
@@ -136,6 +138,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.metrics, "metrics", server.MetricsBasic, "Set level of detail for exported metrics, specify 'extensive' to include server side grpc histogram metrics.")
 	fs.BoolVar(&o.enablePprof, "enable-pprof", false, "Enable runtime profiling data via HTTP server. Address is at client URL + \"/debug/pprof/\"")
 	fs.BoolVar(&o.version, "version", false, "Print the version and exit.")
+	addTLSFlags(fs, &o.tls)
 	return fs
 }
 
@@ -235,7 +238,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		lg.Info("loaded server configuration, other configuration command line flags and environment variables will be ignored if provided",
 			zap.String("path", o.configFile))
 	}
-	cfg, listen, err := o.config(lg)
+	cfg, urls, err := o.config(lg)
 	if err != nil {
 		lg.Error("invalid configuration", zap.Error(err))
 		return 1
@@ -251,23 +254,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if gates := o.featureGates.noEffect(); len(gates) > 0 {
 		lg.Info("feature gates that have no effect in cairn", zap.Strings("feature-gates", gates))
 	}
-	var lns []net.Listener
-	for _, u := range listen {
-		ln, err := net.Listen("tcp", u.Host)
-		if err != nil {
-			lg.Error("cannot listen for client traffic", zap.String("address", u.Host), zap.Error(err))
-			return 1
-		}
-		defer ln.Close()
-		lns = append(lns, ln)
+	lns, err := listen("--listen-client-urls", urls.clients, urls.sec.clientServer)
+	if err != nil {
+		lg.Error("cannot listen for client traffic", zap.Error(err))
+		return 1
 	}
-	peerLns, err := listenPeers(o.listenPeerURLs)
+	defer closeAll(lns)
+	peerLns, err := listen("--listen-peer-urls", urls.peers, urls.sec.peerServer)
 	if err != nil {
 		lg.Error("cannot listen for peer traffic", zap.Error(err))
 		return 1
 	}
 	defer closeAll(peerLns)
-	metricsLns, err := listenMetrics(o.listenMetricsURLs)
+	metricsLns, err := listen("--listen-metrics-urls", urls.metrics, urls.sec.clientServer)
 	if err != nil {
 		lg.Error("cannot listen for metrics", zap.Error(err))
 		return 1
@@ -290,7 +289,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case <-ctx.Done():
 		return 0
 	}
-	code := serve(ctx, lg, srv, o, compaction, lns, metricsLns)
+	code := serve(ctx, lg, srv, o, compaction, urls.sec, lns, metricsLns)
 	srv.Stop()
 	return code
 }
@@ -306,64 +305,79 @@ func gracefulStop(lg *zap.Logger, g *grpc.Server, timeout time.Duration) {
 	}
 }
 
-func (o *options) config(lg *zap.Logger) (server.Config, []*url.URL, error) {
-	var cfg server.Config
+// listenURLs are the URLs the member listens on, and their security.
+type listenURLs struct {
+	clients, peers, metrics []*url.URL
+	sec                     security
+}
+
+func (o *options) config(lg *zap.Logger) (server.Config, listenURLs, error) {
+	var (
+		cfg server.Config
+		lu  listenURLs
+	)
 	if o.initialClusterState != "new" && o.initialClusterState != "existing" {
-		return cfg, nil, fmt.Errorf("unexpected initial-cluster-state %q (want \"new\" or \"existing\")", o.initialClusterState)
+		return cfg, lu, fmt.Errorf("unexpected initial-cluster-state %q (want \"new\" or \"existing\")", o.initialClusterState)
 	}
 	if o.heartbeatMs == 0 || o.electionMs < 5*o.heartbeatMs {
-		return cfg, nil, fmt.Errorf("--election-timeout[%vms] should be at least as 5 times as --heartbeat-interval[%vms]", o.electionMs, o.heartbeatMs)
+		return cfg, lu, fmt.Errorf("--election-timeout[%vms] should be at least as 5 times as --heartbeat-interval[%vms]", o.electionMs, o.heartbeatMs)
 	}
 	if o.electionMs > 50000 {
-		return cfg, nil, fmt.Errorf("--election-timeout[%vms] is too long, and should be set less than 50000ms", o.electionMs)
+		return cfg, lu, fmt.Errorf("--election-timeout[%vms] is too long, and should be set less than 50000ms", o.electionMs)
 	}
 	if o.metrics != server.MetricsBasic && o.metrics != server.MetricsExtensive {
-		return cfg, nil, fmt.Errorf("--metrics: unexpected value %q (want %q or %q)", o.metrics, server.MetricsBasic, server.MetricsExtensive)
+		return cfg, lu, fmt.Errorf("--metrics: unexpected value %q (want %q or %q)", o.metrics, server.MetricsBasic, server.MetricsExtensive)
 	}
 	if o.maxConcurrentStreams > math.MaxUint32 {
-		return cfg, nil, fmt.Errorf("--max-concurrent-streams: %d is above the maximum, %d", o.maxConcurrentStreams, uint64(math.MaxUint32))
+		return cfg, lu, fmt.Errorf("--max-concurrent-streams: %d is above the maximum, %d", o.maxConcurrentStreams, uint64(math.MaxUint32))
 	}
 	if o.corruptCheckTime < 0 {
-		return cfg, nil, fmt.Errorf("--corrupt-check-time must be >=0 (set to %v)", o.corruptCheckTime)
+		return cfg, lu, fmt.Errorf("--corrupt-check-time must be >=0 (set to %v)", o.corruptCheckTime)
 	}
 	if o.compactHashCheckTime <= 0 {
-		return cfg, nil, fmt.Errorf("--compact-hash-check-time must be >0 (set to %v)", o.compactHashCheckTime)
+		return cfg, lu, fmt.Errorf("--compact-hash-check-time must be >0 (set to %v)", o.compactHashCheckTime)
 	}
 	if err := o.featureGates.validate(); err != nil {
-		return cfg, nil, err
+		return cfg, lu, err
 	}
 	initialCorruptCheck, err := o.gated(gateInitialCorruptCheck, o.initialCorruptCheck)
 	if err != nil {
-		return cfg, nil, err
+		return cfg, lu, err
 	}
 	compactHashCheck, err := o.gated(gateCompactHashCheck, o.compactHashCheck)
 	if err != nil {
-		return cfg, nil, err
+		return cfg, lu, err
 	}
-	listen, err := parseURLs(o.listenClientURLs)
-	if err != nil {
-		return cfg, nil, fmt.Errorf("--listen-client-urls: %w", err)
-	}
-	for _, u := range listen {
-		if u.Scheme != "http" {
-			return cfg, nil, fmt.Errorf("--listen-client-urls: scheme %q is not supported yet (use http)", u.Scheme)
-		}
+	if lu.clients, err = parseURLs(o.listenClientURLs); err != nil {
+		return cfg, lu, fmt.Errorf("--listen-client-urls: %w", err)
 	}
 	peers, err := parseURLs(o.initialAdvertisePeerURLs)
 	if err != nil {
-		return cfg, nil, fmt.Errorf("--initial-advertise-peer-urls: %w", err)
+		return cfg, lu, fmt.Errorf("--initial-advertise-peer-urls: %w", err)
 	}
-	listenPeers, err := parseURLs(o.listenPeerURLs)
-	if err != nil {
-		return cfg, nil, fmt.Errorf("--listen-peer-urls: %w", err)
+	if lu.peers, err = parseURLs(o.listenPeerURLs); err != nil {
+		return cfg, lu, fmt.Errorf("--listen-peer-urls: %w", err)
 	}
-	for _, u := range append(listenPeers, peers...) {
-		if u.Scheme != "http" {
-			return cfg, nil, fmt.Errorf("peer URL %s: scheme %q is not supported yet (use http)", u, u.Scheme)
+	if o.listenMetricsURLs != "" {
+		if lu.metrics, err = parseURLs(o.listenMetricsURLs); err != nil {
+			return cfg, lu, fmt.Errorf("--listen-metrics-urls: %w", err)
 		}
 	}
-	if _, err := parseURLs(o.advertiseClientURLs); err != nil {
-		return cfg, nil, fmt.Errorf("--advertise-client-urls: %w", err)
+	advertised, err := parseURLs(o.advertiseClientURLs)
+	if err != nil {
+		return cfg, lu, fmt.Errorf("--advertise-client-urls: %w", err)
+	}
+	for _, u := range slices.Concat(peers, advertised, lu.metrics) {
+		if u.Scheme != "http" && u.Scheme != "https" {
+			return cfg, lu, fmt.Errorf("URL %s: scheme %q is not supported (use http or https)", u, u.Scheme)
+		}
+	}
+	dataDir := o.dataDir
+	if dataDir == "" {
+		dataDir = o.name + ".cairn" // server.Config's default
+	}
+	if lu.sec, err = o.security(lg, dataDir, lu.clients, lu.peers, lu.metrics); err != nil {
+		return cfg, lu, err
 	}
 	cfg = server.Config{
 		Name:                        o.name,
@@ -398,13 +412,15 @@ func (o *options) config(lg *zap.Logger) (server.Config, []*url.URL, error) {
 		GRPCKeepaliveInterval:       offUnlessPositive(o.grpcKeepaliveInterval),
 		GRPCKeepaliveTimeout:        offUnlessPositive(o.grpcKeepaliveTimeout),
 		Metrics:                     o.metrics,
+		PeerDialTLS:                 lu.sec.peerDial,
+		ClientDialTLS:               lu.sec.clientDial,
 		FeatureGates: o.states(map[string]bool{
 			gateInitialCorruptCheck: initialCorruptCheck,
 			gateCompactHashCheck:    compactHashCheck,
 		}),
 		Logger: lg,
 	}
-	return cfg, listen, nil
+	return cfg, lu, nil
 }
 
 // compaction is the auto-compaction of --auto-compaction-mode and

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"sync"
 	"time"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/cairn-kv/cairn/compactor"
 	"github.com/cairn-kv/cairn/internal/connmux"
+	"github.com/cairn-kv/cairn/internal/tlsinfo"
 	"github.com/cairn-kv/cairn/server"
 	"github.com/cairn-kv/cairn/server/httpapi"
 	"github.com/cairn-kv/cairn/server/v3rpc"
@@ -25,50 +28,22 @@ import (
 // shutdownTimeout bounds the graceful stop of the gRPC and HTTP servers.
 const shutdownTimeout = 5 * time.Second
 
-// listenMetrics binds the --listen-metrics-urls listeners.
-func listenMetrics(urls string) ([]net.Listener, error) {
-	if urls == "" {
-		return nil, nil
-	}
-	us, err := parseURLs(urls)
-	if err != nil {
-		return nil, fmt.Errorf("--listen-metrics-urls: %w", err)
-	}
-	var lns []net.Listener
-	for _, u := range us {
-		if u.Scheme != "http" {
-			closeAll(lns)
-			return nil, fmt.Errorf("--listen-metrics-urls: scheme %q is not supported yet (use http)", u.Scheme)
-		}
+// listen binds a listener for each of urls (flag names them in errors),
+// handshaking TLS with tlsCfg on the https ones.
+func listen(flag string, urls []*url.URL, tlsCfg *tls.Config) ([]server.Listener, error) {
+	var lns []server.Listener
+	for _, u := range urls {
 		ln, err := net.Listen("tcp", u.Host)
 		if err != nil {
 			closeAll(lns)
-			return nil, fmt.Errorf("--listen-metrics-urls: %w", err)
+			return nil, fmt.Errorf("%s: %w", flag, err)
 		}
-		lns = append(lns, ln)
+		lns = append(lns, server.Listener{Listener: ln, TLS: listenerTLS(u, tlsCfg)})
 	}
 	return lns, nil
 }
 
-// listenPeers binds the --listen-peer-urls listeners.
-func listenPeers(urls string) ([]net.Listener, error) {
-	us, err := parseURLs(urls)
-	if err != nil {
-		return nil, fmt.Errorf("--listen-peer-urls: %w", err)
-	}
-	var lns []net.Listener
-	for _, u := range us {
-		ln, err := net.Listen("tcp", u.Host)
-		if err != nil {
-			closeAll(lns)
-			return nil, fmt.Errorf("--listen-peer-urls: %w", err)
-		}
-		lns = append(lns, ln)
-	}
-	return lns, nil
-}
-
-func closeAll(lns []net.Listener) {
+func closeAll(lns []server.Listener) {
 	for _, ln := range lns {
 		ln.Close()
 	}
@@ -79,7 +54,7 @@ func closeAll(lns []net.Listener) {
 // does), the metrics and health endpoints on each metrics listener, and
 // auto-compaction when enabled. It returns the process exit code once
 // every server has stopped.
-func serve(ctx context.Context, lg *zap.Logger, srv *server.Server, o *options, compaction compactor.Config, clients, metrics []net.Listener) int {
+func serve(ctx context.Context, lg *zap.Logger, srv *server.Server, o *options, compaction compactor.Config, sec security, clients, metrics []server.Listener) int {
 	pprofOn := o.enablePprof || o.logLevel == "debug" // etcd also mounts pprof at debug level
 	if pprofOn {
 		// etcd's sampling rate, unless the process already chose one.
@@ -92,7 +67,13 @@ func serve(ctx context.Context, lg *zap.Logger, srv *server.Server, o *options, 
 	if o.enableGRPCGateway {
 		// The JSON gateway calls this member's gRPC API over its first
 		// client listener, as etcd's does.
-		gwConn, err := httpapi.DialGateway(clients[0].Addr())
+		var gwTLS *tls.Config
+		if clients[0].TLS != nil {
+			// This member's own server: its certificate is not checked.
+			gwTLS = sec.clientDial.Clone()
+			gwTLS.InsecureSkipVerify = true
+		}
+		gwConn, err := httpapi.DialGateway(clients[0].Addr(), gwTLS)
 		if err != nil {
 			lg.Error("cannot set up the gRPC gateway", zap.Error(err))
 			return 1
@@ -125,7 +106,7 @@ func serve(ctx context.Context, lg *zap.Logger, srv *server.Server, o *options, 
 		}()
 	}
 	for _, ln := range clients {
-		m := connmux.New(ln, connmux.Options{})
+		m := connmux.New(ln, connmux.Options{TLS: ln.TLS, Rejected: tlsinfo.LogRejected(lg, "rejected connection on client endpoint")})
 		muxes = append(muxes, m)
 		start("gRPC", ln.Addr(), func() error { return g.Serve(m.GRPC()) })
 		start("HTTP", ln.Addr(), func() error { return clientHTTP.Serve(m.HTTP()) })
@@ -133,7 +114,11 @@ func serve(ctx context.Context, lg *zap.Logger, srv *server.Server, o *options, 
 		lg.Info("ready to serve client requests", zap.String("address", ln.Addr().String()))
 	}
 	for _, ln := range metrics {
-		start("metrics", ln.Addr(), func() error { return metricsHTTP.Serve(ln) })
+		var l net.Listener = ln
+		if ln.TLS != nil {
+			l = tls.NewListener(ln, ln.TLS)
+		}
+		start("metrics", ln.Addr(), func() error { return metricsHTTP.Serve(l) })
 		lg.Info("serving metrics", zap.String("address", ln.Addr().String()))
 	}
 	compactCtx, stopCompactor := context.WithCancel(context.Background())

@@ -40,10 +40,17 @@ func TestParseHTTPFlags(t *testing.T) {
 }
 
 func TestListenMetricsRefusesBadURLs(t *testing.T) {
-	for _, u := range []string{"https://127.0.0.1:0", "127.0.0.1:0", "http://127.0.0.1:0,unix://x"} {
-		if lns, err := listenMetrics(u); err == nil {
-			closeAll(lns)
-			t.Errorf("%q accepted", u)
+	for u, want := range map[string]string{
+		"https://127.0.0.1:0":         "client TLS key/cert (--cert-file, --key-file) must be provided for metrics secure url",
+		"127.0.0.1:0":                 "--listen-metrics-urls",
+		"http://127.0.0.1:0,unix://x": `scheme "unix" is not supported`,
+	} {
+		o, err := parse([]string{"--listen-metrics-urls", u}, io.Discard, func(string) (string, bool) { return "", false })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := o.config(zap.NewNop()); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v, want %q", u, err, want)
 		}
 	}
 }

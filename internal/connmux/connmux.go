@@ -1,6 +1,7 @@
 package connmux
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"sync"
@@ -20,15 +21,23 @@ type Options struct {
 	// sent enough to be classified; default DefaultPeekTimeout. A
 	// connection that has not is closed.
 	PeekTimeout time.Duration
+	// TLS, when set, makes every connection a TLS one: the handshake runs
+	// first, within PeekTimeout, and the decrypted stream is classified.
+	TLS *tls.Config
+	// Rejected, when set, is told of each connection whose TLS handshake
+	// failed.
+	Rejected func(c *tls.Conn, err error)
 }
 
 // Mux splits one listener into a gRPC (HTTP/2) and an HTTP/1.x listener.
 // Create it with New.
 type Mux struct {
-	ln      net.Listener
-	timeout time.Duration
-	grpc    *child
-	http    *child
+	ln       net.Listener
+	timeout  time.Duration
+	tls      *tls.Config
+	rejected func(*tls.Conn, error)
+	grpc     *child
+	http     *child
 
 	// closing is closed by Close, or when accepting fails for good.
 	closing   chan struct{}
@@ -51,7 +60,7 @@ func New(ln net.Listener, o Options) *Mux {
 	if o.PeekTimeout <= 0 {
 		o.PeekTimeout = DefaultPeekTimeout
 	}
-	m := &Mux{ln: ln, timeout: o.PeekTimeout, closing: make(chan struct{})}
+	m := &Mux{ln: ln, timeout: o.PeekTimeout, tls: o.TLS, rejected: o.Rejected, closing: make(chan struct{})}
 	m.grpc, m.http = newChild(m), newChild(m)
 	m.mu.peeking = map[net.Conn]struct{}{}
 	return m
@@ -177,8 +186,28 @@ func (m *Mux) untrack(c net.Conn) bool {
 // complete it, then hands c, with those bytes replayed, to a child.
 func (m *Mux) classify(c net.Conn) {
 	defer m.wg.Done()
+	raw := c
+	if m.tls != nil {
+		tc := tls.Server(c, m.tls)
+		err := tc.SetDeadline(time.Now().Add(m.timeout))
+		if err == nil {
+			err = tc.Handshake()
+		}
+		if err == nil {
+			err = tc.SetWriteDeadline(time.Time{}) // peek sets and clears the read one
+		}
+		if err != nil {
+			if m.rejected != nil && !m.isClosed() {
+				m.rejected(tc, err)
+			}
+			m.untrack(raw)
+			c.Close()
+			return
+		}
+		c = tc
+	}
 	target, head, err := m.peek(c)
-	if err != nil || !m.untrack(c) {
+	if err != nil || !m.untrack(raw) {
 		c.Close()
 		return
 	}

@@ -37,5 +37,12 @@
 //     accepting fails permanently; the children's Accept then returns that
 //     error too, so the servers on them stop as well. Temporary accept
 //     errors (running out of file descriptors) are retried with backoff.
-//   - TLS is not handled: a TLS handshake is classified as HTTP/1.x.
+//   - With Options.TLS, each connection's TLS handshake runs on its
+//     classification goroutine, under the same deadline, and the decrypted
+//     stream is classified and handed off (the servers see the TLS
+//     connection, wrapped, so net/http's Request.TLS stays nil). A failed
+//     handshake is reported to Options.Rejected and the connection closed.
+//     Which protocol a TLS client gets is the tls.Config's ALPN choice:
+//     see internal/tlsinfo. Without Options.TLS a TLS handshake is
+//     classified as HTTP/1.x, and fails there.
 package connmux

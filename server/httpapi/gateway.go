@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"math"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 )
@@ -128,13 +130,16 @@ func (l wsLogger) log(lvl zapcore.Level, v []any) {
 // DialGateway returns the client connection the gateway forwards through:
 // to the member's own gRPC server on the client listener at addr, as etcd
 // dials its first client URL. A wildcard address is reached through
-// loopback. The connection is plaintext (Cairn's client URLs are http://)
-// and receives answers of any size, since the HTTP client asked for them;
+// loopback. The connection receives answers of any size, since the HTTP client asked for them;
 // it connects lazily, on the first request. The caller closes it after
-// the HTTP server has stopped.
-func DialGateway(addr net.Addr) (*grpc.ClientConn, error) {
+// the HTTP server has stopped. With tlsCfg the listener is dialed in TLS.
+func DialGateway(addr net.Addr, tlsCfg *tls.Config) (*grpc.ClientConn, error) {
+	creds := insecure.NewCredentials()
+	if tlsCfg != nil {
+		creds = credentials.NewTLS(tlsCfg)
+	}
 	return grpc.NewClient("passthrough:///"+selfTarget(addr),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)),
 	)
 }

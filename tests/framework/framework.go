@@ -218,7 +218,7 @@ func (m *Member) launch() {
 	}
 	m.clients = cln
 	m.Server = srv
-	m.peers = srv.ServePeers([]net.Listener{pln})
+	m.peers = srv.ServePeers([]server.Listener{{Listener: pln}})
 }
 
 // listen binds addr, retrying briefly: a port just released by a stopped

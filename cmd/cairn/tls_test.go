@@ -1,0 +1,135 @@
+package main
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"go.uber.org/zap"
+
+	"github.com/cairn-kv/cairn/internal/tlsinfo/certtest"
+)
+
+// transportFlags returns the flags that have no top-level file key: the
+// ones the transport-security mappings set, and the CRL files, which have
+// none at all in etcd.
+func transportFlags() map[string]bool {
+	all := map[string]bool{"client-crl-file": true, "peer-crl-file": true}
+	for _, keys := range transportKeys {
+		for _, f := range keys {
+			all[f] = f != ""
+		}
+	}
+	return all
+}
+
+// TestConfigFileTransportSecurity: etcd's client-transport-security and
+// peer-transport-security mappings give the options the flags give, and
+// those make a valid configuration.
+func TestConfigFileTransportSecurity(t *testing.T) {
+	ca := certtest.NewCA(t)
+	srv, cli := ca.Issue(t, "member", "127.0.0.1"), ca.Issue(t, "client")
+	file := `
+client-transport-security:
+  cert-file: ` + srv.Cert + `
+  key-file: ` + srv.Key + `
+  client-cert-file: ` + cli.Cert + `
+  client-key-file: ` + cli.Key + `
+  client-cert-auth: true
+  trusted-ca-file: ` + ca.File + `
+  auto-tls: true
+  allowed-cn: [client, admin]
+  skip-client-san-verification: true
+peer-transport-security:
+  cert-file: ` + srv.Cert + `
+  key-file: ` + srv.Key + `
+  client-cert-file: ` + cli.Cert + `
+  client-key-file: ` + cli.Key + `
+  client-cert-auth: true
+  trusted-ca-file: ` + ca.File + `
+  auto-tls: true
+  allowed-hostname: [member.example]
+  skip-client-san-verification: true
+listen-client-urls: https://127.0.0.1:12379
+listen-peer-urls: https://127.0.0.1:12380
+`
+	fromFile, err := parse([]string{"--config-file", writeFile(t, file)}, io.Discard, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromFlags, err := parse([]string{
+		"--cert-file", srv.Cert, "--key-file", srv.Key, "--client-cert-file", cli.Cert, "--client-key-file", cli.Key,
+		"--client-cert-auth", "--trusted-ca-file", ca.File, "--auto-tls",
+		"--peer-cert-file", srv.Cert, "--peer-key-file", srv.Key, "--peer-client-cert-file", cli.Cert, "--peer-client-key-file", cli.Key,
+		"--peer-client-cert-auth", "--peer-trusted-ca-file", ca.File, "--peer-auto-tls",
+		"--peer-cert-allowed-hostname", "member.example", "--peer-skip-client-san-verification",
+		"--listen-client-urls", "https://127.0.0.1:12379", "--listen-peer-urls", "https://127.0.0.1:12380",
+	}, io.Discard, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The client side's allowed CNs have no flag in etcd either.
+	fromFlags.tls.client.allowedCNs = []string{"admin", "client"}
+	fromFile.configFile = ""
+	if !reflect.DeepEqual(fromFile, fromFlags) {
+		t.Fatalf("from the file:\n%+v\nfrom flags:\n%+v", fromFile.tls, fromFlags.tls)
+	}
+	// Every option the mappings can set was set, but for the exclusive
+	// pairs and the CRL files, which have no file key.
+	unset := map[string]bool{"client.crlFile": true, "peer.crlFile": true, "client.allowedHostnames": true,
+		"peer.allowedCNs": true, "client.skipClientSANVerify": true}
+	for side, v := range map[string]sideTLS{"client": fromFile.tls.client, "peer": fromFile.tls.peer} {
+		rv := reflect.ValueOf(v)
+		for i := range rv.NumField() {
+			if name := side + "." + rv.Type().Field(i).Name; rv.Field(i).IsZero() != unset[name] {
+				t.Errorf("%s: set %v, want %v", name, !rv.Field(i).IsZero(), !unset[name])
+			}
+		}
+	}
+	cfg, urls, err := fromFile.config(zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.PeerDialTLS == nil || cfg.PeerDialTLS.GetClientCertificate == nil || cfg.PeerDialTLS.RootCAs == nil ||
+		cfg.ClientDialTLS == nil || cfg.ClientDialTLS.GetClientCertificate == nil {
+		t.Fatalf("dial configurations lack the certificates: peer %+v client %+v", cfg.PeerDialTLS, cfg.ClientDialTLS)
+	}
+	if urls.sec.clientServer == nil || urls.sec.peerServer == nil || urls.sec.peerServer.ClientCAs == nil {
+		t.Fatalf("listener configurations: %+v", urls.sec)
+	}
+}
+
+// TestAutoTLSCertificateInDataDir: --auto-tls and --peer-auto-tls write
+// their certificates under the data dir's fixtures, as etcd does, valid
+// for the listen URLs' hosts, and reuse them on the next start.
+func TestAutoTLSCertificateInDataDir(t *testing.T) {
+	dir := t.TempDir()
+	o, err := parse([]string{"--data-dir", dir, "--auto-tls", "--peer-auto-tls",
+		"--listen-client-urls", "https://127.0.0.1:12379", "--listen-peer-urls", "https://localhost:12380"}, io.Discard, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := o.config(zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
+	read := func(side string) string {
+		b, err := os.ReadFile(filepath.Join(dir, "fixtures", side, "cert.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	client, peer := read("client"), read("peer")
+	if client == peer || !strings.Contains(client, "BEGIN CERTIFICATE") {
+		t.Fatalf("client and peer certificates:\n%s\n%s", client, peer)
+	}
+	if _, _, err := o.config(zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
+	if read("client") != client || read("peer") != peer {
+		t.Fatal("the certificates were generated again on the second start")
+	}
+}

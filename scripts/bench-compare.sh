@@ -47,8 +47,14 @@
 # sums the three members. Not in the default sections: add "cluster" to
 # BENCH_SECTIONS. Needs curl (to find the leader from /metrics).
 #
+# TLS: the main section's multi-client put and two ranges again, against a
+# server whose client URL is https with --auto-tls (a self-signed
+# certificate; cairn-bench does not verify it). Not in the default
+# sections: add "tls" to BENCH_SECTIONS, with "main" for the plain-TCP
+# figures beside them.
+#
 # Knobs (environment): BENCH_ROUNDS (2), BENCH_SECTIONS ("main load watch
-# lease", and "cluster": which server processes to run), PUT1_TOTAL (2000), PUTN_TOTAL
+# lease", and "cluster", "tls": which server processes to run), PUT1_TOTAL (2000), PUTN_TOTAL
 # (100000), RANGE_TOTAL (100000), LOAD_KEYS (1000000), LOAD_TXN_OPS (10,
 # at most etcd's --max-txn-ops of 128), BENCH_STEP_TIMEOUT
 # (180), WATCH_PUTS (20000), FANOUT_PUTS (3000), STALL_PUTS (20000), LEASE_TOTAL (200000),
@@ -219,6 +225,17 @@ run_server() {
 		stop_server
 	fi
 
+	if [[ $SECTIONS == *" tls "* ]]; then
+		if ! CLIENT_SCHEME=https start_server "$KIND" "tls-$ROUND" --auto-tls; then
+			log "$KIND: cannot start with TLS; skipping the TLS workloads"
+			return 0
+		fi
+		bench tlsPutN --insecure-skip-tls-verify --clients 1000 --conns 100 --total "$PUTN_TOTAL" put --key-space-size 100000 --sequential-keys
+		bench tlsRangeL --insecure-skip-tls-verify --clients 100 --conns 10 --total "$RANGE_TOTAL" range 00000000 --consistency l
+		bench tlsRangeS --insecure-skip-tls-verify --clients 100 --conns 10 --total "$RANGE_TOTAL" range 00000000 --consistency s
+		stop_server
+	fi
+
 	if [[ $SECTIONS == *" cluster "* ]]; then
 		if ! start_cluster "$KIND" "cluster-$ROUND"; then
 			log "$KIND: cannot start a cluster; skipping the cluster workloads"
@@ -325,6 +342,15 @@ if [[ $SECTIONS == *" watch "* ]]; then
 	row "stalled" "server CPU us/put" stall "$CPU_PER_REQ"
 	row "stalled" "VmRSS MiB before" stall-rss '.before_kib / 1024'
 	row "stalled" "peak VmRSS MiB during the puts (lower is better)" stall-rss '.peak_kib / 1024'
+fi
+if [[ $SECTIONS == *" tls "* ]]; then
+	row "TLS (--auto-tls): put, 1000 clients, 100 conns, $PUTN_TOTAL req" "requests/s (higher is better)" tlsPutN .requests_per_second
+	row "TLS: put, 1000 clients, 100 conns" "p99 latency ms" tlsPutN .latency_ms.p99
+	row "TLS: put, 1000 clients, 100 conns" "server CPU us/request" tlsPutN "$CPU_PER_REQ"
+	row "TLS: range 1 key linearizable, 100 clients, 10 conns, $RANGE_TOTAL req" "requests/s (higher is better)" tlsRangeL .requests_per_second
+	row "TLS: range 1 key linearizable" "server CPU us/request" tlsRangeL "$CPU_PER_REQ"
+	row "TLS: range 1 key serializable, 100 clients, 10 conns, $RANGE_TOTAL req" "requests/s (higher is better)" tlsRangeS .requests_per_second
+	row "TLS: range 1 key serializable" "server CPU us/request" tlsRangeS "$CPU_PER_REQ"
 fi
 if [[ $SECTIONS == *" cluster "* ]]; then
 	row "3-member cluster: put, 1 client, 1 conn to the leader, $PUT1_TOTAL req" "p50 latency ms (lower is better)" cput1 .latency_ms.p50

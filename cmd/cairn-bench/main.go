@@ -26,6 +26,9 @@ type options struct {
 	maxErrors      uint64 // failures that abort the run; 0 = never abort
 	json           bool
 	seed           uint64 // 0 = from the clock
+	// cacert, cert and key are etcdctl's TLS flags (https endpoints).
+	cacert, cert, key string
+	insecureSkipTLS   bool
 }
 
 // keyOptions are the flags of the writing workloads.
@@ -122,6 +125,10 @@ func newRootCommand() *cobra.Command {
 	f.Uint64Var(&o.maxErrors, "max-errors", 100, "stop the run after this many failed requests (0 = never)")
 	f.BoolVar(&o.json, "json", false, "print the report as one JSON object")
 	f.Uint64Var(&o.seed, "seed", 0, "seed for random keys and values (0 = from the clock)")
+	f.StringVar(&o.cacert, "cacert", "", "verify https endpoints with this CA bundle")
+	f.StringVar(&o.cert, "cert", "", "client TLS certificate file")
+	f.StringVar(&o.key, "key", "", "client TLS key file")
+	f.BoolVar(&o.insecureSkipTLS, "insecure-skip-tls-verify", false, "do not verify https endpoints' certificates")
 
 	root.AddCommand(newPutCommand(o), newRangeCommand(o), newRangeRandomCommand(o), newTxnPutCommand(o), newWatchCommand(o), newLeaseKeepAliveCommand(o), newDefragCommand(o))
 	return root

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -12,6 +13,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/cairn-kv/cairn/internal/tlsinfo"
 )
 
 // connect opens o.conns clients (one gRPC connection each) and completes one
@@ -23,9 +26,14 @@ func connect(ctx context.Context, o *options) ([]*clientv3.Client, error) {
 		closeAll(clients)
 		return nil, err
 	}
+	tlsCfg, err := o.tls()
+	if err != nil {
+		return nil, err
+	}
 	for i := range o.conns {
 		cli, err := clientv3.New(clientv3.Config{
 			Endpoints:   o.endpoints,
+			TLS:         tlsCfg,
 			DialTimeout: o.dialTimeout,
 			Context:     ctx,
 			// The client logs every retry; failures reach the report instead.
@@ -43,6 +51,20 @@ func connect(ctx context.Context, o *options) ([]*clientv3.Client, error) {
 		}
 	}
 	return clients, nil
+}
+
+// tls is the client TLS of the flags; nil when none is given (https
+// endpoints then fail to connect).
+func (o *options) tls() (*tls.Config, error) {
+	if o.cacert == "" && o.cert == "" && o.key == "" && !o.insecureSkipTLS {
+		return nil, nil
+	}
+	info := tlsinfo.Info{CertFile: o.cert, KeyFile: o.key, TrustedCAFile: o.cacert, SelfSigned: o.insecureSkipTLS}
+	cfg, err := info.ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("TLS flags: %w", err)
+	}
+	return cfg, nil
 }
 
 func closeAll(clients []*clientv3.Client) {

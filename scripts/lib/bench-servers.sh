@@ -10,7 +10,10 @@
 #   OUT             the directory the server logs go to.
 # Knobs (set before or after sourcing): READY_TIMEOUT (60 s), how long a
 # server may take to log "ready to serve client requests"; STOP_TIMEOUT
-# (20 s), how long it may take to exit after SIGTERM before SIGKILL.
+# (20 s), how long it may take to exit after SIGTERM before SIGKILL;
+# CLIENT_SCHEME (http), the single member's client URL scheme: with https,
+# pass the server its certificate flags (--auto-tls) and ENDPOINT carries
+# the scheme.
 #
 # State, read by the caller: SERVER_PID (the server, or the cluster's first
 # member), SERVER_PIDS (every member of a running cluster), ENDPOINT,
@@ -56,13 +59,13 @@ free_port() {
 # (from exec to the line, 0.1 s resolution). A server that does not get
 # ready is stopped, its log tail shown, and launch returns 1.
 launch() {
-	local kind=$1 logf=$2 data=$3 cport=$4 pport=$5 bin t0
+	local kind=$1 logf=$2 data=$3 cport=$4 pport=$5 bin t0 scheme=${CLIENT_SCHEME:-http}
 	shift 5
 	bin=$(server_bin "$kind")
 	t0=$(date +%s.%N)
 	"$bin" --name default --data-dir "$data" \
-		--listen-client-urls "http://127.0.0.1:$cport" \
-		--advertise-client-urls "http://127.0.0.1:$cport" \
+		--listen-client-urls "$scheme://127.0.0.1:$cport" \
+		--advertise-client-urls "$scheme://127.0.0.1:$cport" \
 		--listen-peer-urls "http://127.0.0.1:$pport" \
 		--initial-advertise-peer-urls "http://127.0.0.1:$pport" \
 		--initial-cluster "default=http://127.0.0.1:$pport" \
@@ -73,6 +76,7 @@ launch() {
 		kill -0 "$SERVER_PID" 2>/dev/null || break
 		if grep -qs "ready to serve client requests" "$logf"; then
 			ENDPOINT=127.0.0.1:$cport
+			[ "$scheme" = http ] || ENDPOINT=$scheme://$ENDPOINT
 			READY_SECONDS=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 			return 0
 		fi

@@ -1,15 +1,19 @@
 package main
 
 import (
+	"context"
 	"io"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/cairn-kv/cairn/internal/tlsinfo"
 	"github.com/cairn-kv/cairn/internal/tlsinfo/certtest"
 )
 
@@ -132,4 +136,62 @@ func TestAutoTLSCertificateInDataDir(t *testing.T) {
 	if read("client") != client || read("peer") != peer {
 		t.Fatal("the certificates were generated again on the second start")
 	}
+}
+
+// TestKubeadmManifestFlags: the flags kubeadm's static pod manifest gives
+// etcd (names and values as kubeadm writes them; only paths and ports are
+// this test's) start a member. A client with the API server's kind of
+// certificate writes and reads through the https client URL, and the
+// kubelet's probe of the plain-HTTP metrics URL answers.
+func TestKubeadmManifestFlags(t *testing.T) {
+	ca := certtest.NewCA(t)
+	server, peer := ca.Issue(t, "server", "127.0.0.1", "localhost"), ca.Issue(t, "peer", "127.0.0.1", "localhost")
+	apiserver := ca.Issue(t, "kube-apiserver-etcd-client")
+	r := start(t,
+		"--advertise-client-urls=https://127.0.0.1:2379",
+		"--cert-file="+server.Cert,
+		"--client-cert-auth=true",
+		"--data-dir="+t.TempDir(),
+		"--experimental-initial-corrupt-check=true",
+		"--experimental-watch-progress-notify-interval=5s",
+		"--initial-advertise-peer-urls=https://127.0.0.1:2380",
+		"--initial-cluster=node1=https://127.0.0.1:2380",
+		"--key-file="+server.Key,
+		"--listen-client-urls=https://127.0.0.1:0",
+		"--listen-metrics-urls=http://127.0.0.1:0",
+		"--listen-peer-urls=https://127.0.0.1:0",
+		"--name=node1",
+		"--peer-cert-file="+peer.Cert,
+		"--peer-client-cert-auth=true",
+		"--peer-key-file="+peer.Key,
+		"--peer-trusted-ca-file="+ca.File,
+		"--snapshot-count=10000",
+		"--trusted-ca-file="+ca.File,
+		"--heartbeat-interval=10", "--election-timeout=100", // not kubeadm's: a faster start
+	)
+	client := r.addresses(t, "ready to serve client requests", 1)[0]
+	metrics := r.addresses(t, "serving metrics", 1)[0]
+	tlsCfg, err := tlsinfo.Info{CertFile: apiserver.Cert, KeyFile: apiserver.Key, TrustedCAFile: ca.File}.ClientConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{"https://" + client}, TLS: tlsCfg, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.Put(ctx, "/registry/namespaces/default", "ns"); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := c.Get(ctx, "/registry/namespaces/", clientv3.WithPrefix()); err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("get: %v %v", resp, err)
+	}
+	for _, path := range []string{"/livez?exclude=NOSPACE&serializable=true", "/readyz", "/health?exclude=NOSPACE&serializable=true"} {
+		if code, body := httpGet(t, "http://"+metrics+path); code != 200 {
+			t.Errorf("kubelet probe %s: %d %q", path, code, body)
+		}
+	}
+	r.stop(t)
 }

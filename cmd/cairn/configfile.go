@@ -236,38 +236,6 @@ func yamlInt(v any) (string, bool) {
 	return "", false
 }
 
-// isEmpty reports whether v sets nothing: null, "", false, 0, an empty
-// list, or a mapping of such values.
-func isEmpty(v any) bool {
-	switch x := v.(type) {
-	case nil:
-		return true
-	case string:
-		return x == ""
-	case bool:
-		return !x
-	case int:
-		return x == 0
-	case []any:
-		return len(x) == 0
-	case yaml.MapSlice:
-		for _, item := range x {
-			if !isEmpty(item.Value) {
-				return false
-			}
-		}
-		return true
-	case map[any]any:
-		for _, e := range x {
-			if !isEmpty(e) {
-				return false
-			}
-		}
-		return true
-	}
-	return false
-}
-
 // etcdOnlyKeys are etcd v3.5–3.7 config-file keys with no Cairn flag. They
 // are refused with a clear message unless empty (see setFromYAML).
 var etcdOnlyKeys = keySet(`

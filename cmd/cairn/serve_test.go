@@ -136,27 +136,13 @@ func (r *running) addresses(t *testing.T, msg string, n int) []string {
 func httpGet(t *testing.T, url string) (int, string) {
 	t.Helper()
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Get(url)
-	return httpBody(t, resp, err)
+	return framework.ResponseBody(t, resp, err)
 }
 
 func httpPost(t *testing.T, url, body string) (int, string) {
 	t.Helper()
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Post(url, "application/json", strings.NewReader(body))
-	return httpBody(t, resp, err)
-}
-
-// httpBody returns the status code and body of a response.
-func httpBody(t *testing.T, resp *http.Response, err error) (int, string) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
+	return framework.ResponseBody(t, resp, err)
 }
 
 // TestServeHTTPAndGRPC runs the command: gRPC and HTTP answer on each

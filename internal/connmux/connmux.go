@@ -186,10 +186,10 @@ func (m *Mux) untrack(c net.Conn) bool {
 // complete it, then hands c, with those bytes replayed, to a child.
 func (m *Mux) classify(c net.Conn) {
 	defer m.wg.Done()
-	raw := c
+	raw, deadline := c, time.Now().Add(m.timeout)
 	if m.tls != nil {
 		tc := tls.Server(c, m.tls)
-		err := tc.SetDeadline(time.Now().Add(m.timeout))
+		err := tc.SetDeadline(deadline)
 		if err == nil {
 			err = tc.Handshake()
 		}
@@ -206,7 +206,7 @@ func (m *Mux) classify(c net.Conn) {
 		}
 		c = tc
 	}
-	target, head, err := m.peek(c)
+	target, head, err := m.peek(c, deadline)
 	if err != nil || !m.untrack(raw) {
 		c.Close()
 		return
@@ -214,8 +214,8 @@ func (m *Mux) classify(c net.Conn) {
 	target.deliver(&conn{Conn: c, head: head})
 }
 
-func (m *Mux) peek(c net.Conn) (*child, []byte, error) {
-	if err := c.SetReadDeadline(time.Now().Add(m.timeout)); err != nil {
+func (m *Mux) peek(c net.Conn, deadline time.Time) (*child, []byte, error) {
+	if err := c.SetReadDeadline(deadline); err != nil {
 		return nil, nil, err
 	}
 	buf := make([]byte, len(Preface))

@@ -2,20 +2,26 @@ package connmux
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/cairn-kv/cairn/internal/tlsinfo"
+	"github.com/cairn-kv/cairn/internal/tlsinfo/certtest"
 )
 
 // testTimeout bounds every wait in these tests; nothing sleeps.
@@ -419,5 +425,303 @@ func TestConnReplaysHead(t *testing.T) {
 	}
 	if !strings.HasPrefix(Preface, "PRI") || len(Preface) != 24 {
 		t.Fatalf("preface %q", Preface)
+	}
+}
+
+// startTLSMux runs a Mux serving TLS with a certificate for 127.0.0.1
+// from a fresh test CA, and returns it with a client configuration that
+// trusts the CA.
+func startTLSMux(t *testing.T, o Options) (*Mux, *tls.Config) {
+	t.Helper()
+	ca := certtest.NewCA(t)
+	p := ca.Issue(t, "server", "127.0.0.1")
+	var err error
+	if o.TLS, err = (tlsinfo.Info{CertFile: p.Cert, KeyFile: p.Key}).ServerConfig(); err != nil {
+		t.Fatal(err)
+	}
+	cli, err := tlsinfo.Info{TrustedCAFile: ca.File}.ClientConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startMux(t, o), cli
+}
+
+// dialTLS completes a TLS handshake with the Mux at addr, offering the
+// application protocols given.
+func dialTLS(t *testing.T, addr string, cli *tls.Config, protos ...string) *tls.Conn {
+	t.Helper()
+	cli = cli.Clone()
+	cli.NextProtos = protos
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: testTimeout}, "tcp", addr, cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// waitClosed reads c until the other end closes it.
+func waitClosed(t *testing.T, what string, c net.Conn) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(testTimeout))
+	if _, err := io.Copy(io.Discard, c); errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("%s: still open after %v", what, testTimeout)
+	}
+}
+
+// rejections collects what Options.Rejected is told.
+type rejections chan rejection
+
+type rejection struct {
+	remote string
+	err    error
+}
+
+func (r rejections) report(c *tls.Conn, err error) { r <- rejection{c.RemoteAddr().String(), err} }
+
+// next waits for a rejection, which must be of the client at local.
+func (r rejections) next(t *testing.T, local net.Addr) error {
+	t.Helper()
+	select {
+	case got := <-r:
+		if got.remote != local.String() {
+			t.Fatalf("rejected %s, want %s", got.remote, local)
+		}
+		return got.err
+	case <-time.After(testTimeout):
+		t.Fatalf("%s not rejected", local)
+		return nil
+	}
+}
+
+// TestTLSServesHTTPAndGRPC: over TLS, an HTTP client (offering h2 and
+// HTTP/1.1) reaches the HTTP server and a gRPC client the gRPC server.
+func TestTLSServesHTTPAndGRPC(t *testing.T) {
+	m, cli := startTLSMux(t, Options{})
+	servers(t, m)
+	addr := m.Addr().String()
+	ctx := ctx(t)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: cli, ForceAttemptHTTP2: true}}
+	defer client.CloseIdleConnections()
+	for i := 0; i < 3; i++ {
+		if err := checkHTTP(ctx, client, fmt.Sprintf("https://%s/p%d", addr, i), fmt.Sprintf("GET /p%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(cli)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	if err := checkGRPC(ctx, healthpb.NewHealthClient(cc)); err != nil {
+		t.Fatal(err)
+	}
+	// Plain HTTP on a TLS port is refused.
+	if err := checkHTTP(ctx, &http.Client{Transport: &http.Transport{}}, "http://"+addr+"/x", "GET /x"); err == nil {
+		t.Fatal("plain HTTP served on a TLS port")
+	}
+}
+
+// TestTLSClassification: the decrypted stream is classified, and reaches
+// the server unchanged.
+func TestTLSClassification(t *testing.T) {
+	m, cli := startTLSMux(t, Options{})
+	conns := acceptAll(m)
+	for _, tc := range []struct {
+		name   string
+		protos []string
+		send   string
+		grpc   bool
+	}{
+		{"preface", []string{"h2"}, Preface + "\x00\x00\x00\x04", true},
+		{"get", []string{"h2", "http/1.1"}, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialTLS(t, m.Addr().String(), cli, tc.protos...)
+			if _, err := io.WriteString(c, tc.send); err != nil {
+				t.Fatal(err)
+			}
+			var a accepted
+			select {
+			case a = <-conns:
+			case <-time.After(testTimeout):
+				t.Fatal("no connection accepted")
+			}
+			defer a.c.Close()
+			if a.grpc != tc.grpc {
+				t.Fatalf("went to the gRPC listener: %v, want %v", a.grpc, tc.grpc)
+			}
+			a.c.SetReadDeadline(time.Now().Add(testTimeout))
+			b := make([]byte, len(tc.send))
+			if _, err := io.ReadFull(a.c, b); err != nil {
+				t.Fatalf("reading what the client sent: %v", err)
+			}
+			if string(b) != tc.send {
+				t.Fatalf("server read %q, client sent %q", b, tc.send)
+			}
+			// And the server's answer reaches the client, encrypted.
+			if _, err := io.WriteString(a.c, "answer"); err != nil {
+				t.Fatal(err)
+			}
+			c.SetReadDeadline(time.Now().Add(testTimeout))
+			got := make([]byte, 6)
+			if _, err := io.ReadFull(c, got); err != nil || string(got) != "answer" {
+				t.Fatalf("client read %q, %v", got, err)
+			}
+		})
+	}
+}
+
+// TestTLSRejected: a client that does not speak TLS, and one that does
+// not trust the server, are reported and closed; others still get in.
+func TestTLSRejected(t *testing.T) {
+	rejected := make(rejections, 10)
+	m, cli := startTLSMux(t, Options{Rejected: rejected.report})
+	servers(t, m)
+	addr := m.Addr().String()
+
+	plain, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if _, err := io.WriteString(plain, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := rejected.next(t, plain.LocalAddr()); !strings.Contains(fmt.Sprint(err), "does not look like a TLS handshake") {
+		t.Fatalf("plain client rejected with %v", err)
+	}
+	waitClosed(t, "plain client", plain)
+
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	distrustful := tls.Client(raw, &tls.Config{ServerName: "127.0.0.1"}) // the system's roots
+	distrustful.SetDeadline(time.Now().Add(testTimeout))
+	if err := distrustful.Handshake(); err == nil {
+		t.Fatal("a client trusting only the system's roots accepted the test CA")
+	}
+	if err := rejected.next(t, raw.LocalAddr()); err == nil {
+		t.Fatal("rejected with a nil error")
+	}
+	waitClosed(t, "distrustful client", raw)
+
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: cli}}
+	defer client.CloseIdleConnections()
+	if err := checkHTTP(ctx(t), client, "https://"+addr+"/x", "GET /x"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-rejected:
+		t.Fatalf("%s rejected too: %v", r.remote, r.err)
+	default:
+	}
+}
+
+// TestTLSSilentClients: a client that sends no ClientHello, or nothing
+// after the handshake, blocks no one and is closed after PeekTimeout;
+// only the first failed a handshake.
+func TestTLSSilentClients(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	rejected := make(rejections, 10)
+	m, cli := startTLSMux(t, Options{PeekTimeout: timeout, Rejected: rejected.report})
+	servers(t, m)
+	addr := m.Addr().String()
+	start := time.Now()
+	silent, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	handshaken := dialTLS(t, addr, cli, "h2")
+
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: cli}}
+	defer client.CloseIdleConnections()
+	if err := checkHTTP(ctx(t), client, "https://"+addr+"/x", "GET /x"); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := rejected.next(t, silent.LocalAddr()); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("silent client rejected with %v, want a timeout", err)
+	}
+	waitClosed(t, "silent client", silent)
+	waitClosed(t, "client silent after its handshake", handshaken)
+	if d := time.Since(start); d < timeout {
+		t.Fatalf("silent clients closed after %v, before the %v peek timeout", d, timeout)
+	}
+	select {
+	case r := <-rejected:
+		t.Fatalf("%s rejected too: %v", r.remote, r.err)
+	default:
+	}
+}
+
+// TestTLSHandedOffConnections: TLS connections handed to either server
+// are free of the handshake and peek deadlines, and outlive Mux.Close.
+func TestTLSHandedOffConnections(t *testing.T) {
+	m, cli := startTLSMux(t, Options{PeekTimeout: 100 * time.Millisecond})
+	conns := acceptAll(m)
+	addr := m.Addr().String()
+	type pair struct {
+		client *tls.Conn
+		server accepted
+		head   string
+	}
+	var pairs []pair
+	for _, tc := range []struct {
+		proto, head string
+		grpc        bool
+	}{{"h2", Preface, true}, {"http/1.1", "GET", false}} {
+		c := dialTLS(t, addr, cli, tc.proto)
+		if _, err := io.WriteString(c, tc.head); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case a := <-conns:
+			defer a.c.Close()
+			if a.grpc != tc.grpc {
+				t.Fatalf("%s went to the gRPC listener: %v", tc.proto, a.grpc)
+			}
+			pairs = append(pairs, pair{c, a, tc.head})
+		case <-time.After(testTimeout):
+			t.Fatal("no connection accepted")
+		}
+	}
+	// A connection accepted later is closed by its peek timeout: by then
+	// the deadlines once set on the others have passed too.
+	silent, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	waitClosed(t, "silent client", silent)
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, p := range pairs {
+		if _, err := io.WriteString(p.server.c, "answer"); err != nil {
+			t.Fatalf("server writing after the peek timeout and Close: %v", err)
+		}
+		p.client.SetReadDeadline(time.Now().Add(testTimeout))
+		got := make([]byte, 6)
+		if _, err := io.ReadFull(p.client, got); err != nil || string(got) != "answer" {
+			t.Fatalf("client read %q, %v", got, err)
+		}
+		if _, err := io.WriteString(p.client, " more"); err != nil {
+			t.Fatal(err)
+		}
+		// No read deadline of our own here: it would hide a stale one. A
+		// watchdog ends the read instead if the bytes never come.
+		watchdog := time.AfterFunc(testTimeout, func() { p.server.c.Close() })
+		want := p.head + " more"
+		b := make([]byte, len(want))
+		_, err := io.ReadFull(p.server.c, b)
+		watchdog.Stop()
+		if err != nil || string(b) != want {
+			t.Fatalf("server read %q, %v; want %q", b, err, want)
+		}
 	}
 }

@@ -4,35 +4,47 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.uber.org/zap"
+
+	"github.com/cairn-kv/cairn/internal/fsutil"
 )
 
 // SelfCert returns the certificate and key files of a self-signed
 // certificate in dir (etcd's --auto-tls): cert.pem and key.pem, created
 // on first use, valid for years and for the hosts of the host:port
-// addresses given, and reused as they are afterwards.
+// addresses given, and reused as they are afterwards while they form a
+// pair. lg may be nil.
 func SelfCert(lg *zap.Logger, dir string, addrs []string, years uint) (certFile, keyFile string, err error) {
 	if years == 0 {
 		return "", "", errors.New("--self-signed-cert-validity must be at least 1 (year)")
 	}
+	if lg == nil {
+		lg = zap.NewNop()
+	}
 	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	_, cerr := os.Stat(certFile)
-	_, kerr := os.Stat(keyFile)
-	if cerr == nil && kerr == nil {
+	if _, err := tls.LoadX509KeyPair(certFile, keyFile); err == nil {
 		return certFile, keyFile, nil
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", "", err
+	}
+	// A certificate without its key (a crash between the writes below):
+	// remove it first, so no start ever pairs it with another key.
+	if err := os.Remove(certFile); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return "", "", err
 	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
@@ -82,11 +94,14 @@ func SelfCert(lg *zap.Logger, dir string, addrs []string, years uint) (certFile,
 	if err := writePEM(certFile, "CERTIFICATE", der); err != nil {
 		return "", "", err
 	}
+	if err := fsutil.SyncDir(vfs.Default, dir); err != nil {
+		return "", "", err
+	}
 	return certFile, keyFile, nil
 }
 
-// writePEM writes one PEM block to file durably, readable by the owner
-// only.
+// writePEM writes one PEM block to file, synced, readable by the owner
+// only; the caller syncs the directory.
 func writePEM(file, blockType string, der []byte) error {
 	tmp := file + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)

@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cairn-kv/cairn/internal/tlsinfo/certtest"
+	"github.com/cairn-kv/cairn/tests/framework"
 )
 
 // TestTLSCluster: three processes whose client, peer and metrics URLs are
@@ -129,7 +129,7 @@ func TestTLSCluster(t *testing.T) {
 	}
 	key := base64.StdEncoding.EncodeToString([]byte("k"))
 	resp, err := hc.Post(ps[2].Endpoint+"/v3/kv/range", "application/json", strings.NewReader(`{"key":"`+key+`"}`))
-	if code, body := read(t, resp, err); code != http.StatusOK || !strings.Contains(body, base64.StdEncoding.EncodeToString([]byte("over-tls"))) {
+	if code, body := framework.ResponseBody(t, resp, err); code != http.StatusOK || !strings.Contains(body, base64.StdEncoding.EncodeToString([]byte("over-tls"))) {
 		t.Fatalf("JSON gateway range: %d %s", code, body)
 	}
 	if code, body := get(t, hc, "https://"+metrics+"/metrics"); code != http.StatusOK || !strings.Contains(body, "etcd_server_has_leader 1") {
@@ -205,18 +205,5 @@ func httpsClient(t *testing.T, caFile string, cert certtest.Pair) *http.Client {
 func get(t *testing.T, c *http.Client, url string) (int, string) {
 	t.Helper()
 	resp, err := c.Get(url)
-	return read(t, resp, err)
-}
-
-func read(t *testing.T, resp *http.Response, err error) (int, string) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
+	return framework.ResponseBody(t, resp, err)
 }

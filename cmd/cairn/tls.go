@@ -111,7 +111,7 @@ func (o *options) security(lg *zap.Logger, dataDir string, listenClients, listen
 			}
 			info.SelfSigned = true
 		} else if s.autoTLS {
-			lg.Warn("ignoring auto TLS since certs given", zap.String("side", name))
+			lg.Warn("ignoring " + name + " auto TLS since certs given")
 		}
 		return info, nil
 	}
@@ -173,11 +173,15 @@ func checkScheme(lg *zap.Logger, u *url.URL, info tlsinfo.Info, side, certFlags,
 			return fmt.Errorf("TLS key/cert (%s) must be provided for %s url %s with HTTPS scheme", certFlags, side, u)
 		}
 	case "http":
+		scheme := "scheme is HTTP" // etcd's words differ by side
+		if side == "client" {
+			scheme = "scheme is http or unix"
+		}
 		if !info.Empty() {
-			lg.Warn("scheme is HTTP while key and cert files are present; ignoring key and cert files", zap.String(side+"-url", u.String()))
+			lg.Warn(scheme+" while key and cert files are present; ignoring key and cert files", zap.String(side+"-url", u.String()))
 		}
 		if info.ClientCertAuth {
-			lg.Warn("scheme is HTTP while "+authFlag+" is enabled; ignoring client cert auth for this URL", zap.String(side+"-url", u.String()))
+			lg.Warn(scheme+" while "+authFlag+" is enabled; ignoring client cert auth for this URL", zap.String(side+"-url", u.String()))
 		}
 	default:
 		return fmt.Errorf("%s URL %s: scheme %q is not supported (use http or https)", side, u, u.Scheme)

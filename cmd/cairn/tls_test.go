@@ -12,6 +12,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/cairn-kv/cairn/internal/tlsinfo"
 	"github.com/cairn-kv/cairn/internal/tlsinfo/certtest"
@@ -194,4 +195,33 @@ func TestKubeadmManifestFlags(t *testing.T) {
 		}
 	}
 	r.stop(t)
+}
+
+// TestHTTPURLIgnoresCertificates: certificates next to http:// URLs are
+// ignored with etcd's warnings, worded per side as etcd words them.
+func TestHTTPURLIgnoresCertificates(t *testing.T) {
+	ca := certtest.NewCA(t)
+	pair := ca.Issue(t, "member", "127.0.0.1")
+	o, err := parse([]string{"--cert-file", pair.Cert, "--key-file", pair.Key, "--client-cert-auth",
+		"--peer-cert-file", pair.Cert, "--peer-key-file", pair.Key, "--peer-client-cert-auth"}, io.Discard, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zap.WarnLevel)
+	if _, _, err := o.config(zap.New(core)); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range logs.All() {
+		got = append(got, e.Message)
+	}
+	want := []string{
+		"scheme is http or unix while key and cert files are present; ignoring key and cert files",
+		"scheme is http or unix while --client-cert-auth is enabled; ignoring client cert auth for this URL",
+		"scheme is HTTP while key and cert files are present; ignoring key and cert files",
+		"scheme is HTTP while --peer-client-cert-auth is enabled; ignoring client cert auth for this URL",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("warnings:\n%q\nwant:\n%q", got, want)
+	}
 }

@@ -22,6 +22,7 @@ var (
 	binDir     string
 	cairnBin   string
 	cairnctl   string
+	etcdBin    string // the reference etcd, for differential tests
 	etcdctlBin string
 )
 
@@ -48,7 +49,7 @@ func TestMain(m *testing.M) {
 				return 1
 			}
 		}
-		if _, etcdctlBin, err = reference.Binaries(); err != nil {
+		if etcdBin, etcdctlBin, err = reference.Binaries(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
@@ -67,9 +68,10 @@ func freePort(t testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// proc is a running cairn process.
+// proc is a running cairn process (or etcd's, with bin set).
 type proc struct {
 	t        testing.TB
+	bin      string // default cairnBin
 	cmd      *exec.Cmd
 	Endpoint string
 	DataDir  string
@@ -115,7 +117,11 @@ func (p *proc) start() {
 // members of a new cluster, none of which is ready before a quorum runs.
 func (p *proc) launch() {
 	p.t.Helper()
-	p.cmd = exec.Command(cairnBin, p.args...)
+	bin := p.bin
+	if bin == "" {
+		bin = cairnBin
+	}
+	p.cmd = exec.Command(bin, p.args...)
 	p.cmd.Env = append(os.Environ(), p.env...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {

@@ -48,9 +48,11 @@ type Config struct {
 	// (a snapshot). Peers is then ignored. A restart with Join set accepts
 	// a WAL that never received anything.
 	Join bool
-	// Dir is the member directory; the WAL lives in Dir/wal and snapshots
-	// in Dir/snap.
+	// Dir is the member directory; the WAL lives in Dir/wal (unless
+	// WALDir says otherwise) and snapshots in Dir/snap.
 	Dir string
+	// WALDir, when set, is where the WAL lives instead (etcd's --wal-dir).
+	WALDir string
 	// FS is the filesystem seam; default vfs.Default.
 	FS vfs.FS
 	// Metadata is stored in a new WAL and returned by Metadata afterwards
@@ -276,7 +278,7 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.SnapSaveObserver != nil {
 		n.snap.ObserveSaves(cfg.SnapSaveObserver)
 	}
-	walDir := filepath.Join(cfg.Dir, "wal")
+	walDir := WALDir(cfg.Dir, cfg.WALDir)
 	var err error
 	if !wal.Exist(cfg.FS, walDir) {
 		err = n.bootstrap(walDir)
@@ -386,12 +388,22 @@ func writeFounding(ss *snap.Snapshotter, w *wal.WAL, voters []uint64) (*raftpb.S
 	return s, hs, nil
 }
 
-// WriteFounding writes into dir (what Config.Dir names) the raft state of
-// a founding member of a new cluster of voters, with WAL metadata md:
-// what Start writes for a new member with Peers, so that Start then
-// restarts from it. cairnutl's snapshot restore builds data dirs this way.
-func WriteFounding(fs vfs.FS, dir string, md []byte, voters []uint64) error {
-	w, err := wal.Create(fs, filepath.Join(dir, "wal"), md)
+// WALDir is where the WAL of member directory dir lives: walDir when
+// given (etcd's --wal-dir), dir/wal otherwise.
+func WALDir(dir, walDir string) string {
+	if walDir != "" {
+		return walDir
+	}
+	return filepath.Join(dir, "wal")
+}
+
+// WriteFounding writes into dir (what Config.Dir names) and walDir (what
+// Config.WALDir names, "" for dir/wal) the raft state of a founding member
+// of a new cluster of voters, with WAL metadata md: what Start writes for
+// a new member with Peers, so that Start then restarts from it. cairnutl's
+// snapshot restore builds data dirs this way.
+func WriteFounding(fs vfs.FS, dir, walDir string, md []byte, voters []uint64) error {
+	w, err := wal.Create(fs, WALDir(dir, walDir), md)
 	if err != nil {
 		return err
 	}

@@ -105,6 +105,10 @@ type RestoreConfig struct {
 	Snapshot io.Reader
 	// DataDir is the data dir to create; it must not exist or be empty.
 	DataDir string
+	// WALDir, when set, is where the WAL goes instead of
+	// DataDir/member/wal (etcd's --wal-dir, to be given to cairn too); it
+	// must not exist or be empty.
+	WALDir string
 	// Name is this member's name in InitialCluster.
 	Name string
 	// InitialCluster lists the new cluster's members, "name=url,…".
@@ -157,8 +161,9 @@ var ErrDataDirNotEmpty = errors.New("server: data dir not empty")
 // Restore writes into DataDir/member.partial and renames it to
 // DataDir/member once everything is durable: after a crash DataDir holds
 // a complete member or none (a leftover member.partial is never
-// started; remove DataDir and restore again). On an error nothing it
-// created is left.
+// started; remove DataDir and restore again). With WALDir the WAL is
+// written there just before that rename: after a crash, remove both
+// directories and restore again. On an error nothing it created is left.
 func Restore(ctx context.Context, cfg RestoreConfig) (res RestoreResult, err error) {
 	if cfg.FS == nil {
 		cfg.FS = vfs.Default
@@ -188,6 +193,17 @@ func Restore(ctx context.Context, cfg RestoreConfig) (res RestoreResult, err err
 		return res, fmt.Errorf("%w: negative revision bump %d", mvcc.ErrBadRestore, cfg.BumpRevision)
 	}
 
+	walCreated := false
+	if cfg.WALDir != "" {
+		switch names, lerr := fs.List(cfg.WALDir); {
+		case lerr == nil && len(names) > 0:
+			return res, fmt.Errorf("%w: wal-dir %q not empty", ErrDataDirNotEmpty, cfg.WALDir)
+		case lerr != nil && !errors.Is(lerr, os.ErrNotExist):
+			return res, fmt.Errorf("%w: wal-dir %q could not be read: %w", ErrDataDirNotEmpty, cfg.WALDir, lerr)
+		case lerr != nil:
+			walCreated = true
+		}
+	}
 	created := false
 	switch names, lerr := fs.List(cfg.DataDir); {
 	case lerr == nil && len(names) > 0:
@@ -209,6 +225,9 @@ func Restore(ctx context.Context, cfg RestoreConfig) (res RestoreResult, err err
 			_ = fs.RemoveAll(cfg.DataDir)
 		} else {
 			_ = fs.RemoveAll(tmp)
+		}
+		if walCreated {
+			_ = fs.RemoveAll(cfg.WALDir)
 		}
 	}()
 	if err := fs.MkdirAll(tmp, 0o700); err != nil {
@@ -254,7 +273,7 @@ func Restore(ctx context.Context, cfg RestoreConfig) (res RestoreResult, err err
 	for _, m := range initial {
 		voters = append(voters, m.ID)
 	}
-	if err := raftnode.WriteFounding(fs, tmp, md, voters); err != nil {
+	if err := raftnode.WriteFounding(fs, tmp, cfg.WALDir, md, voters); err != nil {
 		return res, err
 	}
 	member := filepath.Join(cfg.DataDir, "member")

@@ -57,6 +57,10 @@ type Config struct {
 	// NoPreVote is etcd's --pre-vote=false: raft's pre-vote, on by
 	// default as in etcd, is off.
 	NoPreVote bool
+	// WALDir, when set, is where the member's WAL lives instead of
+	// DataDir/member/wal (etcd's --wal-dir): on a disk of its own, the
+	// WAL's fsyncs do not queue behind the engine's writes.
+	WALDir string
 	// PeerDialTLS is how the member dials other members' https peer URLs
 	// (raft messages, joining, corruption checks): the --peer-* options'
 	// client side. Nil verifies those members against the system's roots

@@ -167,7 +167,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	memberDir := filepath.Join(cfg.DataDir, "member")
-	fresh := !wal.Exist(cfg.FS, filepath.Join(memberDir, "wal"))
+	walDir := raftnode.WALDir(memberDir, cfg.WALDir)
+	fresh := !wal.Exist(cfg.FS, walDir)
+	if inDataDir := raftnode.WALDir(memberDir, ""); fresh && walDir != inDataDir && wal.Exist(cfg.FS, inDataDir) {
+		// Starting afresh would found a new member over the data dir's.
+		return nil, fmt.Errorf("--wal-dir %s holds no WAL, but the data dir has one in %s: move that directory to %s, or start without --wal-dir", walDir, inDataDir, walDir)
+	}
 	if fresh {
 		if err := checkAdvertisedPeerURLs(self, cfg.PeerURLs); err != nil {
 			return nil, err
@@ -198,6 +203,13 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		s.eng.Close()
 		return nil, err
+	}
+	if applied := s.kv.Meta().AppliedIndex; fresh && applied > 0 {
+		// A database that applied entries of a WAL that is not where the
+		// options say: bootstrapping would start a new raft log under it.
+		s.kv.Close()
+		s.eng.Close()
+		return nil, fmt.Errorf("the data dir's database has applied raft entries up to index %d, but %s holds no WAL: if this member ran with --wal-dir, start it with the same --wal-dir", applied, walDir)
 	}
 	s.kv.ObserveCompactions(s.hist.observeCompaction)
 	s.hub = watch.NewHub(s.kv, watch.Config{Logger: cfg.Logger})
@@ -249,6 +261,7 @@ func New(cfg Config) (*Server, error) {
 		NoPreVote:              cfg.NoPreVote,
 		RemoveEntry:            encodeRemove,
 		Dir:                    memberDir,
+		WALDir:                 cfg.WALDir,
 		FS:                     cfg.FS,
 		Metadata:               md,
 		TickInterval:           cfg.HeartbeatInterval,

@@ -43,6 +43,7 @@ func writeFile(t *testing.T, text string) string {
 const fileConfig = `
 name: 'infra9'
 data-dir: /var/lib/cairn/infra9
+wal-dir: /var/lib/cairn-wal/infra9
 listen-client-urls: http://127.0.0.1:12379,http://10.0.0.9:2379
 advertise-client-urls: http://10.0.0.9:2379
 listen-peer-urls: http://127.0.0.1:12380
@@ -96,6 +97,7 @@ tls-max-version: TLS1.3
 var fileArgs = []string{
 	"--name", "infra9",
 	"--data-dir", "/var/lib/cairn/infra9",
+	"--wal-dir", "/var/lib/cairn-wal/infra9",
 	"--listen-client-urls", "http://127.0.0.1:12379,http://10.0.0.9:2379",
 	"--advertise-client-urls", "http://10.0.0.9:2379",
 	"--listen-peer-urls", "http://127.0.0.1:12380",
@@ -249,7 +251,7 @@ func TestConfigFileErrors(t *testing.T) {
 	for _, c := range []struct{ text, err string }{
 		{"nmae: x\n", `unknown key "nmae"`},
 		{"config-file: /etc/other.yml\n", `unknown key "config-file"`},
-		{"wal-dir: /var/lib/wal\n", `key "wal-dir": etcd's option is not supported by cairn`},
+		{"initial-election-tick-advance: true\n", `key "initial-election-tick-advance": etcd's option is not supported by cairn`},
 		{"cert-file: /etc/cert.pem\n", `unknown key "cert-file"`},
 		{"client-transport-security:\n  cert-fil: /etc/cert.pem\n", `unknown key "cert-fil" in "client-transport-security"`},
 		{"peer-transport-security: /etc/cert.pem\n", `key "peer-transport-security": want a mapping`},
@@ -278,7 +280,7 @@ func TestConfigFileErrors(t *testing.T) {
 	}
 
 	// Keys of etcd's sample file that are empty mean "not set" there too.
-	ok := "name: x\nwal-dir:\ndiscovery-srv:\nclient-transport-security:\n  cert-file:\n  client-cert-auth: false\n  auto-tls: false\n  allowed-cn: []\n"
+	ok := "name: x\ninitial-election-tick-advance:\ndiscovery-srv:\nclient-transport-security:\n  cert-file:\n  client-cert-auth: false\n  auto-tls: false\n  allowed-cn: []\n"
 	if _, err := parse([]string{"--config-file", writeFile(t, ok)}, io.Discard, noEnv); err != nil {
 		t.Errorf("empty etcd-only keys: %v", err)
 	}

@@ -239,7 +239,7 @@ func yamlInt(v any) (string, bool) {
 // etcdOnlyKeys are etcd v3.5–3.7 config-file keys with no Cairn flag. They
 // are refused with a clear message unless empty (see setFromYAML).
 var etcdOnlyKeys = keySet(`
-	wal-dir initial-election-tick-advance
+	initial-election-tick-advance
 	backend-batch-interval backend-batch-limit backend-bbolt-freelist-type
 	discovery discovery-fallback discovery-proxy discovery-srv discovery-srv-name
 	discovery-config discovery-token discovery-endpoints

@@ -31,7 +31,7 @@ func main() {
 
 // options are the parsed flags.
 type options struct {
-	name, dataDir                                   string
+	name, dataDir, walDir                           string
 	listenClientURLs, advertiseClientURLs           string
 	listenMetricsURLs                               string
 	listenPeerURLs, initialAdvertisePeerURLs        string
@@ -77,6 +77,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.name, "name", server.DefaultName, "Human-readable name for this member.")
 	fs.StringVar(&o.dataDir, "data-dir", "", "Path to the data directory (default \"${name}.cairn\").")
+	fs.StringVar(&o.walDir, "wal-dir", "", "Path to the dedicated wal directory (default: the data directory's member/wal).")
 	fs.StringVar(&o.listenClientURLs, "listen-client-urls", "http://localhost:2379", "List of URLs to listen on for client traffic.")
 	fs.StringVar(&o.advertiseClientURLs, "advertise-client-urls", "http://localhost:2379", "List of this member's client URLs to advertise to the public.")
 	fs.StringVar(&o.listenMetricsURLs, "listen-metrics-urls", "", "List of URLs to listen on for the /metrics and /health endpoints.")
@@ -382,6 +383,7 @@ func (o *options) config(lg *zap.Logger) (server.Config, listenURLs, error) {
 	cfg = server.Config{
 		Name:                        o.name,
 		DataDir:                     o.dataDir,
+		WALDir:                      o.walDir,
 		ClientURLs:                  strings.Split(o.advertiseClientURLs, ","),
 		PeerURLs:                    urlStrings(peers),
 		InitialCluster:              o.initialCluster,

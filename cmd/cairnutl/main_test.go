@@ -134,7 +134,6 @@ func TestRestoreArgs(t *testing.T) {
 		{[]string{"snapshot", "restore", path, "--data-dir", dir, "--mark-compacted"}, exitBadArgs, "Error: --mark-compacted required if --revision-bump > 0\n"},
 		{[]string{"snapshot", "restore", "--data-dir", dir}, exitBadArgs, "Error: snapshot restore requires exactly one argument\n"},
 		{[]string{"snapshot", "restore", path}, exitError, "Error: required flag(s) \"data-dir\" not set\n"},
-		{[]string{"snapshot", "restore", path, "--data-dir", dir, "--wal-dir", "w"}, exitBadArgs, "Error: --wal-dir is not supported: Cairn keeps the WAL in the data directory\n"},
 		{[]string{"snapshot", "restore", path, "--data-dir", dir, "--name", "x"}, exitError, "Error: couldn't find local name \"x\" in the initial cluster configuration \"default=http://localhost:2380\"\n"},
 	} {
 		_, errOut, code := runUtl(c.args...)
@@ -158,6 +157,16 @@ func TestRestoreArgs(t *testing.T) {
 	_, errOut, code = runUtl("snapshot", "restore", path, "--data-dir", dir)
 	if code != exitError || !strings.Contains(errOut, "not empty") || !strings.Contains(errOut, "restore into a new or empty directory") {
 		t.Errorf("restore over a data dir: %d %q", code, errOut)
+	}
+	// A --wal-dir that holds anything is refused too, and the new data
+	// dir is not left behind.
+	other := filepath.Join(t.TempDir(), "other")
+	_, errOut, code = runUtl("snapshot", "restore", path, "--data-dir", other, "--wal-dir", filepath.Join(dir, "member"))
+	if code != exitError || !strings.Contains(errOut, `wal-dir "`+filepath.Join(dir, "member")+`" not empty`) {
+		t.Errorf("restore into a used --wal-dir: %d %q", code, errOut)
+	}
+	if _, err := os.Stat(other); err == nil {
+		t.Errorf("the refused restore left %s", other)
 	}
 }
 

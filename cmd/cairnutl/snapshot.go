@@ -55,9 +55,8 @@ The items in the lists are hash, revision, total keys, total size.
 	f.BoolVar(&ro.skipHashCheck, "skip-hash-check", false, "Ignore snapshot integrity hash value (the engine inside is still checked)")
 	f.Uint64Var(&ro.bump, "bump-revision", 0, "How much to increase the latest revision after restore")
 	f.BoolVar(&ro.markCompacted, "mark-compacted", false, "Mark the latest revision after restore as the point of scheduled compaction (required if --bump-revision > 0, disallowed otherwise)")
-	// etcdutl's bbolt-only flags: known, so that the error names them;
-	// --wal-dir is refused when given, --initial-memory-map-size ignored.
-	f.String("wal-dir", "", "not supported: the WAL lives in the data directory")
+	f.StringVar(&ro.walDir, "wal-dir", "", "Path to the WAL directory (default: the data directory's member/wal); give cairn the same --wal-dir")
+	// etcdutl's bbolt-only flag: known, and ignored.
 	f.Uint64("initial-memory-map-size", 0, "ignored: Cairn has no memory-mapped database")
 	_ = f.MarkHidden("initial-memory-map-size")
 	_ = restore.MarkFlagRequired("data-dir")
@@ -186,9 +185,9 @@ func (a *app) statusPrinter() (func(dbStatus) error, error) {
 }
 
 type restoreOptions struct {
-	dataDir, name, initialCluster, token, peerURLs string
-	skipHashCheck, markCompacted                   bool
-	bump                                           uint64
+	dataDir, walDir, name, initialCluster, token, peerURLs string
+	skipHashCheck, markCompacted                           bool
+	bump                                                   uint64
 }
 
 func (a *app) snapshotRestore(cmd *cobra.Command, args []string, o restoreOptions) error {
@@ -200,9 +199,6 @@ func (a *app) snapshotRestore(cmd *cobra.Command, args []string, o restoreOption
 	}
 	if o.bump > math.MaxInt64 {
 		return exitf(exitBadArgs, "--bump-revision %d is too large", o.bump)
-	}
-	if cmd.Flags().Changed("wal-dir") {
-		return exitf(exitBadArgs, "--wal-dir is not supported: Cairn keeps the WAL in the data directory")
 	}
 	path := args[0]
 	lg := a.logger()
@@ -218,6 +214,7 @@ func (a *app) snapshotRestore(cmd *cobra.Command, args []string, o restoreOption
 	_, err = server.Restore(a.ctx, server.RestoreConfig{
 		Snapshot:            r,
 		DataDir:             o.dataDir,
+		WALDir:              o.walDir,
 		Name:                o.name,
 		InitialCluster:      o.initialCluster,
 		InitialClusterToken: o.token,

@@ -22,6 +22,7 @@ import (
 	"github.com/cairn-kv/cairn/internal/tlsinfo"
 	"github.com/cairn-kv/cairn/server"
 	"github.com/cairn-kv/cairn/server/httpapi"
+	"github.com/cairn-kv/cairn/server/recipes"
 	"github.com/cairn-kv/cairn/server/v3rpc"
 )
 
@@ -63,26 +64,27 @@ func serve(ctx context.Context, lg *zap.Logger, srv *server.Server, o *options, 
 		}
 		lg.Info("pprof is enabled", zap.String("path", httpapi.PathPprof))
 	}
+	// The JSON gateway and the Lock and Election services call this
+	// member's gRPC API over its first client listener, as etcd's do.
+	var selfTLS *tls.Config
+	if clients[0].TLS != nil {
+		// This member's own server: its certificate is not checked.
+		selfTLS = sec.clientDial.Clone()
+		selfTLS.InsecureSkipVerify = true
+	}
+	self, err := httpapi.DialGateway(clients[0].Addr(), selfTLS)
+	if err != nil {
+		lg.Error("cannot set up the connection to the member's own gRPC API", zap.Error(err))
+		return 1
+	}
+	defer self.Close()
 	apiOpts := httpapi.Options{EnablePprof: pprofOn, Logger: lg}
 	if o.enableGRPCGateway {
-		// The JSON gateway calls this member's gRPC API over its first
-		// client listener, as etcd's does.
-		var gwTLS *tls.Config
-		if clients[0].TLS != nil {
-			// This member's own server: its certificate is not checked.
-			gwTLS = sec.clientDial.Clone()
-			gwTLS.InsecureSkipVerify = true
-		}
-		gwConn, err := httpapi.DialGateway(clients[0].Addr(), gwTLS)
-		if err != nil {
-			lg.Error("cannot set up the gRPC gateway", zap.Error(err))
-			return 1
-		}
-		defer gwConn.Close()
-		apiOpts.Gateway = gwConn
+		apiOpts.Gateway = self
 	}
 	api := httpapi.New(srv, apiOpts)
 	g := v3rpc.NewServer(srv)
+	recipes.Register(g, self, lg)
 	clientHTTP := newHTTPServer(api.ClientHandler())
 	metricsHTTP := newHTTPServer(api.MetricsHandler())
 

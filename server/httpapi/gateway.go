@@ -19,6 +19,9 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/cairn-kv/cairn/api/v3electionpb"
+	"github.com/cairn-kv/cairn/api/v3lockpb"
 )
 
 // Gateway paths: etcd's JSON gateway under /v3/, and the /v3beta/ prefix
@@ -29,7 +32,7 @@ const (
 )
 
 // newGateway returns etcd's grpc-gateway for the KV, Watch, Lease,
-// Cluster, Maintenance and Auth services, forwarding every request over
+// Cluster, Maintenance, Auth, Lock and Election services, forwarding every request over
 // conn, with etcd's marshaling: proto field names (not lowerCamelCase),
 // unset fields left out, unknown request fields ignored. Everything else
 // is grpc-gateway's default, as in etcd: errors are a google.rpc.Status
@@ -54,6 +57,8 @@ func newGateway(conn grpc.ClientConnInterface) http.Handler {
 		gw.RegisterClusterHandlerClient(ctx, mux, pb.NewClusterClient(conn)),
 		gw.RegisterMaintenanceHandlerClient(ctx, mux, pb.NewMaintenanceClient(conn)),
 		gw.RegisterAuthHandlerClient(ctx, mux, pb.NewAuthClient(conn)),
+		v3lockpb.RegisterLockHandlerClient(ctx, mux, v3lockpb.NewLockClient(conn)),
+		v3electionpb.RegisterElectionHandlerClient(ctx, mux, v3electionpb.NewElectionClient(conn)),
 	} {
 		if err != nil {
 			// The routes are fixed at compile time; they cannot fail.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/status"
 
@@ -138,6 +139,15 @@ func lockElectionSteps(t *testing.T, endpoint string) []string {
 	record("unlock L1", fmt.Sprintf("revision %d", u.GetHeader().GetRevision()), err)
 	l2, err := locks.Lock(ctx, &v3lockpb.LockRequest{Name: []byte("lk"), Lease: int64(leases[1])})
 	record("lock with L2", fmt.Sprintf("key %s revision %d", l2.GetKey(), l2.GetHeader().GetRevision()), err)
+	// The client-side recipe (etcdctl lock, clientv3/concurrency) sees
+	// the lock the service handed out.
+	s, err := concurrency.NewSession(c, concurrency.WithTTL(60))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err = concurrency.NewMutex(s, "lk").TryLock(ctx)
+	record("client-side TryLock while L2 holds it", "acquired", err)
 	_, err = locks.Lock(ctx, &v3lockpb.LockRequest{Name: []byte("other"), Lease: 12345})
 	record("lock with a lease that does not exist", "acquired", err)
 	u, err = locks.Unlock(ctx, &v3lockpb.UnlockRequest{Key: []byte("no/such/key")})

@@ -49,7 +49,7 @@ func readConfigFile(path string) (*options, error) {
 		return nil, err
 	}
 	o := &options{}
-	fs := newFlagSet(o, io.Discard)
+	fs, fileOnly := newFlagSet(o, io.Discard), fileOnlyFlags(o)
 	o.configFile = path
 	seen := map[string]bool{}
 	for _, item := range doc {
@@ -62,7 +62,7 @@ func readConfigFile(path string) (*options, error) {
 		}
 		seen[key] = true
 		if sub, ok := transportKeys[key]; ok {
-			if err := setTransport(fs, o, key, sub, item.Value); err != nil {
+			if err := setTransport(fs, fileOnly, key, sub, item.Value); err != nil {
 				return nil, err
 			}
 			continue
@@ -88,16 +88,15 @@ var notFileKeys = keySet(`
 `)
 
 // transportKeys map the keys of etcd's client-transport-security and
-// peer-transport-security mappings to the flags they set. "" marks a key
-// with no flag: the client side's allowed-cn (set directly) and
-// skip-client-san-verification (which only peer listeners use, in etcd
-// too).
+// peer-transport-security mappings to the flags they set, or, for the two
+// client options etcd has no flag for, to fileOnlyFlags'.
 var transportKeys = map[string]map[string]string{
 	"client-transport-security": {
 		"cert-file": "cert-file", "key-file": "key-file",
 		"client-cert-file": "client-cert-file", "client-key-file": "client-key-file",
 		"client-cert-auth": "client-cert-auth", "trusted-ca-file": "trusted-ca-file", "auto-tls": "auto-tls",
-		"allowed-cn": "", "allowed-hostname": "client-cert-allowed-hostname", "skip-client-san-verification": "",
+		"allowed-cn": "client-allowed-cn", "allowed-hostname": "client-cert-allowed-hostname",
+		"skip-client-san-verification": "client-skip-client-san-verification",
 	},
 	"peer-transport-security": {
 		"cert-file": "peer-cert-file", "key-file": "peer-key-file",
@@ -108,9 +107,19 @@ var transportKeys = map[string]map[string]string{
 	},
 }
 
-// setTransport sets the flags of a client-transport-security or
-// peer-transport-security mapping.
-func setTransport(fs *flag.FlagSet, o *options, key string, sub map[string]string, v any) error {
+// fileOnlyFlags binds the client options that only the config file sets,
+// as etcd has them: allowed CNs of client certificates, and skipping the
+// SAN check of the https metrics listener.
+func fileOnlyFlags(o *options) *flag.FlagSet {
+	fs := flag.NewFlagSet("config file", flag.ContinueOnError)
+	fs.Var(newStringList(&o.tls.client.allowedCNs), "client-allowed-cn", "")
+	fs.BoolVar(&o.tls.client.skipClientSANVerify, "client-skip-client-san-verification", false, "")
+	return fs
+}
+
+// setTransport sets the flags (in fs, or else in fileOnly) of a
+// client-transport-security or peer-transport-security mapping.
+func setTransport(fs, fileOnly *flag.FlagSet, key string, sub map[string]string, v any) error {
 	if v == nil {
 		return nil
 	}
@@ -121,18 +130,15 @@ func setTransport(fs *flag.FlagSet, o *options, key string, sub map[string]strin
 	for _, item := range m {
 		k, _ := item.Key.(string)
 		name, ok := sub[k]
-		switch {
-		case !ok:
+		if !ok {
 			return fmt.Errorf("unknown key %q in %q", item.Key, key)
-		case name != "":
-			if err := setFlag(fs, name, key+"."+k, item.Value); err != nil {
-				return err
-			}
-		case k == "allowed-cn":
-			if err := setFlag(fs, "peer-cert-allowed-cn", key+"."+k, item.Value); err != nil { // parsed as the peer list is, then moved
-				return err
-			}
-			o.tls.client.allowedCNs, o.tls.peer.allowedCNs = o.tls.peer.allowedCNs, nil
+		}
+		target := fs
+		if fs.Lookup(name) == nil {
+			target = fileOnly
+		}
+		if err := setFlag(target, name, key+"."+k, item.Value); err != nil {
+			return err
 		}
 	}
 	return nil

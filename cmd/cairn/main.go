@@ -267,7 +267,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return 1
 	}
 	defer closeAll(peerLns)
-	metricsLns, err := listen("--listen-metrics-urls", urls.metrics, urls.sec.clientServer)
+	metricsLns, err := listen("--listen-metrics-urls", urls.metrics, urls.sec.metricsServer)
 	if err != nil {
 		lg.Error("cannot listen for metrics", zap.Error(err))
 		return 1

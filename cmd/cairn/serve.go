@@ -118,7 +118,13 @@ func serve(ctx context.Context, lg *zap.Logger, srv *server.Server, o *options, 
 	for _, ln := range metrics {
 		var l net.Listener = ln
 		if ln.TLS != nil {
-			l = tls.NewListener(ln, ln.TLS)
+			// Handshakes off the accept loop, rejections logged as on the
+			// client port; nothing serves gRPC here.
+			m := connmux.New(ln, connmux.Options{TLS: ln.TLS, Rejected: tlsinfo.LogRejected(lg, "rejected connection on client endpoint")})
+			muxes = append(muxes, m)
+			m.GRPC().Close()
+			l = m.HTTP()
+			start("accepting", ln.Addr(), m.Serve)
 		}
 		start("metrics", ln.Addr(), func() error { return metricsHTTP.Serve(l) })
 		lg.Info("serving metrics", zap.String("address", ln.Addr().String()))

@@ -65,6 +65,10 @@ func addTLSFlags(fs *flag.FlagSet, o *tlsOptions) {
 type security struct {
 	clientServer, peerServer *tls.Config
 	clientDial, peerDial     *tls.Config
+	// metricsServer is clientServer with etcd's SAN check of client
+	// certificates, which etcd's https metrics listener makes unless
+	// client-transport-security's skip-client-san-verification.
+	metricsServer *tls.Config
 }
 
 // security validates the TLS options against the URLs, generates the
@@ -140,6 +144,11 @@ func (o *options) security(lg *zap.Logger, dataDir string, listenClients, listen
 	}
 	if !client.Empty() {
 		if sec.clientServer, err = client.ServerConfig(); err != nil {
+			return sec, fmt.Errorf("client TLS: %w", err)
+		}
+		metrics := client
+		metrics.CheckClientSAN = !t.client.skipClientSANVerify
+		if sec.metricsServer, err = metrics.ServerConfig(); err != nil {
 			return sec, fmt.Errorf("client TLS: %w", err)
 		}
 		lg.Info("starting with client TLS", zap.String("cert-file", client.CertFile), zap.String("trusted-ca-file", client.TrustedCAFile),

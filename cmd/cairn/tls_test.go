@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -23,9 +25,10 @@ import (
 // none at all in etcd.
 func transportFlags() map[string]bool {
 	all := map[string]bool{"client-crl-file": true, "peer-crl-file": true}
+	only := fileOnlyFlags(&options{})
 	for _, keys := range transportKeys {
 		for _, f := range keys {
-			all[f] = f != ""
+			all[f] = only.Lookup(f) == nil
 		}
 	}
 	return all
@@ -76,8 +79,10 @@ listen-peer-urls: https://127.0.0.1:12380
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The client side's allowed CNs have no flag in etcd either.
+	// The client side's allowed CNs and SAN check switch have no flag in
+	// etcd either.
 	fromFlags.tls.client.allowedCNs = []string{"admin", "client"}
+	fromFlags.tls.client.skipClientSANVerify = true
 	fromFile.configFile = ""
 	if !reflect.DeepEqual(fromFile, fromFlags) {
 		t.Fatalf("from the file:\n%+v\nfrom flags:\n%+v", fromFile.tls, fromFlags.tls)
@@ -85,7 +90,7 @@ listen-peer-urls: https://127.0.0.1:12380
 	// Every option the mappings can set was set, but for the exclusive
 	// pairs and the CRL files, which have no file key.
 	unset := map[string]bool{"client.crlFile": true, "peer.crlFile": true, "client.allowedHostnames": true,
-		"peer.allowedCNs": true, "client.skipClientSANVerify": true}
+		"peer.allowedCNs": true}
 	for side, v := range map[string]sideTLS{"client": fromFile.tls.client, "peer": fromFile.tls.peer} {
 		rv := reflect.ValueOf(v)
 		for i := range rv.NumField() {
@@ -223,5 +228,78 @@ func TestHTTPURLIgnoresCertificates(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("warnings:\n%q\nwant:\n%q", got, want)
+	}
+}
+
+// TestConfigFileAllowedCNsPerSide: each mapping's allowed-cn reaches its
+// own side, whichever comes first.
+func TestConfigFileAllowedCNsPerSide(t *testing.T) {
+	o, err := parse([]string{"--config-file", writeFile(t, "peer-transport-security:\n  allowed-cn: [p]\nclient-transport-security:\n  allowed-cn: [c]\n")}, io.Discard, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(o.tls.peer.allowedCNs, []string{"p"}) || !reflect.DeepEqual(o.tls.client.allowedCNs, []string{"c"}) {
+		t.Fatalf("peer %q, client %q", o.tls.peer.allowedCNs, o.tls.client.allowedCNs)
+	}
+}
+
+// TestMetricsTLSChecksClientSAN: an https metrics URL requires a client
+// certificate naming the address it connects from, as etcd's does, and
+// logs the refusal; client-transport-security's
+// skip-client-san-verification turns the check off.
+func TestMetricsTLSChecksClientSAN(t *testing.T) {
+	ca := certtest.NewCA(t)
+	server := ca.Issue(t, "server", "127.0.0.1")
+	here, elsewhere := ca.Issue(t, "here", "127.0.0.1"), ca.Issue(t, "elsewhere", "10.9.9.9")
+	get := func(addr string, cert certtest.Pair) error {
+		cfg, err := tlsinfo.Info{CertFile: cert.Cert, KeyFile: cert.Key, TrustedCAFile: ca.File}.ClientConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}, Timeout: 10 * time.Second}
+		resp, err := c.Get("https://" + addr + "/metrics")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %s", resp.Status)
+		}
+		return nil
+	}
+	for _, skip := range []bool{false, true} {
+		file := fmt.Sprintf(`
+data-dir: %s
+listen-client-urls: http://127.0.0.1:0
+listen-peer-urls: http://127.0.0.1:0
+listen-metrics-urls: https://127.0.0.1:0
+heartbeat-interval: 10
+election-timeout: 100
+client-transport-security:
+  cert-file: %s
+  key-file: %s
+  trusted-ca-file: %s
+  skip-client-san-verification: %v
+`, t.TempDir(), server.Cert, server.Key, ca.File, skip)
+		r := start(t, "--config-file", writeFile(t, file))
+		metrics := r.addresses(t, "serving metrics", 1)[0]
+		if err := get(metrics, here); err != nil {
+			t.Fatalf("skip=%v: a certificate for 127.0.0.1: %v", skip, err)
+		}
+		err := get(metrics, elsewhere)
+		if skip && err != nil {
+			t.Fatalf("skip=%v: a certificate for 10.9.9.9: %v", skip, err)
+		}
+		if !skip {
+			if err == nil {
+				t.Fatal("a certificate for 10.9.9.9 was accepted from 127.0.0.1")
+			}
+			if werr := r.logs.Wait(r.exited, 10*time.Second, func(out string) bool {
+				return strings.Contains(out, "rejected connection on client endpoint") && strings.Contains(out, "10.9.9.9")
+			}); werr != nil {
+				t.Fatalf("no rejection logged: %v", werr)
+			}
+		}
+		r.stop(t)
 	}
 }

@@ -45,6 +45,7 @@ name: 'infra9'
 data-dir: /var/lib/cairn/infra9
 wal-dir: /var/lib/cairn-wal/infra9
 listen-client-urls: http://127.0.0.1:12379,http://10.0.0.9:2379
+listen-client-http-urls: http://127.0.0.1:12378
 advertise-client-urls: http://10.0.0.9:2379
 listen-peer-urls: http://127.0.0.1:12380
 initial-advertise-peer-urls: http://10.0.0.9:2380
@@ -99,6 +100,7 @@ var fileArgs = []string{
 	"--data-dir", "/var/lib/cairn/infra9",
 	"--wal-dir", "/var/lib/cairn-wal/infra9",
 	"--listen-client-urls", "http://127.0.0.1:12379,http://10.0.0.9:2379",
+	"--listen-client-http-urls", "http://127.0.0.1:12378",
 	"--advertise-client-urls", "http://10.0.0.9:2379",
 	"--listen-peer-urls", "http://127.0.0.1:12380",
 	"--initial-advertise-peer-urls", "http://10.0.0.9:2380",

@@ -256,7 +256,7 @@ var etcdOnlyKeys = keySet(`
 	distributed-tracing-instance-id distributed-tracing-sampling-rate
 	enable-log-rotation log-rotation-config-json
 	unsafe-no-fsync downgrade-check-time memory-mlock
-	v2-deprecation enable-v2 listen-client-http-urls cors host-whitelist
+	v2-deprecation enable-v2 cors host-whitelist
 	proxy debug log-package-levels
 `)
 

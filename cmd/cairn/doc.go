@@ -15,7 +15,10 @@
 // (internal/connmux tells them apart by the first bytes of a connection):
 // the HTTP side has /health, /livez, /readyz, /version, /metrics and
 // /debug/vars, plus /debug/pprof/ with --enable-pprof or --log-level debug
-// (see server/httpapi). --listen-metrics-urls adds listeners for /metrics,
+// (see server/httpapi). --listen-client-http-urls moves that HTTP side to
+// listeners of its own, as in etcd: the client URLs then serve gRPC only
+// (each listener logs "serving HTTP client requests"). --listen-metrics-urls
+// adds listeners for /metrics,
 // /health, /livez and /readyz only, each logged as "serving metrics".
 //
 // https:// client, peer and metrics URLs are served with etcd's security

@@ -33,6 +33,7 @@ func main() {
 type options struct {
 	name, dataDir, walDir                           string
 	listenClientURLs, advertiseClientURLs           string
+	listenClientHTTPURLs                            string
 	listenMetricsURLs                               string
 	listenPeerURLs, initialAdvertisePeerURLs        string
 	strictReconfigCheck, forceNewCluster            bool
@@ -79,6 +80,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.dataDir, "data-dir", "", "Path to the data directory (default \"${name}.cairn\").")
 	fs.StringVar(&o.walDir, "wal-dir", "", "Path to the dedicated wal directory (default: the data directory's member/wal).")
 	fs.StringVar(&o.listenClientURLs, "listen-client-urls", "http://localhost:2379", "List of URLs to listen on for client traffic.")
+	fs.StringVar(&o.listenClientHTTPURLs, "listen-client-http-urls", "", "List of URLs to listen on for http only client traffic. Enabling this flag removes http services from --listen-client-urls.")
 	fs.StringVar(&o.advertiseClientURLs, "advertise-client-urls", "http://localhost:2379", "List of this member's client URLs to advertise to the public.")
 	fs.StringVar(&o.listenMetricsURLs, "listen-metrics-urls", "", "List of URLs to listen on for the /metrics and /health endpoints.")
 	fs.StringVar(&o.listenPeerURLs, "listen-peer-urls", "http://localhost:2380", "List of URLs to listen on for peer traffic.")
@@ -267,6 +269,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return 1
 	}
 	defer closeAll(peerLns)
+	httpLns, err := listen("--listen-client-http-urls", urls.httpClients, urls.sec.clientServer)
+	if err != nil {
+		lg.Error("cannot listen for client traffic", zap.Error(err))
+		return 1
+	}
+	defer closeAll(httpLns)
 	metricsLns, err := listen("--listen-metrics-urls", urls.metrics, urls.sec.metricsServer)
 	if err != nil {
 		lg.Error("cannot listen for metrics", zap.Error(err))
@@ -290,7 +298,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case <-ctx.Done():
 		return 0
 	}
-	code := serve(ctx, lg, srv, o, compaction, urls.sec, lns, metricsLns)
+	code := serve(ctx, lg, srv, o, compaction, urls.sec, lns, httpLns, metricsLns)
 	srv.Stop()
 	return code
 }
@@ -308,8 +316,8 @@ func gracefulStop(lg *zap.Logger, g *grpc.Server, timeout time.Duration) {
 
 // listenURLs are the URLs the member listens on, and their security.
 type listenURLs struct {
-	clients, peers, metrics []*url.URL
-	sec                     security
+	clients, httpClients, peers, metrics []*url.URL
+	sec                                  security
 }
 
 func (o *options) config(lg *zap.Logger) (server.Config, listenURLs, error) {
@@ -352,6 +360,16 @@ func (o *options) config(lg *zap.Logger) (server.Config, listenURLs, error) {
 	if lu.clients, err = parseURLs(o.listenClientURLs); err != nil {
 		return cfg, lu, fmt.Errorf("--listen-client-urls: %w", err)
 	}
+	if o.listenClientHTTPURLs != "" {
+		if lu.httpClients, err = parseURLs(o.listenClientHTTPURLs); err != nil {
+			return cfg, lu, fmt.Errorf("--listen-client-http-urls: %w", err)
+		}
+	}
+	for _, h := range lu.httpClients {
+		if slices.ContainsFunc(lu.clients, func(u *url.URL) bool { return u.Host == h.Host }) {
+			return cfg, lu, fmt.Errorf("cannot bind both --listen-client-urls and --listen-client-http-urls on the same url %s", h)
+		}
+	}
 	peers, err := parseURLs(o.initialAdvertisePeerURLs)
 	if err != nil {
 		return cfg, lu, fmt.Errorf("--initial-advertise-peer-urls: %w", err)
@@ -377,7 +395,7 @@ func (o *options) config(lg *zap.Logger) (server.Config, listenURLs, error) {
 	if dataDir == "" {
 		dataDir = o.name + ".cairn" // server.Config's default
 	}
-	if lu.sec, err = o.security(lg, dataDir, lu.clients, lu.peers, lu.metrics); err != nil {
+	if lu.sec, err = o.security(lg, dataDir, slices.Concat(lu.clients, lu.httpClients), lu.peers, lu.metrics); err != nil {
 		return cfg, lu, err
 	}
 	cfg = server.Config{

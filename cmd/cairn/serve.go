@@ -55,7 +55,7 @@ func closeAll(lns []server.Listener) {
 // does), the metrics and health endpoints on each metrics listener, and
 // auto-compaction when enabled. It returns the process exit code once
 // every server has stopped.
-func serve(ctx context.Context, lg *zap.Logger, srv *server.Server, o *options, compaction compactor.Config, sec security, clients, metrics []server.Listener) int {
+func serve(ctx context.Context, lg *zap.Logger, srv *server.Server, o *options, compaction compactor.Config, sec security, clients, httpClients, metrics []server.Listener) int {
 	pprofOn := o.enablePprof || o.logLevel == "debug" // etcd also mounts pprof at debug level
 	if pprofOn {
 		// etcd's sampling rate, unless the process already chose one.
@@ -107,24 +107,37 @@ func serve(ctx context.Context, lg *zap.Logger, srv *server.Server, o *options, 
 			}
 		}()
 	}
-	for _, ln := range clients {
+	// mux splits a client-side listener (handshaking TLS off the accept
+	// loop, rejections logged); a child nobody serves is closed, so that
+	// its connections are.
+	mux := func(ln server.Listener) *connmux.Mux {
 		m := connmux.New(ln, connmux.Options{TLS: ln.TLS, Rejected: tlsinfo.LogRejected(lg, "rejected connection on client endpoint")})
 		muxes = append(muxes, m)
-		start("gRPC", ln.Addr(), func() error { return g.Serve(m.GRPC()) })
-		start("HTTP", ln.Addr(), func() error { return clientHTTP.Serve(m.HTTP()) })
 		start("accepting", ln.Addr(), m.Serve)
+		return m
+	}
+	for _, ln := range clients {
+		m := mux(ln)
+		start("gRPC", ln.Addr(), func() error { return g.Serve(m.GRPC()) })
+		if len(httpClients) > 0 {
+			m.HTTP().Close() // HTTP has listeners of its own (--listen-client-http-urls)
+		} else {
+			start("HTTP", ln.Addr(), func() error { return clientHTTP.Serve(m.HTTP()) })
+		}
 		lg.Info("ready to serve client requests", zap.String("address", ln.Addr().String()))
+	}
+	for _, ln := range httpClients {
+		m := mux(ln)
+		m.GRPC().Close()
+		start("HTTP", ln.Addr(), func() error { return clientHTTP.Serve(m.HTTP()) })
+		lg.Info("serving HTTP client requests", zap.String("address", ln.Addr().String()))
 	}
 	for _, ln := range metrics {
 		var l net.Listener = ln
 		if ln.TLS != nil {
-			// Handshakes off the accept loop, rejections logged as on the
-			// client port; nothing serves gRPC here.
-			m := connmux.New(ln, connmux.Options{TLS: ln.TLS, Rejected: tlsinfo.LogRejected(lg, "rejected connection on client endpoint")})
-			muxes = append(muxes, m)
+			m := mux(ln)
 			m.GRPC().Close()
 			l = m.HTTP()
-			start("accepting", ln.Addr(), m.Serve)
 		}
 		start("metrics", ln.Addr(), func() error { return metricsHTTP.Serve(l) })
 		lg.Info("serving metrics", zap.String("address", ln.Addr().String()))

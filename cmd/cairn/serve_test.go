@@ -212,3 +212,55 @@ func TestServeHTTPAndGRPC(t *testing.T) {
 		t.Errorf("silent connection after exit: %v, want EOF", err)
 	}
 }
+
+// TestListenClientHTTPURLs: etcd's --listen-client-http-urls moves the
+// HTTP endpoints (health, metrics, version, the JSON gateway) to listeners
+// of their own, and the client URLs then serve gRPC only; one URL cannot
+// be both.
+func TestListenClientHTTPURLs(t *testing.T) {
+	free, err := net.Listen("tcp", "127.0.0.1:0") // a port of its own: two :0 URLs are one URL, as in etcd
+	if err != nil {
+		t.Fatal(err)
+	}
+	free.Close()
+	r := startMember(t, "--listen-client-urls", "http://127.0.0.1:0", "--listen-client-http-urls", "http://"+free.Addr().String())
+	grpcAddr := r.addresses(t, "ready to serve client requests", 1)[0]
+	httpAddr := r.addresses(t, "serving HTTP client requests", 1)[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dial := func(addr string) *clientv3.Client {
+		c, err := clientv3.New(clientv3.Config{Endpoints: []string{addr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	if _, err := dial(grpcAddr).Put(ctx, "k", "v"); err != nil {
+		t.Fatalf("gRPC on the client URL: %v", err)
+	}
+	if code, body := httpGet(t, "http://"+httpAddr+"/health"); code != 200 || !strings.Contains(body, `"health":"true"`) {
+		t.Fatalf("/health on the HTTP URL: %d %q", code, body)
+	}
+	if code, body := httpPost(t, "http://"+httpAddr+"/v3/kv/range", `{"key":"aw=="}`); code != 200 || !strings.Contains(body, `"value":"dg=="`) {
+		t.Fatalf("the JSON gateway on the HTTP URL: %d %q", code, body)
+	}
+	if resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + grpcAddr + "/health"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("/health answered %s on the gRPC-only client URL", resp.Status)
+	}
+	sctx, scancel := context.WithTimeout(ctx, time.Second)
+	defer scancel()
+	if _, err := dial(httpAddr).Get(sctx, "k"); err == nil {
+		t.Fatal("gRPC answered on the HTTP-only URL")
+	}
+	r.stop(t)
+
+	o, err := parse([]string{"--listen-client-urls", "http://127.0.0.1:2379", "--listen-client-http-urls", "http://127.0.0.1:2379"}, io.Discard, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err = o.config(zap.NewNop()); err == nil || err.Error() != "cannot bind both --listen-client-urls and --listen-client-http-urls on the same url http://127.0.0.1:2379" {
+		t.Fatalf("the same URL for both: %v", err)
+	}
+}

@@ -84,7 +84,7 @@ func serve(ctx context.Context, lg *zap.Logger, srv *server.Server, o *options, 
 	}
 	api := httpapi.New(srv, apiOpts)
 	g := v3rpc.NewServer(srv)
-	recipes.Register(g, self, lg)
+	defer recipes.Register(g, self, lg)() // runs after the servers stopped, before self closes
 	clientHTTP := newHTTPServer(api.ClientHandler())
 	metricsHTTP := newHTTPServer(api.MetricsHandler())
 

@@ -21,14 +21,16 @@ var errNoLeaderKey = errors.New(`"leader" field must be provided`)
 
 // Register adds the Lock and Election services to g. Their requests run
 // through self, a client connection to the member's own gRPC API (KV,
-// Lease, Watch).
-func Register(g *grpc.Server, self grpc.ClientConnInterface, lg *zap.Logger) {
+// Lease, Watch). Call close once g has stopped: it ends the client's
+// lease and watch goroutines (self stays the caller's to close).
+func Register(g *grpc.Server, self grpc.ClientConnInterface, lg *zap.Logger) (close func()) {
 	c := clientv3.NewCtxClient(context.Background(), clientv3.WithZapLogger(lg))
 	c.KV = clientv3.NewKVFromKVClient(pb.NewKVClient(self), c)
 	c.Lease = clientv3.NewLeaseFromLeaseClient(pb.NewLeaseClient(self), c, 5*time.Second)
 	c.Watcher = clientv3.NewWatchFromWatchClient(pb.NewWatchClient(self), c)
 	v3lockpb.RegisterLockServer(g, &locks{c: c})
 	v3electionpb.RegisterElectionServer(g, &elections{c: c})
+	return func() { c.Close() }
 }
 
 // session runs the recipes under the caller's lease, which stays the

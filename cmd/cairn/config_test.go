@@ -201,15 +201,16 @@ func TestConfigFileEqualsFlags(t *testing.T) {
 	aliases := map[string]bool{
 		"config-file": true, "version": true,
 		"experimental-snapshot-catchup-entries": true, "experimental-lease-checkpoint-interval": true,
-		"experimental-enable-lease-checkpoint-persist": true,
-		"experimental-initial-corrupt-check":           true,
-		"experimental-corrupt-check-time":              true,
-		"experimental-compact-hash-check-enabled":      true,
-		"experimental-compact-hash-check-time":         true,
-		"experimental-warning-unary-request-duration":  true,
-		"experimental-watch-progress-notify-interval":  true,
-		"experimental-warning-apply-duration":          true,
-		"experimental-max-learners":                    true,
+		"experimental-enable-lease-checkpoint-persist":   true,
+		"experimental-initial-corrupt-check":             true,
+		"experimental-corrupt-check-time":                true,
+		"experimental-compact-hash-check-enabled":        true,
+		"experimental-compact-hash-check-time":           true,
+		"experimental-warning-unary-request-duration":    true,
+		"experimental-watch-progress-notify-interval":    true,
+		"experimental-warning-apply-duration":            true,
+		"experimental-max-learners":                      true,
+		"experimental-peer-skip-client-san-verification": true,
 	}
 	newFlagSet(&options{}, io.Discard).VisitAll(func(f *flag.Flag) {
 		if !aliases[f.Name] && !transportFlags[f.Name] && !strings.Contains(fileConfig, "\n"+f.Name+":") {

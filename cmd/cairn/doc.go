@@ -5,6 +5,7 @@
 // The options etcd 3.6 renamed are also accepted under their etcd 3.5
 // --experimental- names (--experimental-watch-progress-notify-interval,
 // --experimental-max-learners, --experimental-snapshot-catchup-entries,
+// --experimental-peer-skip-client-san-verification,
 // the warning durations, the lease checkpoint and corruption check
 // options). With
 // no arguments it starts a single member named "default" with data in

@@ -303,3 +303,11 @@ client-transport-security:
 		r.stop(t)
 	}
 }
+
+// TestPeerSkipSANAlias: etcd 3.5's name of --peer-skip-client-san-verification.
+func TestPeerSkipSANAlias(t *testing.T) {
+	o, err := parse([]string{"--experimental-peer-skip-client-san-verification"}, io.Discard, noEnv)
+	if err != nil || !o.tls.peer.skipClientSANVerify {
+		t.Fatalf("%+v %v", o.tls.peer, err)
+	}
+}

@@ -93,6 +93,9 @@ self-signed-cert-validity: 3
 cipher-suites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]
 tls-min-version: TLS1.2
 tls-max-version: TLS1.3
+socket-options:
+  reuse-port: true
+  reuse-address: true
 `
 
 var fileArgs = []string{
@@ -148,6 +151,7 @@ var fileArgs = []string{
 	"--cipher-suites", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
 	"--tls-min-version", "TLS1.2",
 	"--tls-max-version", "TLS1.3",
+	"--socket-reuse-port", "--socket-reuse-address",
 }
 
 // TestConfigFileEqualsFlags: a config file gives exactly the options, and

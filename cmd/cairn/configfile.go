@@ -61,7 +61,7 @@ func readConfigFile(path string) (*options, error) {
 			return nil, fmt.Errorf("key %q given twice", key)
 		}
 		seen[key] = true
-		if sub, ok := transportKeys[key]; ok {
+		if sub, ok := mappingKeys[key]; ok {
 			if err := setTransport(fs, fileOnly, key, sub, item.Value); err != nil {
 				return nil, err
 			}
@@ -77,7 +77,7 @@ func readConfigFile(path string) (*options, error) {
 
 // notFileKeys are flags that have no config-file key in etcd: the TLS
 // files and switches are set in client-transport-security and
-// peer-transport-security instead (transportKeys).
+// peer-transport-security instead (mappingKeys).
 var notFileKeys = keySet(`
 	config-file version
 	cert-file key-file client-cert-file client-key-file client-cert-auth client-crl-file
@@ -85,12 +85,14 @@ var notFileKeys = keySet(`
 	peer-cert-file peer-key-file peer-client-cert-file peer-client-key-file peer-client-cert-auth
 	peer-trusted-ca-file peer-auto-tls peer-crl-file peer-cert-allowed-cn peer-cert-allowed-hostname
 	peer-skip-client-san-verification
+	socket-reuse-port socket-reuse-address
 `)
 
-// transportKeys map the keys of etcd's client-transport-security and
-// peer-transport-security mappings to the flags they set, or, for the two
-// client options etcd has no flag for, to fileOnlyFlags'.
-var transportKeys = map[string]map[string]string{
+// mappingKeys map the keys of etcd's config-file mappings
+// (client-transport-security, peer-transport-security, socket-options) to
+// the flags they set, or, for the two client options etcd has no flag
+// for, to fileOnlyFlags'.
+var mappingKeys = map[string]map[string]string{
 	"client-transport-security": {
 		"cert-file": "cert-file", "key-file": "key-file",
 		"client-cert-file": "client-cert-file", "client-key-file": "client-key-file",
@@ -98,6 +100,7 @@ var transportKeys = map[string]map[string]string{
 		"allowed-cn": "client-allowed-cn", "allowed-hostname": "client-cert-allowed-hostname",
 		"skip-client-san-verification": "client-skip-client-san-verification",
 	},
+	"socket-options": {"reuse-port": "socket-reuse-port", "reuse-address": "socket-reuse-address"},
 	"peer-transport-security": {
 		"cert-file": "peer-cert-file", "key-file": "peer-key-file",
 		"client-cert-file": "peer-client-cert-file", "client-key-file": "peer-client-key-file",
@@ -117,8 +120,8 @@ func fileOnlyFlags(o *options) *flag.FlagSet {
 	return fs
 }
 
-// setTransport sets the flags (in fs, or else in fileOnly) of a
-// client-transport-security or peer-transport-security mapping.
+// setTransport sets the flags (in fs, or else in fileOnly) of one of the
+// mappings of mappingKeys.
 func setTransport(fs, fileOnly *flag.FlagSet, key string, sub map[string]string, v any) error {
 	if v == nil {
 		return nil
@@ -249,7 +252,7 @@ var etcdOnlyKeys = keySet(`
 	backend-batch-interval backend-batch-limit backend-bbolt-freelist-type
 	discovery discovery-fallback discovery-proxy discovery-srv discovery-srv-name
 	discovery-config discovery-token discovery-endpoints
-	socket-options auth-token bcrypt-cost auth-token-ttl
+	auth-token bcrypt-cost auth-token-ttl
 	compaction-batch-limit compaction-sleep-interval
 	bootstrap-defrag-threshold-megabytes
 	enable-distributed-tracing distributed-tracing-address distributed-tracing-service-name

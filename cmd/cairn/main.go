@@ -71,6 +71,8 @@ type options struct {
 	configFile string
 	// tls are the security flags (tls.go).
 	tls tlsOptions
+	// socket are the listeners' socket options (sockopt.go).
+	socket socketOptions
 }
 
 func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
@@ -142,6 +144,8 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.enablePprof, "enable-pprof", false, "Enable runtime profiling data via HTTP server. Address is at client URL + \"/debug/pprof/\"")
 	fs.BoolVar(&o.version, "version", false, "Print the version and exit.")
 	addTLSFlags(fs, &o.tls)
+	fs.BoolVar(&o.socket.reusePort, "socket-reuse-port", false, "Enable to set socket option SO_REUSEPORT on listeners allowing rebinding of a port already in use.")
+	fs.BoolVar(&o.socket.reuseAddress, "socket-reuse-address", false, "Enable to set socket option SO_REUSEADDR on listeners allowing binding to an address in `TIME_WAIT` state.")
 	return fs
 }
 
@@ -257,25 +261,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if gates := o.featureGates.noEffect(); len(gates) > 0 {
 		lg.Info("feature gates that have no effect in cairn", zap.Strings("feature-gates", gates))
 	}
-	lns, err := listen("--listen-client-urls", urls.clients, urls.sec.clientServer)
+	lns, err := listen("--listen-client-urls", urls.clients, o.socket, urls.sec.clientServer)
 	if err != nil {
 		lg.Error("cannot listen for client traffic", zap.Error(err))
 		return 1
 	}
 	defer closeAll(lns)
-	peerLns, err := listen("--listen-peer-urls", urls.peers, urls.sec.peerServer)
+	peerLns, err := listen("--listen-peer-urls", urls.peers, o.socket, urls.sec.peerServer)
 	if err != nil {
 		lg.Error("cannot listen for peer traffic", zap.Error(err))
 		return 1
 	}
 	defer closeAll(peerLns)
-	httpLns, err := listen("--listen-client-http-urls", urls.httpClients, urls.sec.clientServer)
+	httpLns, err := listen("--listen-client-http-urls", urls.httpClients, o.socket, urls.sec.clientServer)
 	if err != nil {
 		lg.Error("cannot listen for client traffic", zap.Error(err))
 		return 1
 	}
 	defer closeAll(httpLns)
-	metricsLns, err := listen("--listen-metrics-urls", urls.metrics, urls.sec.metricsServer)
+	metricsLns, err := listen("--listen-metrics-urls", urls.metrics, o.socket, urls.sec.metricsServer)
 	if err != nil {
 		lg.Error("cannot listen for metrics", zap.Error(err))
 		return 1

@@ -30,11 +30,11 @@ import (
 const shutdownTimeout = 5 * time.Second
 
 // listen binds a listener for each of urls (flag names them in errors),
-// handshaking TLS with tlsCfg on the https ones.
-func listen(flag string, urls []*url.URL, tlsCfg *tls.Config) ([]server.Listener, error) {
+// with the socket options, handshaking TLS with tlsCfg on the https ones.
+func listen(flag string, urls []*url.URL, so socketOptions, tlsCfg *tls.Config) ([]server.Listener, error) {
 	var lns []server.Listener
 	for _, u := range urls {
-		ln, err := net.Listen("tcp", u.Host)
+		ln, err := so.listenTCP(u.Host)
 		if err != nil {
 			closeAll(lns)
 			return nil, fmt.Errorf("%s: %w", flag, err)

@@ -264,3 +264,23 @@ func TestListenClientHTTPURLs(t *testing.T) {
 		t.Fatalf("the same URL for both: %v", err)
 	}
 }
+
+// TestSocketReusePort: with --socket-reuse-port a second listener binds a
+// port that one already holds, as etcd's option allows; without it, not.
+func TestSocketReusePort(t *testing.T) {
+	first, err := socketOptions{reusePort: true, reuseAddress: true}.listenTCP("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	addr := first.Addr().String()
+	if ln, err := (socketOptions{}).listenTCP(addr); err == nil {
+		ln.Close()
+		t.Fatal("a second listener without SO_REUSEPORT bound the port")
+	}
+	second, err := socketOptions{reusePort: true}.listenTCP(addr)
+	if err != nil {
+		t.Fatalf("a second listener with SO_REUSEPORT: %v", err)
+	}
+	second.Close()
+}

@@ -21,12 +21,12 @@ import (
 )
 
 // transportFlags returns the flags that have no top-level file key: the
-// ones the transport-security mappings set, and the CRL files, which have
-// none at all in etcd.
+// ones the config file's mappings set (transport security, socket
+// options), and the CRL files, which have none at all in etcd.
 func transportFlags() map[string]bool {
 	all := map[string]bool{"client-crl-file": true, "peer-crl-file": true}
 	only := fileOnlyFlags(&options{})
-	for _, keys := range transportKeys {
+	for _, keys := range mappingKeys {
 		for _, f := range keys {
 			all[f] = only.Lookup(f) == nil
 		}

@@ -96,6 +96,13 @@ tls-max-version: TLS1.3
 socket-options:
   reuse-port: true
   reuse-address: true
+backend-batch-interval: 10ms
+backend-batch-limit: 100
+backend-bbolt-freelist-type: array
+compaction-batch-limit: 500
+compaction-sleep-interval: 1ms
+bootstrap-defrag-threshold-megabytes: 100
+downgrade-check-time: 10s
 `
 
 var fileArgs = []string{
@@ -152,6 +159,9 @@ var fileArgs = []string{
 	"--tls-min-version", "TLS1.2",
 	"--tls-max-version", "TLS1.3",
 	"--socket-reuse-port", "--socket-reuse-address",
+	"--backend-batch-interval", "10ms", "--backend-batch-limit", "100", "--backend-bbolt-freelist-type", "array",
+	"--compaction-batch-limit", "500", "--compaction-sleep-interval", "1ms",
+	"--bootstrap-defrag-threshold-megabytes", "100", "--downgrade-check-time", "10s",
 }
 
 // TestConfigFileEqualsFlags: a config file gives exactly the options, and
@@ -215,6 +225,8 @@ func TestConfigFileEqualsFlags(t *testing.T) {
 		"experimental-warning-apply-duration":            true,
 		"experimental-max-learners":                      true,
 		"experimental-peer-skip-client-san-verification": true,
+		// etcd's rafthttp timeouts are flags only (no config-file key).
+		"raft-read-timeout": true, "raft-write-timeout": true,
 	}
 	newFlagSet(&options{}, io.Discard).VisitAll(func(f *flag.Flag) {
 		if !aliases[f.Name] && !transportFlags[f.Name] && !strings.Contains(fileConfig, "\n"+f.Name+":") {

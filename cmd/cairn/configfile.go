@@ -72,6 +72,7 @@ func readConfigFile(path string) (*options, error) {
 		}
 	}
 	o.noteGatedFlags(fs)
+	o.noteNoEffect(fs)
 	return o, nil
 }
 
@@ -86,6 +87,7 @@ var notFileKeys = keySet(`
 	peer-trusted-ca-file peer-auto-tls peer-crl-file peer-cert-allowed-cn peer-cert-allowed-hostname
 	peer-skip-client-san-verification
 	socket-reuse-port socket-reuse-address
+	raft-read-timeout raft-write-timeout
 `)
 
 // mappingKeys map the keys of etcd's config-file mappings
@@ -249,16 +251,13 @@ func yamlInt(v any) (string, bool) {
 // are refused with a clear message unless empty (see setFromYAML).
 var etcdOnlyKeys = keySet(`
 	initial-election-tick-advance
-	backend-batch-interval backend-batch-limit backend-bbolt-freelist-type
 	discovery discovery-fallback discovery-proxy discovery-srv discovery-srv-name
 	discovery-config discovery-token discovery-endpoints
 	auth-token bcrypt-cost auth-token-ttl
-	compaction-batch-limit compaction-sleep-interval
-	bootstrap-defrag-threshold-megabytes
 	enable-distributed-tracing distributed-tracing-address distributed-tracing-service-name
 	distributed-tracing-instance-id distributed-tracing-sampling-rate
 	enable-log-rotation log-rotation-config-json
-	unsafe-no-fsync downgrade-check-time memory-mlock
+	unsafe-no-fsync memory-mlock
 	v2-deprecation enable-v2 cors host-whitelist
 	proxy debug log-package-levels
 `)

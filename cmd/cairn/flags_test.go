@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -185,4 +186,24 @@ func TestURLSchemes(t *testing.T) {
 			t.Errorf("%v %v: %v, want %q", c.args, c.env, err, c.want)
 		}
 	}
+}
+
+// TestNoEffectFlags: etcd's tuning options for parts Cairn does not have
+// are accepted with etcd's types (a bad value is refused), and the member
+// says at start-up that they have no effect.
+func TestNoEffectFlags(t *testing.T) {
+	o, err := parse([]string{"--backend-batch-limit=100", "--raft-read-timeout=3s"}, io.Discard, noEnv)
+	if err != nil || !reflect.DeepEqual(o.noEffect, []string{"backend-batch-limit=100", "raft-read-timeout=3s"}) {
+		t.Fatalf("%q %v", o.noEffect, err)
+	}
+	if _, err := parse([]string{"--compaction-sleep-interval=soon"}, io.Discard, noEnv); err == nil {
+		t.Fatal("a bad duration was accepted")
+	}
+	r := startMember(t, "--listen-client-urls", "http://127.0.0.1:0", "--compaction-batch-limit=5")
+	if err := r.logs.Wait(r.exited, 30*time.Second, func(out string) bool {
+		return strings.Contains(out, `"msg":"flags that have no effect in cairn","flags":["compaction-batch-limit=5"]`)
+	}); err != nil {
+		t.Fatalf("%v:\n%s", err, r.logs)
+	}
+	r.stop(t)
 }

@@ -73,6 +73,8 @@ type options struct {
 	tls tlsOptions
 	// socket are the listeners' socket options (sockopt.go).
 	socket socketOptions
+	// noEffect are the no-effect flags given, as name=value (noeffect.go).
+	noEffect []string
 }
 
 func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
@@ -144,6 +146,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.enablePprof, "enable-pprof", false, "Enable runtime profiling data via HTTP server. Address is at client URL + \"/debug/pprof/\"")
 	fs.BoolVar(&o.version, "version", false, "Print the version and exit.")
 	addTLSFlags(fs, &o.tls)
+	addNoEffectFlags(fs)
 	fs.BoolVar(&o.socket.reusePort, "socket-reuse-port", false, "Enable to set socket option SO_REUSEPORT on listeners allowing rebinding of a port already in use.")
 	fs.BoolVar(&o.socket.reuseAddress, "socket-reuse-address", false, "Enable to set socket option SO_REUSEADDR on listeners allowing binding to an address in `TIME_WAIT` state.")
 	return fs
@@ -190,6 +193,7 @@ func parse(args []string, stderr io.Writer, getenv func(string) (string, bool)) 
 		}
 	})
 	o.noteGatedFlags(fs)
+	o.noteNoEffect(fs)
 	return o, envErr
 }
 
@@ -260,6 +264,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	lg.Info("Running: ", zap.Strings("args", append([]string{os.Args[0]}, args...)))
 	if gates := o.featureGates.noEffect(); len(gates) > 0 {
 		lg.Info("feature gates that have no effect in cairn", zap.Strings("feature-gates", gates))
+	}
+	if len(o.noEffect) > 0 {
+		lg.Info("flags that have no effect in cairn", zap.Strings("flags", o.noEffect))
 	}
 	lns, err := listen("--listen-client-urls", urls.clients, o.socket, urls.sec.clientServer)
 	if err != nil {

@@ -22,8 +22,8 @@ var noEffectFlags = []struct {
 	{"compaction-sleep-interval", 10 * time.Millisecond, "etcd's compaction batches; Cairn's compaction is paced and holds no write back"},
 	{"bootstrap-defrag-threshold-megabytes", uint(0), "Cairn reclaims space without stopping; there is nothing to defragment at start"},
 	{"downgrade-check-time", 5 * time.Second, "Cairn cannot be downgraded (Downgrade answers as a cluster that cannot)"},
-	{"raft-read-timeout", 5 * time.Second, "etcd's rafthttp timeouts; Cairn's peer transport detects dead connections by its own keepalives"},
-	{"raft-write-timeout", 5 * time.Second, "etcd's rafthttp timeouts; Cairn's peer transport detects dead connections by its own keepalives"},
+	{"raft-read-timeout", 5 * time.Second, "etcd's rafthttp timeouts; Cairn's peer transport detects dead connections by its own pings"},
+	{"raft-write-timeout", 5 * time.Second, "etcd's rafthttp timeouts; Cairn's peer transport detects dead connections by its own pings"},
 }
 
 func addNoEffectFlags(fs *flag.FlagSet) {

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -57,15 +58,34 @@ func TestMain(m *testing.M) {
 	}())
 }
 
-// freePort returns a loopback port that was free a moment ago.
+// given are the ports freePort has returned in this process.
+var given struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
+// freePort returns a loopback port that was free a moment ago, and never
+// one it returned before: the system may hand a just-closed port out again,
+// and a member's client and peer URLs must differ.
 func freePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	given.Lock()
+	defer given.Unlock()
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if !given.ports[port] {
+			if given.ports == nil {
+				given.ports = map[int]bool{}
+			}
+			given.ports[port] = true
+			return port
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // proc is a running cairn process (or etcd's, with bin set).

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,16 +41,6 @@ const twinPeerURL = "http://127.0.0.1:2380"
 // readyTimeout bounds the start of a server or cluster.
 const readyTimeout = 60 * time.Second
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // StartServer starts bin as a fresh single-member cluster in a temporary data
 // directory, with extra flags added, and waits until it serves linearizable
 // reads. It is stopped when the test ends; its log is kept in the data
@@ -59,8 +48,12 @@ func freePort(t testing.TB) int {
 func StartServer(t testing.TB, bin string, extra ...string) *Server {
 	t.Helper()
 	dir := t.TempDir()
-	client := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	peer := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	ports, err := freePorts(2) // distinct: two separate picks can return one port twice
+	if err != nil {
+		t.Fatalf("free ports: %v", err)
+	}
+	client := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	peer := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
 	s, err := startProcess(t, bin, dir, client, append([]string{
 		"--name", "twin",
 		"--listen-peer-urls", peer,

@@ -72,7 +72,7 @@ func serve(ctx context.Context, lg *zap.Logger, srv *server.Server, o *options, 
 		selfTLS = sec.clientDial.Clone()
 		selfTLS.InsecureSkipVerify = true
 	}
-	self, err := httpapi.DialGateway(clients[0].Addr(), selfTLS)
+	self, err := httpapi.DialSelf(clients[0].Addr(), selfTLS)
 	if err != nil {
 		lg.Error("cannot set up the connection to the member's own gRPC API", zap.Error(err))
 		return 1

@@ -50,7 +50,7 @@ type Options struct {
 	// Logger; default zap.NewNop().
 	Logger *zap.Logger
 	// Gateway, when set, is a client connection to the member's own gRPC
-	// server (see DialGateway): the client handler then serves etcd's
+	// server (see DialSelf): the client handler then serves etcd's
 	// JSON gateway under /v3/ (and /v3beta/) through it, over plain HTTP
 	// and WebSocket, as etcd does with its default --enable-grpc-gateway. The caller closes it. Default
 	// nil: no gateway.

@@ -59,12 +59,13 @@
 //
 // /v3/ is etcd's grpc-gateway: the generated handlers of
 // go.etcd.io/etcd/api/v3/etcdserverpb/gw for KV, Watch, Lease, Cluster,
-// Maintenance and Auth, each decoding a JSON request body, calling the
+// Maintenance and Auth, and of api/v3lockpb and api/v3electionpb for Lock
+// and Election, each decoding a JSON request body, calling the
 // member's own gRPC server over Options.Gateway, and encoding the answer.
 // Going through gRPC rather than calling the server directly is what etcd
 // does, and it keeps one implementation of validation, error mapping and
 // response headers: an answer over HTTP is the gRPC answer, in JSON. cmd/cairn
-// dials the connection to its first client listener (DialGateway).
+// dials the connection to its first client listener (DialSelf).
 //
 // The marshaling is etcd's: proto field names ("create_revision",
 // "prev_kv"), unset fields left out, 64-bit integers as strings, bytes

@@ -132,13 +132,15 @@ func (l wsLogger) log(lvl zapcore.Level, v []any) {
 	}
 }
 
-// DialGateway returns the client connection the gateway forwards through:
-// to the member's own gRPC server on the client listener at addr, as etcd
-// dials its first client URL. A wildcard address is reached through
-// loopback. The connection receives answers of any size, since the HTTP client asked for them;
-// it connects lazily, on the first request. The caller closes it after
-// the HTTP server has stopped. With tlsCfg the listener is dialed in TLS.
-func DialGateway(addr net.Addr, tlsCfg *tls.Config) (*grpc.ClientConn, error) {
+// DialSelf returns a client connection to the member's own gRPC server on
+// the client listener at addr, as etcd dials its first client URL: the
+// gateway forwards through it, and the Lock and Election services
+// (server/recipes) call the member's KV, Lease and Watch API through it.
+// A wildcard address is reached through loopback. The connection receives
+// answers of any size, since the HTTP client asked for them; it connects
+// lazily, on the first request. With tlsCfg the listener is dialed in TLS.
+// The caller closes it after the servers using it have stopped.
+func DialSelf(addr net.Addr, tlsCfg *tls.Config) (*grpc.ClientConn, error) {
 	creds := insecure.NewCredentials()
 	if tlsCfg != nil {
 		creds = credentials.NewTLS(tlsCfg)

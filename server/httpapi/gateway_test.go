@@ -41,7 +41,7 @@ func serveGateway(t *testing.T, m *framework.Member) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := DialGateway(addr, nil)
+	conn, err := DialSelf(addr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,7 +65,7 @@ func startCairnGateway(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := httpapi.DialGateway(addr, nil)
+	conn, err := httpapi.DialSelf(addr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

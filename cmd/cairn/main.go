@@ -309,7 +309,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case <-ctx.Done():
 		return 0
 	}
-	code := serve(ctx, lg, srv, o, compaction, urls.sec, lns, httpLns, metricsLns)
+	code := serve(ctx, lg, srv, o, compaction, lns, httpLns, metricsLns)
 	srv.Stop()
 	return code
 }

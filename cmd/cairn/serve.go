@@ -16,6 +16,7 @@ import (
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/cairn-kv/cairn/compactor"
 	"github.com/cairn-kv/cairn/internal/connmux"
@@ -55,7 +56,7 @@ func closeAll(lns []server.Listener) {
 // does), the metrics and health endpoints on each metrics listener, and
 // auto-compaction when enabled. It returns the process exit code once
 // every server has stopped.
-func serve(ctx context.Context, lg *zap.Logger, srv *server.Server, o *options, compaction compactor.Config, sec security, clients, httpClients, metrics []server.Listener) int {
+func serve(ctx context.Context, lg *zap.Logger, srv *server.Server, o *options, compaction compactor.Config, clients, httpClients, metrics []server.Listener) int {
 	pprofOn := o.enablePprof || o.logLevel == "debug" // etcd also mounts pprof at debug level
 	if pprofOn {
 		// etcd's sampling rate, unless the process already chose one.
@@ -65,14 +66,10 @@ func serve(ctx context.Context, lg *zap.Logger, srv *server.Server, o *options, 
 		lg.Info("pprof is enabled", zap.String("path", httpapi.PathPprof))
 	}
 	// The JSON gateway and the Lock and Election services call this
-	// member's gRPC API over its first client listener, as etcd's do.
-	var selfTLS *tls.Config
-	if clients[0].TLS != nil {
-		// This member's own server: its certificate is not checked.
-		selfTLS = sec.clientDial.Clone()
-		selfTLS.InsecureSkipVerify = true
-	}
-	self, err := httpapi.DialSelf(clients[0].Addr(), selfTLS)
+	// member's gRPC API through a listener in the process, which the
+	// client gRPC server serves too.
+	selfLn := bufconn.Listen(1 << 20)
+	self, err := httpapi.DialSelf(selfLn.DialContext)
 	if err != nil {
 		lg.Error("cannot set up the connection to the member's own gRPC API", zap.Error(err))
 		return 1
@@ -84,7 +81,7 @@ func serve(ctx context.Context, lg *zap.Logger, srv *server.Server, o *options, 
 	}
 	api := httpapi.New(srv, apiOpts)
 	g := v3rpc.NewServer(srv)
-	defer recipes.Register(g, self, lg)() // runs after the servers stopped, before self closes
+	closeRecipes := recipes.Register(g, self, lg)
 	clientHTTP := newHTTPServer(api.ClientHandler())
 	metricsHTTP := newHTTPServer(api.MetricsHandler())
 
@@ -116,6 +113,7 @@ func serve(ctx context.Context, lg *zap.Logger, srv *server.Server, o *options, 
 		start("accepting", ln.Addr(), m.Serve)
 		return m
 	}
+	start("gRPC", selfLn.Addr(), func() error { return g.Serve(selfLn) })
 	for _, ln := range clients {
 		m := mux(ln)
 		start("gRPC", ln.Addr(), func() error { return g.Serve(m.GRPC()) })
@@ -166,7 +164,8 @@ func serve(ctx context.Context, lg *zap.Logger, srv *server.Server, o *options, 
 		code = 1
 	}
 	stopCompactor()
-	srv.Drain() // ends watch streams, so the graceful stop does not wait for them
+	srv.Drain()    // ends watch and keep-alive streams, so the graceful stop does not wait for them
+	closeRecipes() // ends the Lock and Election services' own streams
 	stopServers(lg, g, []*http.Server{clientHTTP, metricsHTTP}, shutdownTimeout)
 	for _, m := range muxes {
 		m.Close()

@@ -16,8 +16,10 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/cairn-kv/cairn/api/v3lockpb"
 	"github.com/cairn-kv/cairn/internal/tlsinfo"
 	"github.com/cairn-kv/cairn/internal/tlsinfo/certtest"
+	"github.com/cairn-kv/cairn/tests/framework"
 )
 
 // transportFlags returns the flags that have no top-level file key: the
@@ -309,5 +311,75 @@ func TestPeerSkipSANAlias(t *testing.T) {
 	o, err := parse([]string{"--experimental-peer-skip-client-san-verification"}, io.Discard, noEnv)
 	if err != nil || !o.tls.peer.skipClientSANVerify {
 		t.Fatalf("%+v %v", o.tls.peer, err)
+	}
+}
+
+// TestSelfCallsNeedNoClientCertificate: with --client-cert-auth and a
+// server certificate that cannot authenticate a client, the JSON gateway
+// and the Lock service still work: they reach the member's gRPC server in
+// the process, not through its TLS port (where etcd's gateway would need
+// the certificate to allow client authentication).
+func TestSelfCallsNeedNoClientCertificate(t *testing.T) {
+	ca := certtest.NewCA(t)
+	server, user := ca.IssueServer(t, "server", "127.0.0.1"), ca.Issue(t, "user")
+	r := startMember(t, "--listen-client-urls", "https://127.0.0.1:0",
+		"--cert-file", server.Cert, "--key-file", server.Key, "--trusted-ca-file", ca.File, "--client-cert-auth")
+	addr := r.addresses(t, "ready to serve client requests", 1)[0]
+	cfg, err := tlsinfo.Info{CertFile: user.Cert, KeyFile: user.Key, TrustedCAFile: ca.File}.ClientConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}, Timeout: 30 * time.Second}
+	resp, err := hc.Post("https://"+addr+"/v3/kv/put", "application/json", strings.NewReader(`{"key":"aw==","value":"dg=="}`))
+	if code, body := framework.ResponseBody(t, resp, err); code != http.StatusOK {
+		t.Fatalf("the JSON gateway: %d %s", code, body)
+	}
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{"https://" + addr}, TLS: cfg, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	lease, err := c.Grant(ctx, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock, err := v3lockpb.NewLockClient(c.ActiveConnection()).Lock(ctx, &v3lockpb.LockRequest{Name: []byte("l"), Lease: int64(lease.ID)})
+	if err != nil || !strings.HasPrefix(string(lock.GetKey()), "l/") {
+		t.Fatalf("the Lock service: %v %v", lock, err)
+	}
+	r.stop(t)
+}
+
+// TestShutdownWithKeepAlives: open lease keep-alive streams, a client's
+// and the Lock service's own, do not hold up a clean stop: draining ends
+// them, as it ends watch streams, instead of the graceful stop waiting
+// them out and then cutting every connection.
+func TestShutdownWithKeepAlives(t *testing.T) {
+	r := startMember(t, "--listen-client-urls", "http://127.0.0.1:0")
+	addr := r.addresses(t, "ready to serve client requests", 1)[0]
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{addr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	lease, err := c.Grant(ctx, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alive, err := c.KeepAlive(ctx, lease.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-alive // the stream is open
+	if _, err := v3lockpb.NewLockClient(c.ActiveConnection()).Lock(ctx, &v3lockpb.LockRequest{Name: []byte("l"), Lease: int64(lease.ID)}); err != nil {
+		t.Fatal(err)
+	}
+	r.stop(t)
+	if strings.Contains(r.logs.String(), "in-flight requests did not finish in time") {
+		t.Fatalf("the graceful stop waited for open streams:\n%s", r.logs)
 	}
 }

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"math"
 	"net"
@@ -16,7 +15,6 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -132,34 +130,20 @@ func (l wsLogger) log(lvl zapcore.Level, v []any) {
 	}
 }
 
-// DialSelf returns a client connection to the member's own gRPC server on
-// the client listener at addr, as etcd dials its first client URL: the
-// gateway forwards through it, and the Lock and Election services
-// (server/recipes) call the member's KV, Lease and Watch API through it.
-// A wildcard address is reached through loopback. The connection receives
-// answers of any size, since the HTTP client asked for them; it connects
-// lazily, on the first request. With tlsCfg the listener is dialed in TLS.
-// The caller closes it after the servers using it have stopped.
-func DialSelf(addr net.Addr, tlsCfg *tls.Config) (*grpc.ClientConn, error) {
-	creds := insecure.NewCredentials()
-	if tlsCfg != nil {
-		creds = credentials.NewTLS(tlsCfg)
-	}
-	return grpc.NewClient("passthrough:///"+selfTarget(addr),
-		grpc.WithTransportCredentials(creds),
+// DialSelf returns a client connection to the member's own gRPC server,
+// each of whose transports dial opens: the gateway forwards through it,
+// and the Lock and Election services (server/recipes) call the member's
+// KV, Lease and Watch API through it. cmd/cairn dials an in-process
+// listener that the client gRPC server also serves, so these calls neither
+// cross the network nor need a TLS client certificate (etcd's gateway
+// dials its first client URL). The connection receives answers of any
+// size, since the HTTP client asked for them; it connects lazily, on the
+// first request. The caller closes it after the servers using it have
+// stopped.
+func DialSelf(dial func(context.Context) (net.Conn, error)) (*grpc.ClientConn, error) {
+	return grpc.NewClient("passthrough:///cairn-self",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return dial(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(math.MaxInt32)),
 	)
-}
-
-// selfTarget is the address to dial to reach a listener bound to addr.
-func selfTarget(addr net.Addr) string {
-	ta, ok := addr.(*net.TCPAddr)
-	if !ok || !ta.IP.IsUnspecified() {
-		return addr.String()
-	}
-	ip := net.IPv6loopback
-	if ta.IP.To4() != nil {
-		ip = net.IPv4(127, 0, 0, 1)
-	}
-	return net.JoinHostPort(ip.String(), fmt.Sprint(ta.Port))
 }

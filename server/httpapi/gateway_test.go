@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"net"
@@ -16,32 +17,14 @@ import (
 	"github.com/cairn-kv/cairn/tests/framework"
 )
 
-func TestSelfTarget(t *testing.T) {
-	for _, c := range []struct {
-		addr net.Addr
-		want string
-	}{
-		{&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2379}, "127.0.0.1:2379"},
-		{&net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 2379}, "10.1.2.3:2379"},
-		{&net.TCPAddr{IP: net.IPv4zero, Port: 2379}, "127.0.0.1:2379"},
-		{&net.TCPAddr{IP: net.IPv6unspecified, Port: 2379}, "[::1]:2379"},
-		{&net.TCPAddr{IP: net.ParseIP("fe80::1"), Port: 2379}, "[fe80::1]:2379"},
-	} {
-		if got := selfTarget(c.addr); got != c.want {
-			t.Errorf("selfTarget(%v) = %q, want %q", c.addr, got, c.want)
-		}
-	}
-}
-
 // serveGateway serves the client handler of member m, with the gateway
-// dialed to m's gRPC port as cmd/cairn dials it; it returns the server.
+// dialed to m's gRPC port (cmd/cairn dials an in-process listener of the
+// same server); it returns the server.
 func serveGateway(t *testing.T, m *framework.Member) *httptest.Server {
 	t.Helper()
-	addr, err := net.ResolveTCPAddr("tcp", m.Endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := DialSelf(addr, nil)
+	conn, err := DialSelf(func(ctx context.Context) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "tcp", m.Endpoint)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

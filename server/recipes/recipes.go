@@ -21,8 +21,9 @@ var errNoLeaderKey = errors.New(`"leader" field must be provided`)
 
 // Register adds the Lock and Election services to g. Their requests run
 // through self, a client connection to the member's own gRPC API (KV,
-// Lease, Watch). Call close once g has stopped: it ends the client's
-// lease and watch goroutines (self stays the caller's to close).
+// Lease, Watch). Call close when the member drains, before g stops: it
+// ends the client's lease and watch streams, which a graceful stop of g
+// would wait for (self stays the caller's to close).
 func Register(g *grpc.Server, self grpc.ClientConnInterface, lg *zap.Logger) (close func()) {
 	c := clientv3.NewCtxClient(context.Background(), clientv3.WithZapLogger(lg))
 	c.KV = clientv3.NewKVFromKVClient(pb.NewKVClient(self), c)

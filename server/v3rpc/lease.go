@@ -6,6 +6,7 @@ import (
 	"io"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
 	"github.com/cairn-kv/cairn/server"
 )
@@ -71,6 +72,11 @@ func (l *leaseServer) LeaseKeepAlive(stream pb.Lease_LeaseKeepAliveServer) error
 		return err
 	case <-stream.Context().Done():
 		return stream.Context().Err()
+	case <-l.s.DrainNotify():
+		// Shutting down, as for watch streams: the client renews through
+		// another member (or this one, restarted) on this Unavailable
+		// error, and the graceful stop does not wait for the stream.
+		return rpctypes.ErrGRPCStopped
 	}
 }
 

@@ -56,16 +56,15 @@ func newGatewayPair(t *testing.T) *gwPair {
 }
 
 // startCairnGateway starts a member and serves its client handler, with
-// the gateway dialed to the member's gRPC port as cmd/cairn dials it, on
-// a loopback port; it returns that port's URL.
+// the gateway dialed to the member's gRPC port (cmd/cairn dials an
+// in-process listener of the same server), on a loopback port; it returns
+// that port's URL.
 func startCairnGateway(t *testing.T) string {
 	t.Helper()
 	m := framework.StartMember(t)
-	addr, err := net.ResolveTCPAddr("tcp", m.Endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := httpapi.DialSelf(addr, nil)
+	conn, err := httpapi.DialSelf(func(ctx context.Context) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "tcp", m.Endpoint)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -67,6 +67,13 @@ func (ca *CA) Issue(t testing.TB, cn string, hosts ...string) Pair {
 	return ca.issue(t, cn, hosts, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth})
 }
 
+// IssueServer signs a certificate for server authentication only, as some
+// PKIs issue them: it cannot authenticate its holder as a client.
+func (ca *CA) IssueServer(t testing.TB, cn string, hosts ...string) Pair {
+	t.Helper()
+	return ca.issue(t, cn, hosts, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth})
+}
+
 func (ca *CA) issue(t testing.TB, cn string, hosts []string, usages []x509.ExtKeyUsage) Pair {
 	t.Helper()
 	key := newKey(t)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -268,30 +269,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if len(o.noEffect) > 0 {
 		lg.Info("flags that have no effect in cairn", zap.Strings("flags", o.noEffect))
 	}
-	lns, err := listen("--listen-client-urls", urls.clients, o.socket, urls.sec.clientServer)
-	if err != nil {
-		lg.Error("cannot listen for client traffic", zap.Error(err))
-		return 1
+	var lns [4][]server.Listener // clients, peers, HTTP clients, metrics
+	for i, l := range []struct {
+		flag   string
+		urls   []*url.URL
+		tlsCfg *tls.Config
+	}{
+		{"--listen-client-urls", urls.clients, urls.sec.clientServer},
+		{"--listen-peer-urls", urls.peers, urls.sec.peerServer},
+		{"--listen-client-http-urls", urls.httpClients, urls.sec.clientServer},
+		{"--listen-metrics-urls", urls.metrics, urls.sec.metricsServer},
+	} {
+		if lns[i], err = listen(l.flag, l.urls, o.socket, l.tlsCfg); err != nil {
+			lg.Error("cannot listen", zap.Error(err))
+			return 1
+		}
+		defer closeAll(lns[i])
 	}
-	defer closeAll(lns)
-	peerLns, err := listen("--listen-peer-urls", urls.peers, o.socket, urls.sec.peerServer)
-	if err != nil {
-		lg.Error("cannot listen for peer traffic", zap.Error(err))
-		return 1
-	}
-	defer closeAll(peerLns)
-	httpLns, err := listen("--listen-client-http-urls", urls.httpClients, o.socket, urls.sec.clientServer)
-	if err != nil {
-		lg.Error("cannot listen for client traffic", zap.Error(err))
-		return 1
-	}
-	defer closeAll(httpLns)
-	metricsLns, err := listen("--listen-metrics-urls", urls.metrics, o.socket, urls.sec.metricsServer)
-	if err != nil {
-		lg.Error("cannot listen for metrics", zap.Error(err))
-		return 1
-	}
-	defer closeAll(metricsLns)
+	clientLns, peerLns, httpLns, metricsLns := lns[0], lns[1], lns[2], lns[3]
 	srv, err := server.New(cfg)
 	if err != nil {
 		lg.Error("cannot start member", zap.Error(err))
@@ -309,7 +304,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case <-ctx.Done():
 		return 0
 	}
-	code := serve(ctx, lg, srv, o, compaction, lns, httpLns, metricsLns)
+	code := serve(ctx, lg, srv, o, compaction, clientLns, httpLns, metricsLns)
 	srv.Stop()
 	return code
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -334,18 +335,8 @@ func TestSelfCallsNeedNoClientCertificate(t *testing.T) {
 	if code, body := framework.ResponseBody(t, resp, err); code != http.StatusOK {
 		t.Fatalf("the JSON gateway: %d %s", code, body)
 	}
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{"https://" + addr}, TLS: cfg, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	lease, err := c.Grant(ctx, 60)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lock, err := v3lockpb.NewLockClient(c.ActiveConnection()).Lock(ctx, &v3lockpb.LockRequest{Name: []byte("l"), Lease: int64(lease.ID)})
+	c, ctx, lease := leased(t, "https://"+addr, cfg)
+	lock, err := v3lockpb.NewLockClient(c.ActiveConnection()).Lock(ctx, &v3lockpb.LockRequest{Name: []byte("l"), Lease: int64(lease)})
 	if err != nil || !strings.HasPrefix(string(lock.GetKey()), "l/") {
 		t.Fatalf("the Lock service: %v %v", lock, err)
 	}
@@ -359,27 +350,96 @@ func TestSelfCallsNeedNoClientCertificate(t *testing.T) {
 func TestShutdownWithKeepAlives(t *testing.T) {
 	r := startMember(t, "--listen-client-urls", "http://127.0.0.1:0")
 	addr := r.addresses(t, "ready to serve client requests", 1)[0]
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{addr}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	lease, err := c.Grant(ctx, 60)
-	if err != nil {
-		t.Fatal(err)
-	}
-	alive, err := c.KeepAlive(ctx, lease.ID)
+	c, ctx, lease := leased(t, addr, nil)
+	alive, err := c.KeepAlive(ctx, lease)
 	if err != nil {
 		t.Fatal(err)
 	}
 	<-alive // the stream is open
-	if _, err := v3lockpb.NewLockClient(c.ActiveConnection()).Lock(ctx, &v3lockpb.LockRequest{Name: []byte("l"), Lease: int64(lease.ID)}); err != nil {
+	if _, err := v3lockpb.NewLockClient(c.ActiveConnection()).Lock(ctx, &v3lockpb.LockRequest{Name: []byte("l"), Lease: int64(lease)}); err != nil {
 		t.Fatal(err)
 	}
 	r.stop(t)
 	if strings.Contains(r.logs.String(), "in-flight requests did not finish in time") {
 		t.Fatalf("the graceful stop waited for open streams:\n%s", r.logs)
+	}
+}
+
+// leased returns a client of endpoint (over TLS with cfg, if given), a
+// context for its calls, and a lease of 60 s it was granted; the client
+// closes when the test ends.
+func leased(t *testing.T, endpoint string, cfg *tls.Config) (*clientv3.Client, context.Context, clientv3.LeaseID) {
+	t.Helper()
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, TLS: cfg, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	lease, err := c.Grant(ctx, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, ctx, lease.ID
+}
+
+// TestClientTLSOptions: the client side's revocation list, allowed
+// hostnames, TLS versions and cipher suites, given as etcd's flags, admit
+// and refuse a real client as they say.
+func TestClientTLSOptions(t *testing.T) {
+	ca := certtest.NewCA(t)
+	server, user := ca.Issue(t, "server", "127.0.0.1"), ca.Issue(t, "user")
+	revoked, named := ca.Issue(t, "revoked"), ca.Issue(t, "named", "allowed.example")
+	crl := ca.Revoke(t, revoked.Serial)
+	client := func(cert certtest.Pair, tweak func(*tls.Config)) *tls.Config {
+		cfg, err := tlsinfo.Info{CertFile: cert.Cert, KeyFile: cert.Key, TrustedCAFile: ca.File}.ClientConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tweak != nil {
+			tweak(cfg)
+		}
+		return cfg
+	}
+	tls12 := func(c *tls.Config) { c.MaxVersion = tls.VersionTLS12 }
+	for _, c := range []struct {
+		name     string
+		flags    []string
+		admitted *tls.Config
+		refused  *tls.Config
+	}{
+		{"revocation list", []string{"--client-crl-file", crl}, client(user, nil), client(revoked, nil)},
+		{"allowed hostname", []string{"--client-cert-allowed-hostname", "allowed.example"}, client(named, nil), client(user, nil)},
+		{"minimum version", []string{"--tls-min-version", "TLS1.3"}, client(user, nil), client(user, tls12)},
+		{"cipher suites", []string{"--tls-max-version", "TLS1.2", "--cipher-suites", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"},
+			client(user, nil), client(user, func(c *tls.Config) {
+				tls12(c)
+				c.CipherSuites = []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}
+			})},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := startMember(t, append([]string{"--listen-client-urls", "https://127.0.0.1:0",
+				"--cert-file", server.Cert, "--key-file", server.Key, "--trusted-ca-file", ca.File}, c.flags...)...)
+			addr := "https://" + r.addresses(t, "ready to serve client requests", 1)[0]
+			get := func(cfg *tls.Config, d time.Duration) error {
+				cl, err := clientv3.New(clientv3.Config{Endpoints: []string{addr}, TLS: cfg, DialTimeout: d, Logger: zap.NewNop()})
+				if err != nil {
+					return err
+				}
+				defer cl.Close()
+				ctx, cancel := context.WithTimeout(context.Background(), d)
+				defer cancel()
+				_, err = cl.Get(ctx, "k")
+				return err
+			}
+			if err := get(c.admitted, 30*time.Second); err != nil {
+				t.Fatalf("the admitted client: %v", err)
+			}
+			if err := get(c.refused, time.Second); err == nil {
+				t.Fatal("the refused client was served")
+			}
+			r.stop(t)
+		})
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/cairn-kv/cairn/membership"
 	"github.com/cairn-kv/cairn/server"
+	"github.com/cairn-kv/cairn/tests/framework"
 )
 
 // member is a Member whose state a test sets: it produces the states a
@@ -112,15 +112,8 @@ func do(t *testing.T, h http.Handler, method, path string) answer {
 		t.Fatal(err)
 	}
 	resp, err := srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return answer{resp.StatusCode, string(b), resp.Header}
+	code, body := framework.ResponseBody(t, resp, err)
+	return answer{code, body, resp.Header}
 }
 
 const (

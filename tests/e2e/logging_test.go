@@ -2,6 +2,10 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -53,5 +57,41 @@ func TestGRPCLogGoesToTheMemberLog(t *testing.T) {
 	}
 	if grpcLines == 0 {
 		t.Errorf("gRPC's line did not come through the member's logger; log:\n%s", p.Log())
+	}
+}
+
+// TestGOMAXPROCS: cairn runs two Go processors per CPU the runtime would
+// give it (cmd/cairn/procs.go: reads that miss the block cache block
+// their thread), unless GOMAXPROCS in the environment says otherwise. The
+// member's start-up line reports the value in force as etcd's
+// "max-cpu-set".
+func TestGOMAXPROCS(t *testing.T) {
+	if os.Getenv("GOMAXPROCS") != "" {
+		t.Skip("GOMAXPROCS is set for the tests, so the runtime's own default is unknown here")
+	}
+	maxCPUSet := func(env string) int {
+		t.Helper()
+		ep, dir := fmt.Sprintf("127.0.0.1:%d", freePort(t)), filepath.Join(t.TempDir(), "data")
+		p := startProc(t, ep, dir, []string{
+			"--listen-client-urls", "http://" + ep, "--advertise-client-urls", "http://" + ep,
+			"--listen-peer-urls", "http://127.0.0.1:0", "--data-dir", dir,
+		}, []string{env})
+		for line := range strings.Lines(p.Log()) {
+			var entry struct {
+				Msg string
+				N   *int `json:"max-cpu-set"`
+			}
+			if json.Unmarshal([]byte(line), &entry) == nil && entry.Msg == "starting a cairn member" && entry.N != nil {
+				return *entry.N
+			}
+		}
+		t.Fatalf("no max-cpu-set in the start-up line; log:\n%s", p.Log())
+		return 0
+	}
+	if got, want := maxCPUSet("GOMAXPROCS="), 2*runtime.GOMAXPROCS(0); got != want {
+		t.Errorf("GOMAXPROCS unset: max-cpu-set %d, want %d (2 per CPU)", got, want)
+	}
+	if got := maxCPUSet("GOMAXPROCS=3"); got != 3 {
+		t.Errorf("GOMAXPROCS=3: max-cpu-set %d, want 3", got)
 	}
 }

@@ -45,6 +45,10 @@
 // --compact-hash-check-enabled and --compact-hash-check-time, each also
 // under etcd 3.5's --experimental- name.
 //
+// cairn runs two Go processors per CPU unless GOMAXPROCS is set in the
+// environment (procs.go): reads that miss the block cache block their
+// thread in pread.
+//
 // --feature-gates takes etcd 3.7's gates with etcd's parsing and errors
 // (gates.go): InitialCorruptCheck and CompactHashCheck set the two
 // corruption-check options, the others are accepted, have no effect and

@@ -217,6 +217,7 @@ type Node struct {
 	reports  reports
 	statusc  chan chan raft.Status
 	transfer chan uint64
+	advance  chan int
 	propc    chan proposal
 	readc    chan chan readResult
 	confc    chan confChange
@@ -266,6 +267,7 @@ func Start(cfg Config) (*Node, error) {
 		reports:       reports{wake: make(chan struct{}, 1)},
 		statusc:       make(chan chan raft.Status),
 		transfer:      make(chan uint64),
+		advance:       make(chan int),
 		readc:         make(chan chan readResult, 1024),
 		confc:         make(chan confChange),
 		snapc:         make(chan snapRequest, 1),
@@ -718,6 +720,10 @@ func (n *Node) run() {
 			c <- n.rn.Status()
 		case to := <-n.transfer:
 			n.rn.TransferLeader(to)
+		case k := <-n.advance:
+			for range k {
+				n.rn.Tick()
+			}
 		case c := <-n.readc:
 			n.readPending = append(n.readPending, c)
 		case cc := <-n.confc:

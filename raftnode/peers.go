@@ -213,6 +213,20 @@ func (n *Node) RaftStatus(ctx context.Context) (raft.Status, error) {
 	return <-c, nil
 }
 
+// AdvanceTicks runs k ticks of raft's clock at once, as if k tick
+// intervals had passed (etcd's initial election tick advance): a follower
+// that heard from no leader comes k ticks closer to campaigning.
+func (n *Node) AdvanceTicks(ctx context.Context, k int) error {
+	select {
+	case n.advance <- k:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.donec:
+		return ErrStopped
+	}
+}
+
 // TransferLeadership asks the leader to hand leadership to member to. It
 // returns once raft took the request; the caller watches Status for the
 // outcome.

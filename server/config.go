@@ -57,6 +57,11 @@ type Config struct {
 	// NoPreVote is etcd's --pre-vote=false: raft's pre-vote, on by
 	// default as in etcd, is off.
 	NoPreVote bool
+	// NoInitialElectionTickAdvance is etcd's
+	// --initial-election-tick-advance=false: a member of a cluster of
+	// several does not fast-forward its election clock once its peers
+	// are connected (ticks.go).
+	NoInitialElectionTickAdvance bool
 	// WALDir, when set, is where the member's WAL lives instead of
 	// DataDir/member/wal (etcd's --wal-dir): on a disk of its own, the
 	// WAL's fsyncs do not queue behind the engine's writes.

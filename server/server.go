@@ -362,6 +362,7 @@ func New(cfg Config) (*Server, error) {
 	go s.followLeadership()
 	go s.monitorFileDescriptors()
 	go s.monitorLeaderLoss()
+	go s.advanceElectionTicks()
 	return s, nil
 }
 

@@ -30,7 +30,9 @@ func (e *configFileError) Unwrap() error { return e.err }
 // nanoseconds (as etcd, whose file goes through JSON) or, in addition, Go
 // duration strings ("10m"). A key whose value is null keeps its default, as
 // in etcd. Unlike etcd, which ignores keys it does not know, a key that is
-// no option (a typo) or an etcd option Cairn does not implement is an error.
+// no option (a typo) or an etcd option Cairn does not implement is an error;
+// only the keys of older etcd versions that etcd v3.7 ignores
+// (ignoredKeys) are ignored here too.
 func loadConfigFile(path string) (*options, error) {
 	o, err := readConfigFile(path)
 	if err != nil {
@@ -61,6 +63,12 @@ func readConfigFile(path string) (*options, error) {
 			return nil, fmt.Errorf("key %q given twice", key)
 		}
 		seen[key] = true
+		if ignoredKeys[key] {
+			if item.Value != nil {
+				o.ignoredKeys = append(o.ignoredKeys, key)
+			}
+			continue
+		}
 		if sub, ok := mappingKeys[key]; ok {
 			if err := setTransport(fs, fileOnly, key, sub, item.Value); err != nil {
 				return nil, err
@@ -247,19 +255,28 @@ func yamlInt(v any) (string, bool) {
 	return "", false
 }
 
-// etcdOnlyKeys are etcd v3.5–3.7 config-file keys with no Cairn flag. They
+// etcdOnlyKeys are etcd v3.7 config-file keys with no Cairn flag. They
 // are refused with a clear message unless empty (see setFromYAML).
 var etcdOnlyKeys = keySet(`
-	initial-election-tick-advance
-	discovery discovery-fallback discovery-proxy discovery-srv discovery-srv-name
-	discovery-config discovery-token discovery-endpoints
+	discovery-srv discovery-srv-name discovery-config discovery-token discovery-endpoints
 	auth-token bcrypt-cost auth-token-ttl
 	enable-distributed-tracing distributed-tracing-address distributed-tracing-service-name
 	distributed-tracing-instance-id distributed-tracing-sampling-rate
 	enable-log-rotation log-rotation-config-json
 	unsafe-no-fsync memory-mlock
-	v2-deprecation enable-v2 cors host-whitelist
-	proxy debug log-package-levels
+	v2-deprecation cors host-whitelist
+`)
+
+// ignoredKeys are keys of older etcd versions' config files (the v2 proxy,
+// v2 discovery, v2 API and capnslog options of etcd's sample file) that
+// etcd v3.7 no longer has and ignores, whatever their value. Cairn ignores
+// them too, so etcd's sample file starts a member, and logs the ones given
+// a value at start-up ("config file keys etcd v3.7 no longer has;
+// ignored").
+var ignoredKeys = keySet(`
+	discovery discovery-fallback discovery-proxy
+	proxy proxy-failure-wait proxy-refresh-interval proxy-dial-timeout proxy-write-timeout proxy-read-timeout
+	enable-v2 debug log-package-levels
 `)
 
 func keySet(keys string) map[string]bool {

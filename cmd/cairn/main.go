@@ -49,6 +49,7 @@ type options struct {
 	watchProgressNotifyInterval                     time.Duration
 	warningApplyDuration                            time.Duration
 	preVote                                         bool
+	initialElectionTickAdvance                      bool
 	enableGRPCGateway                               bool
 	maxConcurrentStreams                            uint64
 	warningUnaryRequestDuration                     time.Duration
@@ -77,6 +78,9 @@ type options struct {
 	socket socketOptions
 	// noEffect are the no-effect flags given, as name=value (noeffect.go).
 	noEffect []string
+	// ignoredKeys are the config file's keys of older etcd versions that
+	// were given a value (configfile.go).
+	ignoredKeys []string
 }
 
 func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
@@ -99,6 +103,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.Uint64Var(&o.maxConcurrentStreams, "max-concurrent-streams", math.MaxUint32, "Maximum concurrent streams that each client can open at a time.")
 	fs.BoolVar(&o.enableGRPCGateway, "enable-grpc-gateway", true, "Enable GRPC gateway.")
 	fs.BoolVar(&o.preVote, "pre-vote", true, "Enable the raft Pre-Vote algorithm to prevent disruption when a node that has been partitioned away rejoins the cluster.")
+	fs.BoolVar(&o.initialElectionTickAdvance, "initial-election-tick-advance", true, "Fast-forward the election clock once the peers are connected at start-up, for a faster first election.")
 	fs.IntVar(&o.maxLearners, "max-learners", 1, "Sets the maximum number of learners that can be available in the cluster membership.")
 	fs.IntVar(&o.maxLearners, "experimental-max-learners", 1, "Deprecated alias of --max-learners.")
 	fs.Uint64Var(&o.snapshotCount, "snapshot-count", server.DefaultSnapshotCount, "Number of committed transactions to trigger a snapshot to disk.")
@@ -270,6 +275,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if len(o.noEffect) > 0 {
 		lg.Info("flags that have no effect in cairn", zap.Strings("flags", o.noEffect))
 	}
+	if len(o.ignoredKeys) > 0 {
+		lg.Warn("config file keys etcd v3.7 no longer has; ignored", zap.Strings("keys", o.ignoredKeys))
+	}
 	var lns [4][]server.Listener // clients, peers, HTTP clients, metrics
 	for i, l := range []struct {
 		flag   string
@@ -406,41 +414,42 @@ func (o *options) config(lg *zap.Logger) (server.Config, listenURLs, error) {
 		return cfg, lu, err
 	}
 	cfg = server.Config{
-		Name:                        o.name,
-		DataDir:                     o.dataDir,
-		WALDir:                      o.walDir,
-		ClientURLs:                  strings.Split(o.advertiseClientURLs, ","),
-		PeerURLs:                    urlStrings(peers),
-		InitialCluster:              o.initialCluster,
-		InitialClusterToken:         o.clusterTok,
-		InitialClusterState:         o.initialClusterState,
-		NoStrictReconfigCheck:       !o.strictReconfigCheck,
-		MaxLearners:                 o.maxLearners,
-		ForceNewCluster:             o.forceNewCluster,
-		NoPreVote:                   !o.preVote,
-		MaxConcurrentStreams:        uint32(o.maxConcurrentStreams),
-		SnapshotCount:               o.snapshotCount,
-		SnapshotCatchUpEntries:      o.snapshotCatchUpEntries,
-		MaxSnapshots:                maxSnapshots(o.maxSnapshots),
-		HeartbeatInterval:           time.Duration(o.heartbeatMs) * time.Millisecond,
-		ElectionTimeout:             time.Duration(o.electionMs) * time.Millisecond,
-		MaxRequestBytes:             o.maxRequestBytes,
-		MaxTxnOps:                   o.maxTxnOps,
-		QuotaBackendBytes:           o.quotaBackendBytes,
-		WatchProgressNotifyInterval: o.watchProgressNotifyInterval,
-		WarningApplyDuration:        warnEveryUnlessPositive(o.warningApplyDuration),
-		WarningUnaryRequestDuration: warnEveryUnlessPositive(o.warningUnaryRequestDuration),
-		LeaseCheckpointInterval:     o.leaseCheckpointInterval,
-		NoInitialCorruptCheck:       !initialCorruptCheck,
-		CorruptCheckTime:            offUnlessPositive(o.corruptCheckTime),
-		NoCompactHashCheck:          !compactHashCheck,
-		CompactHashCheckTime:        o.compactHashCheckTime,
-		GRPCKeepaliveMinTime:        offUnlessPositive(o.grpcKeepaliveMinTime),
-		GRPCKeepaliveInterval:       offUnlessPositive(o.grpcKeepaliveInterval),
-		GRPCKeepaliveTimeout:        offUnlessPositive(o.grpcKeepaliveTimeout),
-		Metrics:                     o.metrics,
-		PeerDialTLS:                 lu.sec.peerDial,
-		ClientDialTLS:               lu.sec.clientDial,
+		Name:                         o.name,
+		DataDir:                      o.dataDir,
+		WALDir:                       o.walDir,
+		ClientURLs:                   strings.Split(o.advertiseClientURLs, ","),
+		PeerURLs:                     urlStrings(peers),
+		InitialCluster:               o.initialCluster,
+		InitialClusterToken:          o.clusterTok,
+		InitialClusterState:          o.initialClusterState,
+		NoStrictReconfigCheck:        !o.strictReconfigCheck,
+		MaxLearners:                  o.maxLearners,
+		ForceNewCluster:              o.forceNewCluster,
+		NoPreVote:                    !o.preVote,
+		NoInitialElectionTickAdvance: !o.initialElectionTickAdvance,
+		MaxConcurrentStreams:         uint32(o.maxConcurrentStreams),
+		SnapshotCount:                o.snapshotCount,
+		SnapshotCatchUpEntries:       o.snapshotCatchUpEntries,
+		MaxSnapshots:                 maxSnapshots(o.maxSnapshots),
+		HeartbeatInterval:            time.Duration(o.heartbeatMs) * time.Millisecond,
+		ElectionTimeout:              time.Duration(o.electionMs) * time.Millisecond,
+		MaxRequestBytes:              o.maxRequestBytes,
+		MaxTxnOps:                    o.maxTxnOps,
+		QuotaBackendBytes:            o.quotaBackendBytes,
+		WatchProgressNotifyInterval:  o.watchProgressNotifyInterval,
+		WarningApplyDuration:         warnEveryUnlessPositive(o.warningApplyDuration),
+		WarningUnaryRequestDuration:  warnEveryUnlessPositive(o.warningUnaryRequestDuration),
+		LeaseCheckpointInterval:      o.leaseCheckpointInterval,
+		NoInitialCorruptCheck:        !initialCorruptCheck,
+		CorruptCheckTime:             offUnlessPositive(o.corruptCheckTime),
+		NoCompactHashCheck:           !compactHashCheck,
+		CompactHashCheckTime:         o.compactHashCheckTime,
+		GRPCKeepaliveMinTime:         offUnlessPositive(o.grpcKeepaliveMinTime),
+		GRPCKeepaliveInterval:        offUnlessPositive(o.grpcKeepaliveInterval),
+		GRPCKeepaliveTimeout:         offUnlessPositive(o.grpcKeepaliveTimeout),
+		Metrics:                      o.metrics,
+		PeerDialTLS:                  lu.sec.peerDial,
+		ClientDialTLS:                lu.sec.clientDial,
 		FeatureGates: o.states(map[string]bool{
 			gateInitialCorruptCheck: initialCorruptCheck,
 			gateCompactHashCheck:    compactHashCheck,

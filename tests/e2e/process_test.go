@@ -176,6 +176,19 @@ func (p *proc) waitLog(substr string, d time.Duration) {
 	}
 }
 
+// logLine waits up to 30 s for a log line containing msg and returns the
+// first such line.
+func (p *proc) logLine(msg string) string {
+	p.t.Helper()
+	p.waitLog(msg, 30*time.Second)
+	for line := range strings.Lines(p.Log()) {
+		if strings.Contains(line, msg) {
+			return line
+		}
+	}
+	return ""
+}
+
 // Log returns what the process has written to stderr.
 func (p *proc) Log() string { return p.log.String() }
 

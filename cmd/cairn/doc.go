@@ -1,7 +1,9 @@
 // Command cairn runs one Cairn member.
 //
 // It accepts etcd's flag names and defaults; every flag --foo-bar may also
-// come from the environment as ETCD_FOO_BAR, the command line winning.
+// come from the environment as ETCD_FOO_BAR, with etcd's rules (readEnv in
+// main.go): empty is unset, a flag and its variable both given is an
+// error, and variables no flag reads are logged.
 // The options etcd 3.6 renamed are also accepted under their etcd 3.5
 // --experimental- names (--experimental-watch-progress-notify-interval,
 // --experimental-max-learners, --experimental-snapshot-catchup-entries,

@@ -2,7 +2,9 @@ package main
 
 import (
 	"io"
+	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -206,4 +208,25 @@ func TestNoEffectFlags(t *testing.T) {
 		t.Fatalf("%v:\n%s", err, r.logs)
 	}
 	r.stop(t)
+}
+
+// TestEnvironmentUnsupportedOption: the variable of an etcd option Cairn
+// does not implement is refused, as the flag and the config-file key are,
+// unless it is empty (no value, as in etcd); a variable no etcd option
+// reads is only reported. (tests/e2e compares the rest with etcd.)
+func TestEnvironmentUnsupportedOption(t *testing.T) {
+	t.Setenv("ETCD_AUTH_TOKEN", "jwt,pub-key=a.pub")
+	if _, err := parse(nil, io.Discard, os.LookupEnv); err == nil || !strings.Contains(err.Error(), "ETCD_AUTH_TOKEN: etcd's option --auth-token is not supported by cairn") {
+		t.Errorf("ETCD_AUTH_TOKEN set: %v", err)
+	}
+	t.Setenv("ETCD_AUTH_TOKEN", "")
+	t.Setenv("ETCD_NOT_AN_OPTION", "x")
+	o, err := parse(nil, io.Discard, os.LookupEnv)
+	if err != nil || !slices.Contains(o.envUnknown, "ETCD_AUTH_TOKEN=") || !slices.Contains(o.envUnknown, "ETCD_NOT_AN_OPTION=x") {
+		t.Errorf("empty ETCD_AUTH_TOKEN: %v, unrecognized %q", err, o.envUnknown)
+	}
+	// Variables the given lookup does not see are not the process's.
+	if o, err := parse(nil, io.Discard, noEnv); err != nil || len(o.envUnknown) != 0 {
+		t.Errorf("with no environment: %v, unrecognized %q", err, o.envUnknown)
+	}
 }

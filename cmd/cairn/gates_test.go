@@ -158,6 +158,10 @@ func TestFeatureGatesSources(t *testing.T) {
 		t.Fatal(err)
 	}
 	fromFile.configFile = ""
+	if want := [][2]string{{"ETCD_FEATURE_GATES", gates}}; !reflect.DeepEqual(fromEnv.envUsed, want) {
+		t.Errorf("variables used %q, want %q", fromEnv.envUsed, want)
+	}
+	fromEnv.envUsed = nil
 	if !reflect.DeepEqual(fromFlag, fromEnv) || !reflect.DeepEqual(fromFlag, fromFile) {
 		t.Fatalf("flag:\n%+v\nenvironment:\n%+v\nfile:\n%+v", fromFlag, fromEnv, fromFile)
 	}

@@ -81,6 +81,11 @@ type options struct {
 	// ignoredKeys are the config file's keys of older etcd versions that
 	// were given a value (configfile.go).
 	ignoredKeys []string
+	// envUsed are the ETCD_* variables that set flags, envIgnored those
+	// ignored (ETCD_VERSION), as name and value; envUnknown are the
+	// ETCD_* variables no flag reads, as name=value (readEnv).
+	envUsed, envIgnored [][2]string
+	envUnknown          []string
 }
 
 func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
@@ -183,25 +188,70 @@ func parse(args []string, stderr io.Writer, getenv func(string) (string, bool)) 
 	if o.configFile != "" {
 		return loadConfigFile(o.configFile)
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		// ETCD_VERSION is often set to the image's version in containers;
-		// etcd ignores it too.
-		if set[f.Name] || envErr != nil || f.Name == "version" || f.Name == "config-file" {
-			return
-		}
-		key := envName(f.Name)
-		if v, ok := getenv(key); ok {
-			if err := fs.Set(f.Name, v); err != nil {
-				envErr = &envError{fmt.Errorf("invalid value %q for %s: %v", v, key, err)}
-			}
-		}
-	})
+	envErr := o.readEnv(fs, getenv)
 	o.noteGatedFlags(fs)
 	o.noteNoEffect(fs)
 	return o, envErr
+}
+
+// environ lists the process environment for readEnv's check of the ETCD_*
+// variables that no flag reads.
+var environ = os.Environ
+
+// readEnv sets every flag of fs that the command line did not set from its
+// ETCD_* variable, as etcd does: an empty value is no value, a flag given
+// on the command line while its variable is set too is an error (etcd
+// exits; it would be ambiguous which one the operator meant), and an
+// ETCD_* variable that no flag reads is reported (logged by run), unless
+// it names an etcd option Cairn does not implement, which is refused. Only
+// variables that getenv sees count.
+func (o *options) readEnv(fs *flag.FlagSet, getenv func(string) (string, bool)) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[envName(f.Name)] = true })
+	used := map[string]bool{}
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		key := envName(f.Name)
+		// ETCD_VERSION is often set to the image's version in containers;
+		// etcd ignores it too, with a warning.
+		if set[key] || err != nil || f.Name == "version" || f.Name == "config-file" {
+			return
+		}
+		v, _ := getenv(key)
+		if v == "" {
+			return
+		}
+		used[key] = true
+		if serr := fs.Set(f.Name, v); serr != nil {
+			err = &envError{fmt.Errorf("invalid value %q for %s: %v", v, key, serr)}
+			return
+		}
+		o.envUsed = append(o.envUsed, [2]string{key, v})
+	})
+	if err != nil {
+		return err
+	}
+	for _, kv := range environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		v, ok := getenv(name)
+		if !ok || !strings.HasPrefix(name, "ETCD_") || used[name] || name == envName("config-file") {
+			continue
+		}
+		flagName := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, "ETCD_"), "_", "-"))
+		switch {
+		case name == envName("version"):
+			if v != "" {
+				o.envIgnored = append(o.envIgnored, [2]string{name, v})
+			}
+		case set[name]:
+			return &envError{fmt.Errorf("conflicting environment variable %s is shadowed by the command-line flag --%s (unset the variable or drop the flag)", name, flagName)}
+		case etcdOnlyKeys[flagName] && v != "":
+			return &envError{fmt.Errorf("%s: etcd's option --%s is not supported by cairn (unset the variable, or leave it empty)", name, flagName)}
+		default:
+			o.envUnknown = append(o.envUnknown, name+"="+v)
+		}
+	}
+	return nil
 }
 
 // envError is an ETCD_* variable whose value its flag refuses. etcd
@@ -251,6 +301,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	defer lg.Sync()
 	if routeGRPCLog {
 		setGRPCLogger(lg, o.logLevel)
+	}
+	// etcd's lines for the environment, before the configuration's.
+	for _, kv := range o.envIgnored {
+		lg.Warn("cannot set special environment variable", zap.String("key", kv[0]), zap.String("value", kv[1]))
+	}
+	for _, kv := range o.envUsed {
+		lg.Info("recognized and used environment variable", zap.String("variable-name", kv[0]), zap.String("variable-value", kv[1]))
+	}
+	for _, kv := range o.envUnknown {
+		lg.Warn("unrecognized environment variable", zap.String("environment-variable", kv))
 	}
 	if o.configFile != "" {
 		lg.Info("loaded server configuration, other configuration command line flags and environment variables will be ignored if provided",

@@ -79,6 +79,8 @@ auto-compaction-retention: "1000"
 logger: zap
 log-level: warn
 log-format: console
+enable-log-rotation: true
+log-rotation-config-json: '{"maxsize": 5}'
 log-outputs: [stdout, /var/log/cairn.log]
 enable-pprof: true
 metrics: extensive
@@ -145,6 +147,7 @@ var fileArgs = []string{
 	"--logger", "zap",
 	"--log-level", "warn",
 	"--log-format", "console",
+	"--enable-log-rotation", "--log-rotation-config-json", `{"maxsize": 5}`,
 	"--log-outputs", "stdout,/var/log/cairn.log",
 	"--enable-pprof",
 	"--metrics", "extensive",
@@ -319,10 +322,28 @@ func TestConfigFileErrors(t *testing.T) {
 	if code := run(context.Background(), []string{"--config-file", path}, io.Discard, logs, noEnv); code != 1 {
 		t.Fatalf("exit code %d, want 1", code)
 	}
-	var e struct{ Level, Msg, Error string }
-	if err := json.Unmarshal([]byte(logs.String()), &e); err != nil || e.Level != "warn" || e.Msg != "failed to verify flags" || !strings.Contains(e.Error, `unknown key "nmae"`) {
-		t.Fatalf("log %q (%v)", logs.String(), err)
+	if e := failedToVerify(t, logs.String()); !strings.Contains(e, `unknown key "nmae"`) {
+		t.Fatalf("error %q, log %q", e, logs.String())
 	}
+}
+
+// failedToVerify returns the error of the log's "failed to verify flags"
+// warning, and fails t unless the log is etcd's two lines for it: the
+// command line ("Running: "), then the warning.
+func failedToVerify(t *testing.T, log string) string {
+	t.Helper()
+	var lines []struct{ Level, Msg, Error string }
+	for line := range strings.Lines(log) {
+		var e struct{ Level, Msg, Error string }
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		lines = append(lines, e)
+	}
+	if len(lines) != 2 || lines[0].Msg != "Running: " || lines[1].Level != "warn" || lines[1].Msg != "failed to verify flags" {
+		t.Fatalf("log %q, want the command line and the warning \"failed to verify flags\"", log)
+	}
+	return lines[1].Error
 }
 
 // TestCompactionFlags: etcd's rules for the mode and the retention, from

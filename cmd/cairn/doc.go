@@ -37,7 +37,8 @@
 //
 // Logs are etcd's zap configuration (logging.go): --logger zap,
 // --log-level, --log-format json|console, --log-outputs
-// stderr|stdout|file paths.
+// stderr|stdout|file paths, --enable-log-rotation and
+// --log-rotation-config-json (lumberjack, as etcd).
 //
 // --auto-compaction-mode and --auto-compaction-retention run package
 // compactor against the member once it serves, as etcd does.

@@ -237,10 +237,8 @@ func TestFeatureGatesErrors(t *testing.T) {
 	}
 	envLogs := framework.NewOutput()
 	code := run(context.Background(), nil, io.Discard, envLogs, envOf(map[string]string{"ETCD_FEATURE_GATES": "Foo=true"}))
-	var ee struct{ Level, Msg, Error string }
-	if code != 1 || json.Unmarshal([]byte(envLogs.String()), &ee) != nil || ee.Level != "warn" || ee.Msg != "failed to verify flags" ||
-		ee.Error != `invalid value "Foo=true" for ETCD_FEATURE_GATES: unrecognized feature gate: Foo` {
-		t.Errorf("environment: exit %d, log %q; want 1 and etcd's \"failed to verify flags\" warning", code, envLogs.String())
+	if e := failedToVerify(t, envLogs.String()); code != 1 || e != `invalid value "Foo=true" for ETCD_FEATURE_GATES: unrecognized feature gate: Foo` {
+		t.Errorf("environment: exit %d, error %q; want 1 and etcd's error", code, e)
 	}
 	logs := framework.NewOutput()
 	if code := run(context.Background(), []string{"--feature-gates=LeaseCheckpointPersist=true"}, io.Discard, logs, noEnv); code != 1 {

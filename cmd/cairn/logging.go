@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zapgrpc"
 	"google.golang.org/grpc/grpclog"
+	"gopkg.in/natefinch/lumberjack.v2"
 )
 
 // etcd's --log-outputs values besides file paths.
@@ -23,6 +25,49 @@ const (
 	logOutputStdout  = "stdout"
 	logOutputJournal = "systemd/journal"
 )
+
+// defaultLogRotation is etcd's --log-rotation-config-json default: files
+// of up to 100 MB, every old one kept, times in UTC, no compression.
+const defaultLogRotation = `{"maxsize": 100, "maxage": 0, "maxbackups": 0, "localtime": false, "compress": false}`
+
+// errLogRotationOutput is etcd's error for --enable-log-rotation without
+// exactly one file among --log-outputs.
+var errLogRotationOutput = errors.New("--log-outputs requires a single file path when --log-rotate-config-json is defined")
+
+// logRotation returns the rotating writer of --enable-log-rotation, with
+// etcd's checks and errors: the outputs must name one file (stderr or
+// stdout beside it are not rotated), and the JSON is lumberjack's
+// settings. The caller sets Filename.
+func logRotation(outputs []string, config string) (*lumberjack.Logger, error) {
+	files := 0
+	for _, out := range outputs {
+		if out != logOutputDefault && out != logOutputStderr && out != logOutputStdout {
+			files++
+		}
+	}
+	if files > 1 || (len(outputs) == 1 && files == 0) {
+		return nil, errLogRotationOutput
+	}
+	// Named as etcd names it: the name appears in json's type errors.
+	type logRotationConfig struct{ *lumberjack.Logger }
+	var l logRotationConfig
+	if err := json.Unmarshal([]byte(config), &l); err != nil {
+		var syntax *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &syntax):
+			return nil, fmt.Errorf("improperly formatted log rotation config: %w", err)
+		case errors.As(err, &typ):
+			return nil, fmt.Errorf("invalid log rotation config: %w", err)
+		default:
+			return nil, fmt.Errorf("fail to unmarshal log rotation config: %w", err)
+		}
+	}
+	if l.Logger == nil {
+		l.Logger = &lumberjack.Logger{} // "{}" or "null": lumberjack's defaults
+	}
+	return l.Logger, nil
+}
 
 // stringList is a comma-separated flag kept as a sorted set, etcd's
 // UniqueStringsValue (--log-outputs). Each Set replaces the value.
@@ -73,8 +118,8 @@ func encoderConfig() zapcore.EncoderConfig {
 // --log-outputs as etcd's zap configuration does: sampled (the first 100
 // entries of a message each second, then every 100th), with the caller,
 // and stack traces from error level. "default" and "stderr" write to
-// stderr, "stdout" to stdout, anything else appends to that file. close
-// closes the files.
+// stderr, "stdout" to stdout, anything else appends to that file, which
+// --enable-log-rotation rotates (logRotation). close closes the files.
 func newLogger(o *options, stdout, stderr io.Writer) (lg *zap.Logger, close func(), err error) {
 	switch o.logger {
 	case "zap":
@@ -106,9 +151,15 @@ func newLogger(o *options, stdout, stderr io.Writer) (lg *zap.Logger, close func
 	if slices.Contains(outputs, "/dev/null") {
 		outputs = []string{"/dev/null"} // etcd's way to discard everything
 	}
+	var rotate *lumberjack.Logger
+	if o.enableLogRotation {
+		if rotate, err = logRotation(outputs, o.logRotationConfigJSON); err != nil {
+			return nil, nil, err
+		}
+	}
 	var (
 		sinks []zapcore.WriteSyncer
-		files []*os.File
+		files []io.Closer
 	)
 	close = func() {
 		for _, f := range files {
@@ -125,6 +176,12 @@ func newLogger(o *options, stdout, stderr io.Writer) (lg *zap.Logger, close func
 			close()
 			return nil, nil, fmt.Errorf("--log-outputs %s is not supported by cairn", out)
 		default:
+			if rotate != nil {
+				rotate.Filename = out
+				files = append(files, rotate)
+				sinks = append(sinks, zapcore.AddSync(rotate))
+				continue
+			}
 			f, err := os.OpenFile(out, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 			if err != nil {
 				close()

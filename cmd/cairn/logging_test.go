@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -129,8 +130,10 @@ func TestLoggerErrors(t *testing.T) {
 			t.Errorf("%v: %v, want an error containing %q", c.args, err, c.err)
 		}
 	}
+	// As etcd: the default logger says "failed to verify flags", exit 1.
 	var stderr bytes.Buffer
-	if code := run(context.Background(), []string{"--log-format", "xml"}, io.Discard, &stderr, noEnv); code != 2 || !strings.Contains(stderr.String(), "unknown log format") {
+	if code := run(context.Background(), []string{"--log-format", "xml"}, io.Discard, &stderr, noEnv); code != 1 ||
+		failedToVerify(t, stderr.String()) != "unknown log format: xml, supported values json, console" {
 		t.Fatalf("run: exit %d, stderr %q", code, stderr.String())
 	}
 }
@@ -146,5 +149,45 @@ func TestRunLogs(t *testing.T) {
 	// A stack trace from error level, as etcd's production config.
 	if !strings.Contains(stdout.String(), "cmd/cairn.run\n") {
 		t.Fatalf("no stack trace in %q", stdout.String())
+	}
+}
+
+// TestLogRotation: with --enable-log-rotation the file of --log-outputs is
+// cut at the JSON's maxsize (MB) and the old part kept beside it under
+// lumberjack's name (the file's, with a timestamp), as etcd does; stderr
+// beside it is not rotated.
+func TestLogRotation(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "member.log")
+	o, err := parse([]string{"--log-outputs", "stderr," + file, "--enable-log-rotation", "--log-rotation-config-json", `{"maxsize": 1, "maxbackups": 2}`}, io.Discard, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	lg, closeLog, err := newLogger(o, io.Discard, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1,500 lines of about 1 KiB, each its own message (the logger
+	// samples repeated ones).
+	field := strings.Repeat("x", 1000)
+	for i := range 1500 {
+		lg.Info(fmt.Sprintf("line %d", i), zap.String("field", field))
+	}
+	closeLog()
+	old, _ := filepath.Glob(filepath.Join(dir, "member-*.log"))
+	if len(old) != 1 {
+		t.Fatalf("rotated files %v, want 1", old)
+	}
+	total := 0
+	for _, f := range append(old, file) {
+		b, err := os.ReadFile(f)
+		if err != nil || len(b) > 1<<20 {
+			t.Errorf("%s: %v, %d bytes, want at most 1 MiB", f, err, len(b))
+		}
+		total += strings.Count(string(b), "\n")
+	}
+	if total != 1500 || strings.Count(stderr.String(), "\n") != 1500 {
+		t.Errorf("%d lines in the files, %d on stderr, want 1500 each", total, strings.Count(stderr.String(), "\n"))
 	}
 }

@@ -61,6 +61,8 @@ type options struct {
 	grpcKeepaliveTimeout                            time.Duration
 	logger, logLevel, logFormat                     string
 	logOutputs                                      []string
+	enableLogRotation                               bool
+	logRotationConfigJSON                           string
 	autoCompactionMode, autoCompactionRetention     string
 	enablePprof                                     bool
 	metrics                                         string
@@ -151,6 +153,8 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.logLevel, "log-level", "info", "Configures log level. Only supports debug, info, warn, error, panic, or fatal.")
 	fs.StringVar(&o.logFormat, "log-format", "json", "Configures log format. Only supports json, console.")
 	fs.Var(newStringList(&o.logOutputs, logOutputDefault), "log-outputs", "Specify 'stdout' or 'stderr', or a comma-separated list of output targets (file paths; 'default' is stderr).")
+	fs.BoolVar(&o.enableLogRotation, "enable-log-rotation", false, "Enable log rotation of a single log-outputs file target.")
+	fs.StringVar(&o.logRotationConfigJSON, "log-rotation-config-json", defaultLogRotation, "Configures log rotation if enabled with a JSON logger config: maxsize (MB), maxage (days, 0: no limit), maxbackups (0: no limit), localtime, compress (gzip).")
 	fs.StringVar(&o.autoCompactionMode, "auto-compaction-mode", compactor.ModePeriodic, "Interpret 'auto-compaction-retention' one of: periodic|revision. 'periodic' for duration based retention, defaulting to hours if no time unit is provided (e.g. '5m'). 'revision' for revision number based retention.")
 	fs.StringVar(&o.autoCompactionRetention, "auto-compaction-retention", "0", "Auto compaction retention for mvcc key value store. 0 means disable auto compaction.")
 	fs.StringVar(&o.configFile, "config-file", "", "Path to the server configuration file. Note that if a configuration file is provided, other command line flags and environment variables will be ignored.")
@@ -254,6 +258,22 @@ func (o *options) readEnv(fs *flag.FlagSet, getenv func(string) (string, bool)) 
 	return nil
 }
 
+// failedFlags reports options that parse but cannot be used (a bad config
+// file, environment variable or logging option) as etcd does: with its
+// default logger (stderr, info), the command line, then the warning
+// "failed to verify flags"; it returns exit status 1.
+func failedFlags(args []string, err error, stdout, stderr io.Writer) int {
+	o := &options{}
+	newFlagSet(o, io.Discard)
+	if lg, closeLog, lerr := newLogger(o, stdout, stderr); lerr == nil {
+		lg.Info("Running: ", zap.Strings("args", append([]string{os.Args[0]}, args...)))
+		lg.Warn("failed to verify flags", zap.Error(err))
+		lg.Sync()
+		closeLog()
+	}
+	return 1
+}
+
 // envError is an ETCD_* variable whose value its flag refuses. etcd
 // reports it as it reports a bad config file (see run), not as a bad flag.
 type envError struct{ error }
@@ -275,16 +295,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &fileErr), errors.As(err, &envErr):
-		// etcd reports a bad config file or environment variable with its
-		// default logger, and exits with 1.
-		o := &options{}
-		newFlagSet(o, io.Discard)
-		if lg, closeLog, lerr := newLogger(o, stdout, stderr); lerr == nil {
-			lg.Warn("failed to verify flags", zap.Error(err))
-			lg.Sync()
-			closeLog()
-		}
-		return 1
+		return failedFlags(args, err, stdout, stderr)
 	case err != nil:
 		return 2
 	}
@@ -294,8 +305,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 	lg, closeLog, err := newLogger(o, stdout, stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "cairn: %v\n", err)
-		return 2
+		return failedFlags(args, err, stdout, stderr)
 	}
 	defer closeLog()
 	defer lg.Sync()

@@ -198,10 +198,6 @@ func parse(args []string, stderr io.Writer, getenv func(string) (string, bool)) 
 	return o, envErr
 }
 
-// environ lists the process environment for readEnv's check of the ETCD_*
-// variables that no flag reads.
-var environ = os.Environ
-
 // readEnv sets every flag of fs that the command line did not set from its
 // ETCD_* variable, as etcd does: an empty value is no value, a flag given
 // on the command line while its variable is set too is an error (etcd
@@ -235,7 +231,7 @@ func (o *options) readEnv(fs *flag.FlagSet, getenv func(string) (string, bool)) 
 	if err != nil {
 		return err
 	}
-	for _, kv := range environ() {
+	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
 		v, ok := getenv(name)
 		if !ok || !strings.HasPrefix(name, "ETCD_") || used[name] || name == envName("config-file") {
@@ -243,10 +239,8 @@ func (o *options) readEnv(fs *flag.FlagSet, getenv func(string) (string, bool)) 
 		}
 		flagName := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, "ETCD_"), "_", "-"))
 		switch {
-		case name == envName("version"):
-			if v != "" {
-				o.envIgnored = append(o.envIgnored, [2]string{name, v})
-			}
+		case name == envName("version") && v != "":
+			o.envIgnored = append(o.envIgnored, [2]string{name, v})
 		case set[name]:
 			return &envError{fmt.Errorf("conflicting environment variable %s is shadowed by the command-line flag --%s (unset the variable or drop the flag)", name, flagName)}
 		case etcdOnlyKeys[flagName] && v != "":

@@ -69,6 +69,7 @@ watch-progress-notify-interval: 300000000000
 warning-apply-duration: 250ms
 pre-vote: false
 initial-election-tick-advance: false
+unsafe-no-fsync: true
 enable-grpc-gateway: false
 max-concurrent-streams: 1000
 warning-unary-request-duration: 1s
@@ -137,6 +138,7 @@ var fileArgs = []string{
 	"--warning-apply-duration", "250ms",
 	"--pre-vote=false",
 	"--initial-election-tick-advance=false",
+	"--unsafe-no-fsync",
 	"--enable-grpc-gateway=false",
 	"--max-concurrent-streams=1000",
 	"--warning-unary-request-duration", "1s",
@@ -275,7 +277,7 @@ func TestConfigFileErrors(t *testing.T) {
 	for _, c := range []struct{ text, err string }{
 		{"nmae: x\n", `unknown key "nmae"`},
 		{"config-file: /etc/other.yml\n", `unknown key "config-file"`},
-		{"unsafe-no-fsync: true\n", `key "unsafe-no-fsync": etcd's option is not supported by cairn`},
+		{"memory-mlock: true\n", `key "memory-mlock": etcd's option is not supported by cairn`},
 		{"cert-file: /etc/cert.pem\n", `unknown key "cert-file"`},
 		{"client-transport-security:\n  cert-fil: /etc/cert.pem\n", `unknown key "cert-fil" in "client-transport-security"`},
 		{"peer-transport-security: /etc/cert.pem\n", `key "peer-transport-security": want a mapping`},
@@ -588,7 +590,7 @@ tls-max-version: 'TLS1.3'
 
 	// A key of a current etcd option Cairn does not implement is still
 	// refused, and so is a typo.
-	for _, text := range []string{"unsafe-no-fsync: true\n", "proxi: 'off'\n"} {
+	for _, text := range []string{"memory-mlock: true\n", "proxi: 'off'\n"} {
 		if _, err := parse([]string{"--config-file", writeFile(t, text)}, io.Discard, noEnv); err == nil {
 			t.Errorf("%q accepted", text)
 		}

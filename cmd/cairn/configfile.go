@@ -262,7 +262,7 @@ var etcdOnlyKeys = keySet(`
 	auth-token bcrypt-cost auth-token-ttl
 	enable-distributed-tracing distributed-tracing-address distributed-tracing-service-name
 	distributed-tracing-instance-id distributed-tracing-sampling-rate
-	unsafe-no-fsync memory-mlock
+	memory-mlock
 	v2-deprecation cors host-whitelist
 `)
 

@@ -16,10 +16,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 
 	"github.com/cairn-kv/cairn/compactor"
+	"github.com/cairn-kv/cairn/internal/fsutil"
 	"github.com/cairn-kv/cairn/server"
 )
 
@@ -50,6 +52,7 @@ type options struct {
 	warningApplyDuration                            time.Duration
 	preVote                                         bool
 	initialElectionTickAdvance                      bool
+	unsafeNoFsync                                   bool
 	enableGRPCGateway                               bool
 	maxConcurrentStreams                            uint64
 	warningUnaryRequestDuration                     time.Duration
@@ -110,6 +113,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.Uint64Var(&o.maxConcurrentStreams, "max-concurrent-streams", math.MaxUint32, "Maximum concurrent streams that each client can open at a time.")
 	fs.BoolVar(&o.enableGRPCGateway, "enable-grpc-gateway", true, "Enable GRPC gateway.")
 	fs.BoolVar(&o.preVote, "pre-vote", true, "Enable the raft Pre-Vote algorithm to prevent disruption when a node that has been partitioned away rejoins the cluster.")
+	fs.BoolVar(&o.unsafeNoFsync, "unsafe-no-fsync", false, "Disables fsync, unsafe, will cause data loss.")
 	fs.BoolVar(&o.initialElectionTickAdvance, "initial-election-tick-advance", true, "Fast-forward the election clock once the peers are connected at start-up, for a faster first election.")
 	fs.IntVar(&o.maxLearners, "max-learners", 1, "Sets the maximum number of learners that can be available in the cluster membership.")
 	fs.IntVar(&o.maxLearners, "experimental-max-learners", 1, "Deprecated alias of --max-learners.")
@@ -339,6 +343,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if len(o.noEffect) > 0 {
 		lg.Info("flags that have no effect in cairn", zap.Strings("flags", o.noEffect))
 	}
+	if o.unsafeNoFsync {
+		lg.Warn("fsync is off (--unsafe-no-fsync): a machine crash or power loss can lose or corrupt acknowledged writes; for tests only")
+	}
 	if len(o.ignoredKeys) > 0 {
 		lg.Warn("config file keys etcd v3.7 no longer has; ignored", zap.Strings("keys", o.ignoredKeys))
 	}
@@ -519,6 +526,9 @@ func (o *options) config(lg *zap.Logger) (server.Config, listenURLs, error) {
 			gateCompactHashCheck:    compactHashCheck,
 		}),
 		Logger: lg,
+	}
+	if o.unsafeNoFsync {
+		cfg.FS = fsutil.NoSync(vfs.Default)
 	}
 	return cfg, lu, nil
 }

@@ -26,3 +26,45 @@ func SyncDir(fs vfs.FS, dirs ...string) error {
 	}
 	return nil
 }
+
+// NoSync returns fs with every sync of a file or directory made a no-op,
+// for etcd's --unsafe-no-fsync. Writes still reach the operating system,
+// so a process that crashes or is killed loses nothing; a machine crash or
+// power loss can lose or tear anything written since the operating system
+// last wrote back on its own, acknowledged writes included.
+func NoSync(fs vfs.FS) vfs.FS { return noSyncFS{fs} }
+
+type noSyncFS struct{ vfs.FS }
+
+func (fs noSyncFS) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
+	return noSyncFile(fs.FS.Create(name, c))
+}
+
+func (fs noSyncFS) Open(name string, opts ...vfs.OpenOption) (vfs.File, error) {
+	return noSyncFile(fs.FS.Open(name, opts...))
+}
+
+func (fs noSyncFS) OpenReadWrite(name string, c vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
+	return noSyncFile(fs.FS.OpenReadWrite(name, c, opts...))
+}
+
+func (fs noSyncFS) OpenDir(name string) (vfs.File, error) { return noSyncFile(fs.FS.OpenDir(name)) }
+
+func (fs noSyncFS) ReuseForWrite(oldname, newname string, c vfs.DiskWriteCategory) (vfs.File, error) {
+	return noSyncFile(fs.FS.ReuseForWrite(oldname, newname, c))
+}
+
+func noSyncFile(f vfs.File, err error) (vfs.File, error) {
+	if err != nil {
+		return nil, err
+	}
+	return noSyncingFile{f}, nil
+}
+
+// noSyncingFile is a file whose syncs do nothing; SyncTo reports a full
+// sync so that callers do not follow it with Sync.
+type noSyncingFile struct{ vfs.File }
+
+func (noSyncingFile) Sync() error                { return nil }
+func (noSyncingFile) SyncData() error            { return nil }
+func (noSyncingFile) SyncTo(int64) (bool, error) { return true, nil }

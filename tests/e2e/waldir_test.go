@@ -83,3 +83,22 @@ func TestWALDir(t *testing.T) {
 		t.Fatalf("get from the restored member: %d %q %s", code, out, errOut)
 	}
 }
+
+// TestUnsafeNoFsyncFlag: --unsafe-no-fsync, which test setups such as
+// controller-runtime's envtest pass to etcd, starts a member that warns
+// it does not fsync, takes writes, and keeps them over a clean restart.
+// (tests/integration's TestUnsafeNoFsync shows no sync reaches the disk.)
+func TestUnsafeNoFsyncFlag(t *testing.T) {
+	p := startCairn(t, "", "--unsafe-no-fsync")
+	p.waitLog(`"msg":"fsync is off (--unsafe-no-fsync)`, 10*time.Second)
+	if out, errOut, code := p.ctl(etcdctlBin, "", "put", "k", "v"); code != 0 {
+		t.Fatalf("put: %d %s %s", code, out, errOut)
+	}
+	if err := p.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	p.Restart()
+	if out, errOut, code := p.ctl(etcdctlBin, "", "get", "k", "--print-value-only"); code != 0 || out != "v\n" {
+		t.Fatalf("get after the restart: %d %q %s", code, out, errOut)
+	}
+}

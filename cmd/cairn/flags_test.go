@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
+	"flag"
 	"io"
 	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -228,5 +231,26 @@ func TestEnvironmentUnsupportedOption(t *testing.T) {
 	// Variables the given lookup does not see are not the process's.
 	if o, err := parse(nil, io.Discard, noEnv); err != nil || len(o.envUnknown) != 0 {
 		t.Errorf("with no environment: %v, unrecognized %q", err, o.envUnknown)
+	}
+}
+
+// TestHelpListsFlagsAsEtcd: --help lists every flag as etcd's help does,
+// "--name" at the start of a line, which is what tools match to learn
+// whether the server has an option (envtest: `(?m)^\s*--unsafe-no-fsync\b`).
+func TestHelpListsFlagsAsEtcd(t *testing.T) {
+	var out strings.Builder
+	if code := run(context.Background(), []string{"--help"}, io.Discard, &out, noEnv); code != 0 {
+		t.Fatalf("--help: exit %d", code)
+	}
+	fs := newFlagSet(&options{}, io.Discard)
+	n := 0
+	fs.VisitAll(func(f *flag.Flag) {
+		n++
+		if !regexp.MustCompile(`(?m)^\s*--` + regexp.QuoteMeta(f.Name) + `\b`).MatchString(out.String()) {
+			t.Errorf("--help has no line for --%s", f.Name)
+		}
+	})
+	if n < 100 || !strings.Contains(out.String(), "--unsafe-no-fsync\n") || !strings.Contains(out.String(), `(default "default")`) {
+		t.Errorf("%d flags; help:\n%s", n, out.String())
 	}
 }

@@ -96,6 +96,7 @@ type options struct {
 func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("cairn", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() { usage(fs) }
 	fs.StringVar(&o.name, "name", server.DefaultName, "Human-readable name for this member.")
 	fs.StringVar(&o.dataDir, "data-dir", "", "Path to the data directory (default \"${name}.cairn\").")
 	fs.StringVar(&o.walDir, "wal-dir", "", "Path to the dedicated wal directory (default: the data directory's member/wal).")
@@ -254,6 +255,30 @@ func (o *options) readEnv(fs *flag.FlagSet, getenv func(string) (string, bool)) 
 		}
 	}
 	return nil
+}
+
+// usage prints --help: every flag as etcd's help spells it, "--name",
+// with its type, its text and its default. Tools find out which options a
+// server has by matching "--flag" at the start of a help line (Kubernetes'
+// envtest does so for --unsafe-no-fsync).
+func usage(fs *flag.FlagSet) {
+	w := fs.Output()
+	fmt.Fprintln(w, "Usage: cairn [flags]")
+	fs.VisitAll(func(f *flag.Flag) {
+		typ, text := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if typ != "" {
+			line += " " + typ
+		}
+		line += "\n    \t" + strings.ReplaceAll(text, "\n", "\n    \t")
+		switch d := f.DefValue; {
+		case typ == "string" && d != "":
+			line += fmt.Sprintf(" (default %q)", d)
+		case d != "" && d != "false" && d != "0" && typ != "string":
+			line += fmt.Sprintf(" (default %s)", d)
+		}
+		fmt.Fprintln(w, line)
+	})
 }
 
 // failedFlags reports options that parse but cannot be used (a bad config

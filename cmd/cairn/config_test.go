@@ -235,6 +235,11 @@ func TestConfigFileEqualsFlags(t *testing.T) {
 		// etcd's rafthttp timeouts are flags only (no config-file key).
 		"raft-read-timeout": true, "raft-write-timeout": true,
 	}
+	// The options accepted at etcd's default only have their own test
+	// (TestDefaultOnlyFlags).
+	for _, f := range defaultOnlyFlags {
+		aliases[f.name] = true
+	}
 	newFlagSet(&options{}, io.Discard).VisitAll(func(f *flag.Flag) {
 		if !aliases[f.Name] && !transportFlags[f.Name] && !strings.Contains(fileConfig, "\n"+f.Name+":") {
 			t.Errorf("fileConfig does not set %s", f.Name)
@@ -277,7 +282,8 @@ func TestConfigFileErrors(t *testing.T) {
 	for _, c := range []struct{ text, err string }{
 		{"nmae: x\n", `unknown key "nmae"`},
 		{"config-file: /etc/other.yml\n", `unknown key "config-file"`},
-		{"memory-mlock: true\n", `key "memory-mlock": etcd's option is not supported by cairn`},
+		{"memory-mlock: true\n", `--memory-mlock=true: etcd's option is not supported by cairn`},
+		{"cors: 'https://example.com'\n", `key "cors": etcd's option is not supported by cairn`},
 		{"cert-file: /etc/cert.pem\n", `unknown key "cert-file"`},
 		{"client-transport-security:\n  cert-fil: /etc/cert.pem\n", `unknown key "cert-fil" in "client-transport-security"`},
 		{"peer-transport-security: /etc/cert.pem\n", `key "peer-transport-security": want a mapping`},

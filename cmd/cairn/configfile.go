@@ -81,7 +81,7 @@ func readConfigFile(path string) (*options, error) {
 	}
 	o.noteGatedFlags(fs)
 	o.noteNoEffect(fs)
-	return o, nil
+	return o, checkDefaultOnly(fs)
 }
 
 // notFileKeys are flags that have no config-file key in etcd: the TLS
@@ -258,12 +258,7 @@ func yamlInt(v any) (string, bool) {
 // etcdOnlyKeys are etcd v3.7 config-file keys with no Cairn flag. They
 // are refused with a clear message unless empty (see setFromYAML).
 var etcdOnlyKeys = keySet(`
-	discovery-srv discovery-srv-name discovery-config discovery-token discovery-endpoints
-	auth-token bcrypt-cost auth-token-ttl
-	enable-distributed-tracing distributed-tracing-address distributed-tracing-service-name
-	distributed-tracing-instance-id distributed-tracing-sampling-rate
-	memory-mlock
-	v2-deprecation cors host-whitelist
+	discovery-config v2-deprecation cors host-whitelist
 `)
 
 // ignoredKeys are keys of older etcd versions' config files (the v2 proxy,

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"reflect"
@@ -219,7 +220,7 @@ func TestNoEffectFlags(t *testing.T) {
 // reads is only reported. (tests/e2e compares the rest with etcd.)
 func TestEnvironmentUnsupportedOption(t *testing.T) {
 	t.Setenv("ETCD_AUTH_TOKEN", "jwt,pub-key=a.pub")
-	if _, err := parse(nil, io.Discard, os.LookupEnv); err == nil || !strings.Contains(err.Error(), "ETCD_AUTH_TOKEN: etcd's option --auth-token is not supported by cairn") {
+	if _, err := parse(nil, io.Discard, os.LookupEnv); err == nil || !strings.Contains(err.Error(), "--auth-token=jwt,pub-key=a.pub: etcd's option is not supported by cairn") {
 		t.Errorf("ETCD_AUTH_TOKEN set: %v", err)
 	}
 	t.Setenv("ETCD_AUTH_TOKEN", "")
@@ -252,5 +253,53 @@ func TestHelpListsFlagsAsEtcd(t *testing.T) {
 	})
 	if n < 100 || !strings.Contains(out.String(), "--unsafe-no-fsync\n") || !strings.Contains(out.String(), `(default "default")`) {
 		t.Errorf("%d flags; help:\n%s", n, out.String())
+	}
+}
+
+// TestDefaultOnlyFlags: etcd's options for features Cairn lacks are
+// accepted at etcd's default, from the command line, the environment or
+// the config file, and stop the member at any other value, as etcd stops
+// on an invalid configuration: exit status 1, "failed to verify flags".
+func TestDefaultOnlyFlags(t *testing.T) {
+	for _, f := range defaultOnlyFlags {
+		def := fmt.Sprint(f.value)
+		other := map[bool]string{true: "x", false: "1"}[def == "" || def == "simple" || def == "etcd" || def == "localhost:4317"]
+		if def == "false" {
+			other = "true"
+		}
+		fileValue := func(v string) string {
+			if _, ok := f.value.(string); ok {
+				return fmt.Sprintf("%q", v)
+			}
+			return v
+		}
+		for _, c := range []struct {
+			how  string
+			args []string
+			env  map[string]string
+		}{
+			{"flag", []string{"--" + f.name + "=" + def}, nil},
+			{"environment", nil, map[string]string{envName(f.name): def}},
+			{"file", []string{"--config-file", writeFile(t, f.name+": "+fileValue(def)+"\n")}, nil},
+		} {
+			if _, err := parse(c.args, io.Discard, envOf(c.env)); err != nil {
+				t.Errorf("%s %s at etcd's default %q: %v", c.how, f.name, def, err)
+			}
+		}
+		for _, c := range []struct {
+			how  string
+			args []string
+			env  map[string]string
+		}{
+			{"flag", []string{"--" + f.name + "=" + other}, nil},
+			{"environment", nil, map[string]string{envName(f.name): other}},
+			{"file", []string{"--config-file", writeFile(t, f.name+": "+fileValue(other)+"\n")}, nil},
+		} {
+			var out strings.Builder
+			code := run(context.Background(), c.args, io.Discard, &out, envOf(c.env))
+			if want := "--" + f.name + "=" + other + ": etcd's option is not supported by cairn"; code != 1 || !strings.Contains(failedToVerify(t, out.String()), want) {
+				t.Errorf("%s %s=%s: exit %d, log %s; want 1 and %q", c.how, f.name, other, code, out.String(), want)
+			}
+		}
 	}
 }

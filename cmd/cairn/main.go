@@ -197,10 +197,12 @@ func parse(args []string, stderr io.Writer, getenv func(string) (string, bool)) 
 	if o.configFile != "" {
 		return loadConfigFile(o.configFile)
 	}
-	envErr := o.readEnv(fs, getenv)
+	if err := o.readEnv(fs, getenv); err != nil {
+		return o, err
+	}
 	o.noteGatedFlags(fs)
 	o.noteNoEffect(fs)
-	return o, envErr
+	return o, checkDefaultOnly(fs)
 }
 
 // readEnv sets every flag of fs that the command line did not set from its
@@ -317,7 +319,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.As(err, &fileErr), errors.As(err, &envErr):
+	case errors.As(err, &fileErr), errors.As(err, &envErr), errors.As(err, new(*unsupportedError)):
 		return failedFlags(args, err, stdout, stderr)
 	case err != nil:
 		return 2

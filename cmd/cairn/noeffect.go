@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"time"
 )
 
@@ -26,20 +27,73 @@ var noEffectFlags = []struct {
 	{"raft-write-timeout", 5 * time.Second, "etcd's rafthttp timeouts; Cairn's peer transport detects dead connections by its own pings"},
 }
 
+// defaultOnlyFlags are etcd's options for features Cairn does not have.
+// Each is accepted, as flag, ETCD_* variable or config-file key, at etcd's
+// default, which asks for none of the feature, so that a deployment that
+// spells out the defaults still starts; any other value stops the member
+// (checkDefaultOnly), since it asks for what Cairn cannot do.
+var defaultOnlyFlags = []struct {
+	name  string
+	value any // etcd's default, of the flag's type
+	what  string
+}{
+	{"auth-token", "simple", "authentication (the Auth service)"},
+	{"bcrypt-cost", uint(10), "authentication (the Auth service)"},
+	{"auth-token-ttl", uint(300), "authentication (the Auth service)"},
+	{"enable-distributed-tracing", false, "OpenTelemetry tracing"},
+	{"distributed-tracing-address", "localhost:4317", "OpenTelemetry tracing"},
+	{"distributed-tracing-service-name", "etcd", "OpenTelemetry tracing"},
+	{"distributed-tracing-instance-id", "", "OpenTelemetry tracing"},
+	{"distributed-tracing-sampling-rate", 0, "OpenTelemetry tracing"},
+	{"discovery-srv", "", "DNS discovery (use --initial-cluster)"},
+	{"discovery-srv-name", "", "DNS discovery (use --initial-cluster)"},
+	{"discovery-token", "", "v3 discovery (use --initial-cluster)"},
+	{"discovery-endpoints", "", "v3 discovery (use --initial-cluster)"},
+	{"memory-mlock", false, "memory locking: its storage is not memory-mapped"},
+}
+
 func addNoEffectFlags(fs *flag.FlagSet) {
 	for _, f := range noEffectFlags {
-		usage := "Accepted for etcd compatibility; no effect: " + f.why + "."
-		switch v := f.value.(type) {
-		case time.Duration:
-			fs.Duration(f.name, v, usage)
-		case int:
-			fs.Int(f.name, v, usage)
-		case uint:
-			fs.Uint(f.name, v, usage)
-		case string:
-			fs.String(f.name, v, usage)
-		}
+		addTyped(fs, f.name, f.value, "Accepted for etcd compatibility; no effect: "+f.why+".")
 	}
+	for _, f := range defaultOnlyFlags {
+		addTyped(fs, f.name, f.value, "Accepted at etcd's default only: Cairn has no "+f.what+".")
+	}
+}
+
+// addTyped defines flag name with default value, of value's type.
+func addTyped(fs *flag.FlagSet, name string, value any, usage string) {
+	switch v := value.(type) {
+	case time.Duration:
+		fs.Duration(name, v, usage)
+	case int:
+		fs.Int(name, v, usage)
+	case uint:
+		fs.Uint(name, v, usage)
+	case string:
+		fs.String(name, v, usage)
+	case bool:
+		fs.Bool(name, v, usage)
+	}
+}
+
+// unsupportedError is an option of defaultOnlyFlags given another value
+// than etcd's default. run reports it as etcd reports an invalid
+// configuration ("failed to verify flags", exit status 1).
+type unsupportedError struct{ error }
+
+// checkDefaultOnly refuses the options of defaultOnlyFlags set to anything
+// but etcd's default, whatever the source: fs must hold every value given.
+func checkDefaultOnly(fs *flag.FlagSet) error {
+	var err error
+	fs.Visit(func(fl *flag.Flag) {
+		for _, f := range defaultOnlyFlags {
+			if f.name == fl.Name && fl.Value.String() != fl.DefValue && err == nil {
+				err = &unsupportedError{fmt.Errorf("--%s=%s: etcd's option is not supported by cairn, which has no %s (remove it, or give etcd's default %q)", fl.Name, fl.Value, f.what, fl.DefValue)}
+			}
+		}
+	})
+	return err
 }
 
 // noteNoEffect records in o.noEffect which of those flags were given,

@@ -70,6 +70,7 @@ warning-apply-duration: 250ms
 pre-vote: false
 initial-election-tick-advance: false
 unsafe-no-fsync: true
+v2-deprecation: gone
 enable-grpc-gateway: false
 max-concurrent-streams: 1000
 warning-unary-request-duration: 1s
@@ -139,6 +140,7 @@ var fileArgs = []string{
 	"--pre-vote=false",
 	"--initial-election-tick-advance=false",
 	"--unsafe-no-fsync",
+	"--v2-deprecation=gone",
 	"--enable-grpc-gateway=false",
 	"--max-concurrent-streams=1000",
 	"--warning-unary-request-duration", "1s",

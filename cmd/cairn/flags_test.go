@@ -303,3 +303,28 @@ func TestDefaultOnlyFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestDeprecatedFlags: --max-snapshots and --v2-deprecation are accepted
+// with etcd's warnings, from any source; --v2-deprecation takes etcd's four
+// stages only and, as in etcd v3.7, changes nothing.
+func TestDeprecatedFlags(t *testing.T) {
+	want := []string{deprecatedFlags["max-snapshots"], deprecatedFlags["v2-deprecation"]}
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+	}{
+		{[]string{"--max-snapshots", "3", "--v2-deprecation", "gone"}, nil},
+		{nil, map[string]string{"ETCD_MAX_SNAPSHOTS": "3", "ETCD_V2_DEPRECATION": "not-yet"}},
+		{[]string{"--config-file", writeFile(t, "max-snapshots: 3\nv2-deprecation: write-only-drop-data\n")}, nil},
+	} {
+		o, err := parse(c.args, io.Discard, envOf(c.env))
+		if err != nil || !reflect.DeepEqual(o.deprecated, want) {
+			t.Errorf("%v %v: %v, warnings %q", c.args, c.env, err, o.deprecated)
+		}
+	}
+	var stderr strings.Builder
+	if _, err := parse([]string{"--v2-deprecation=bogus"}, &stderr, noEnv); err == nil ||
+		!strings.Contains(stderr.String(), `invalid value "bogus" for flag -v2-deprecation: invalid value "bogus"`) {
+		t.Errorf("bogus stage: %v, %q", err, stderr.String())
+	}
+}

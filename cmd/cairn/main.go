@@ -91,6 +91,8 @@ type options struct {
 	// ETCD_* variables no flag reads, as name=value (readEnv).
 	envUsed, envIgnored [][2]string
 	envUnknown          []string
+	// deprecated are etcd's warnings for the deprecated flags given.
+	deprecated []string
 }
 
 func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
@@ -202,6 +204,7 @@ func parse(args []string, stderr io.Writer, getenv func(string) (string, bool)) 
 	}
 	o.noteGatedFlags(fs)
 	o.noteNoEffect(fs)
+	o.noteDeprecated(fs)
 	return o, checkDefaultOnly(fs)
 }
 
@@ -346,6 +349,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 	for _, kv := range o.envUnknown {
 		lg.Warn("unrecognized environment variable", zap.String("environment-variable", kv))
+	}
+	for _, msg := range o.deprecated {
+		lg.Warn(msg)
 	}
 	if o.configFile != "" {
 		lg.Info("loaded server configuration, other configuration command line flags and environment variables will be ignored if provided",

@@ -27,6 +27,39 @@ var noEffectFlags = []struct {
 	{"raft-write-timeout", 5 * time.Second, "etcd's rafthttp timeouts; Cairn's peer transport detects dead connections by its own pings"},
 }
 
+// deprecatedFlags are etcd's options that etcd warns about when given, with
+// etcd's warnings, logged by run before the command line.
+var deprecatedFlags = map[string]string{
+	"max-snapshots":  "--max-snapshots is deprecated in 3.6 and will be decommissioned in 3.8.",
+	"v2-deprecation": "--v2-deprecation is deprecated and scheduled for removal in v3.8. The default value is enforced, ignoring user input.",
+}
+
+// noteDeprecated records the warnings of the deprecated flags given,
+// whatever the source: fs must hold every value given.
+func (o *options) noteDeprecated(fs *flag.FlagSet) {
+	fs.Visit(func(fl *flag.Flag) {
+		if msg, ok := deprecatedFlags[fl.Name]; ok {
+			o.deprecated = append(o.deprecated, msg)
+		}
+	})
+}
+
+// v2Deprecation is etcd's --v2-deprecation: one of its four stages is
+// accepted and, as in etcd v3.7, ignored (etcd enforces its default).
+type v2Deprecation string
+
+func (v *v2Deprecation) String() string { return string(*v) }
+func (v *v2Deprecation) Get() any       { return string(*v) }
+
+func (v *v2Deprecation) Set(s string) error {
+	switch s {
+	case "not-yet", "write-only", "write-only-drop-data", "gone":
+		*v = v2Deprecation(s)
+		return nil
+	}
+	return fmt.Errorf("invalid value %q", s)
+}
+
 // defaultOnlyFlags are etcd's options for features Cairn does not have.
 // Each is accepted, as flag, ETCD_* variable or config-file key, at etcd's
 // default, which asks for none of the feature, so that a deployment that
@@ -59,6 +92,8 @@ func addNoEffectFlags(fs *flag.FlagSet) {
 	for _, f := range defaultOnlyFlags {
 		addTyped(fs, f.name, f.value, "Accepted at etcd's default only: Cairn has no "+f.what+".")
 	}
+	v2 := v2Deprecation("write-only")
+	fs.Var(&v2, "v2-deprecation", "v2store deprecation stage: not-yet, write-only, write-only-drop-data or gone. Deprecated; accepted and ignored, as etcd v3.7 ignores it.")
 }
 
 // addTyped defines flag name with default value, of value's type.

@@ -259,7 +259,7 @@ func yamlInt(v any) (string, bool) {
 // etcdOnlyKeys are etcd v3.7 config-file keys with no Cairn flag. They
 // are refused with a clear message unless empty (see setFromYAML).
 var etcdOnlyKeys = keySet(`
-	discovery-config cors host-whitelist
+	discovery-config
 `)
 
 // ignoredKeys are keys of older etcd versions' config files (the v2 proxy,

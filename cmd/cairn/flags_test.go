@@ -263,7 +263,7 @@ func TestHelpListsFlagsAsEtcd(t *testing.T) {
 func TestDefaultOnlyFlags(t *testing.T) {
 	for _, f := range defaultOnlyFlags {
 		def := fmt.Sprint(f.value)
-		other := map[bool]string{true: "x", false: "1"}[def == "" || def == "simple" || def == "etcd" || def == "localhost:4317"]
+		other := map[bool]string{true: "x", false: "1"}[def == "" || def == "simple" || def == "etcd" || def == "localhost:4317" || def == "*"]
 		if def == "false" {
 			other = "true"
 		}

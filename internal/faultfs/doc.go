@@ -1,7 +1,8 @@
 // Package faultfs holds a storage operation in progress, so that a test can
 // act while it is under way: a flush that stays in the middle of writing its
 // table, a snapshot install that has begun, a read interrupted by Close, a
-// WAL fsync on a slow disk.
+// WAL fsync on a slow disk. FailSyncs, another errorfs injector, fails and
+// counts every sync, to show that nothing above it syncs.
 //
 // # Mental model
 //

@@ -1,8 +1,10 @@
 package faultfs
 
 import (
+	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -107,3 +109,23 @@ func (h *Hold) MaybeError(op errorfs.Op) error {
 
 // String implements errorfs.Injector.
 func (h *Hold) String() string { return fmt.Sprintf("(Hold %d)", h.kind) }
+
+// FailSyncs is an errorfs.Injector that fails every sync of a file or
+// directory and counts them: wrap a filesystem with errorfs.Wrap(fs, f) to
+// show that nothing above it syncs (fsutil.NoSync, --unsafe-no-fsync).
+type FailSyncs struct{ n atomic.Int64 }
+
+// Syncs returns how many syncs reached the filesystem (and failed).
+func (f *FailSyncs) Syncs() int64 { return f.n.Load() }
+
+func (f *FailSyncs) String() string { return "(FailSyncs)" }
+
+// MaybeError implements errorfs.Injector.
+func (f *FailSyncs) MaybeError(op errorfs.Op) error {
+	switch op.Kind {
+	case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
+		f.n.Add(1)
+		return errors.New("faultfs: a sync reached the filesystem")
+	}
+	return nil
+}

@@ -1,34 +1,20 @@
 package fsutil
 
 import (
-	"errors"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+
+	"github.com/cairn-kv/cairn/internal/faultfs"
 )
-
-// failSyncs fails every sync of a file or directory and counts them.
-type failSyncs struct{ n atomic.Int64 }
-
-func (f *failSyncs) String() string { return "fail syncs" }
-
-func (f *failSyncs) MaybeError(op errorfs.Op) error {
-	switch op.Kind {
-	case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
-		f.n.Add(1)
-		return errors.New("sync reached the disk")
-	}
-	return nil
-}
 
 // TestNoSync: no sync through NoSync reaches the filesystem below, on
 // files made in any of the ways an FS makes them and on directories;
 // writes do, and read back.
 func TestNoSync(t *testing.T) {
-	inj := &failSyncs{}
+	inj := &faultfs.FailSyncs{}
 	under := errorfs.Wrap(vfs.Default, inj)
 	// The seam works: a sync on the bare FS fails.
 	dir := t.TempDir()
@@ -63,7 +49,7 @@ func TestNoSync(t *testing.T) {
 		}
 		f.Close()
 	}
-	if n := inj.n.Load(); n != 1 {
+	if n := inj.Syncs(); n != 1 {
 		t.Errorf("%d syncs reached the filesystem, want only the bare one", n)
 	}
 	got, err := vfs.Default.Open(b)

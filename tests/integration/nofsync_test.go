@@ -1,9 +1,7 @@
 package integration
 
 import (
-	"errors"
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,24 +9,11 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/cairn-kv/cairn/internal/faultfs"
 	"github.com/cairn-kv/cairn/internal/fsutil"
 	"github.com/cairn-kv/cairn/server"
 	"github.com/cairn-kv/cairn/tests/framework"
 )
-
-// syncsFail fails every sync of a file or directory and counts them.
-type syncsFail struct{ n atomic.Int64 }
-
-func (s *syncsFail) String() string { return "syncs fail" }
-
-func (s *syncsFail) MaybeError(op errorfs.Op) error {
-	switch op.Kind {
-	case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
-		s.n.Add(1)
-		return errors.New("fsync reached the disk")
-	}
-	return nil
-}
 
 // TestUnsafeNoFsync: etcd's --unsafe-no-fsync, which cmd/cairn gives as
 // fsutil.NoSync over the filesystem. A member on a filesystem where every
@@ -36,7 +21,7 @@ func (s *syncsFail) MaybeError(op errorfs.Op) error {
 // segments, and after a clean restart (no machine crash) has every one of
 // them; no sync of the WAL, the engine or a directory reached the disk.
 func TestUnsafeNoFsync(t *testing.T) {
-	inj := &syncsFail{}
+	inj := &faultfs.FailSyncs{}
 	m := framework.StartMember(t, func(c *server.Config) {
 		c.FS = fsutil.NoSync(errorfs.Wrap(vfs.Default, inj))
 		c.SnapshotCount, c.WALSegmentSize = 50, 64<<10
@@ -54,7 +39,7 @@ func TestUnsafeNoFsync(t *testing.T) {
 	if err != nil || resp.Count != n {
 		t.Fatalf("after the restart: %v keys, %v; want %d", resp, err, n)
 	}
-	if got := inj.n.Load(); got != 0 {
+	if got := inj.Syncs(); got != 0 {
 		t.Errorf("%d syncs reached the filesystem", got)
 	}
 }

@@ -267,34 +267,30 @@ func TestDefaultOnlyFlags(t *testing.T) {
 		if def == "false" {
 			other = "true"
 		}
-		fileValue := func(v string) string {
-			if _, ok := f.value.(string); ok {
-				return fmt.Sprintf("%q", v)
-			}
-			return v
-		}
-		for _, c := range []struct {
+		// sources gives option f the value v on the command line, in the
+		// environment and in a config file.
+		type source struct {
 			how  string
 			args []string
 			env  map[string]string
-		}{
-			{"flag", []string{"--" + f.name + "=" + def}, nil},
-			{"environment", nil, map[string]string{envName(f.name): def}},
-			{"file", []string{"--config-file", writeFile(t, f.name+": "+fileValue(def)+"\n")}, nil},
-		} {
+		}
+		sources := func(v string) []source {
+			file := v
+			if _, ok := f.value.(string); ok {
+				file = fmt.Sprintf("%q", v)
+			}
+			return []source{
+				{"flag", []string{"--" + f.name + "=" + v}, nil},
+				{"environment", nil, map[string]string{envName(f.name): v}},
+				{"file", []string{"--config-file", writeFile(t, f.name+": "+file+"\n")}, nil},
+			}
+		}
+		for _, c := range sources(def) {
 			if _, err := parse(c.args, io.Discard, envOf(c.env)); err != nil {
 				t.Errorf("%s %s at etcd's default %q: %v", c.how, f.name, def, err)
 			}
 		}
-		for _, c := range []struct {
-			how  string
-			args []string
-			env  map[string]string
-		}{
-			{"flag", []string{"--" + f.name + "=" + other}, nil},
-			{"environment", nil, map[string]string{envName(f.name): other}},
-			{"file", []string{"--config-file", writeFile(t, f.name+": "+fileValue(other)+"\n")}, nil},
-		} {
+		for _, c := range sources(other) {
 			var out strings.Builder
 			code := run(context.Background(), c.args, io.Discard, &out, envOf(c.env))
 			if want := "--" + f.name + "=" + other + ": etcd's option is not supported by cairn"; code != 1 || !strings.Contains(failedToVerify(t, out.String()), want) {

@@ -176,7 +176,8 @@ func newLogger(o *options, stdout, stderr io.Writer) (lg *zap.Logger, close func
 			close()
 			return nil, nil, fmt.Errorf("--log-outputs %s is not supported by cairn", out)
 		default:
-			if rotate != nil {
+			// Never rotate /dev/null: lumberjack would rename it away.
+			if rotate != nil && out != "/dev/null" {
 				rotate.Filename = out
 				files = append(files, rotate)
 				sinks = append(sinks, zapcore.AddSync(rotate))

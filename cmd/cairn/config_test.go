@@ -71,6 +71,8 @@ pre-vote: false
 initial-election-tick-advance: false
 unsafe-no-fsync: true
 v2-deprecation: gone
+cors: 'http://a.example:80,https://b.example:443'
+host-whitelist: 'localhost,example.net'
 enable-grpc-gateway: false
 max-concurrent-streams: 1000
 warning-unary-request-duration: 1s
@@ -141,6 +143,8 @@ var fileArgs = []string{
 	"--initial-election-tick-advance=false",
 	"--unsafe-no-fsync",
 	"--v2-deprecation=gone",
+	"--cors", "http://a.example:80,https://b.example:443",
+	"--host-whitelist", "localhost,example.net",
 	"--enable-grpc-gateway=false",
 	"--max-concurrent-streams=1000",
 	"--warning-unary-request-duration", "1s",
@@ -285,7 +289,7 @@ func TestConfigFileErrors(t *testing.T) {
 		{"nmae: x\n", `unknown key "nmae"`},
 		{"config-file: /etc/other.yml\n", `unknown key "config-file"`},
 		{"memory-mlock: true\n", `--memory-mlock=true: etcd's option is not supported by cairn`},
-		{"cors: 'https://example.com'\n", `--cors=https://example.com: etcd's option is not supported by cairn`},
+		{"cors: 'https://example.com'\n", `key "cors": invalid value "https://example.com": URL address does not have the form "host:port": https://example.com`},
 		{"discovery-config:\n  discovery-token: t\n", `key "discovery-config": etcd's option is not supported by cairn`},
 		{"cert-file: /etc/cert.pem\n", `unknown key "cert-file"`},
 		{"client-transport-security:\n  cert-fil: /etc/cert.pem\n", `unknown key "cert-fil" in "client-transport-security"`},

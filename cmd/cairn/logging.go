@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -90,6 +92,36 @@ func (l *stringList) Set(s string) error {
 	}
 	slices.Sort(vs)
 	*l = slices.Compact(vs)
+	return nil
+}
+
+// originList is etcd's --cors: like stringList, but each origin must be
+// "*" or a URL as etcd takes one (http, https, unix or unixs; host:port;
+// no path), with etcd's errors.
+type originList struct{ *stringList }
+
+func (l *originList) Set(s string) error {
+	if err := l.stringList.Set(s); err != nil {
+		return err
+	}
+	for _, v := range *l.stringList {
+		if v == "*" {
+			continue
+		}
+		u, err := url.Parse(v)
+		switch {
+		case err != nil:
+			return err
+		case u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "unix" && u.Scheme != "unixs":
+			return fmt.Errorf("URL scheme must be http, https, unix, or unixs: %s", v)
+		}
+		if _, _, err := net.SplitHostPort(u.Host); err != nil {
+			return fmt.Errorf(`URL address does not have the form "host:port": %s`, v)
+		}
+		if u.Path != "" {
+			return fmt.Errorf("URL must not contain a path: %s", v)
+		}
+	}
 	return nil
 }
 

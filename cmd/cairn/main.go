@@ -64,6 +64,7 @@ type options struct {
 	grpcKeepaliveTimeout                            time.Duration
 	logger, logLevel, logFormat                     string
 	logOutputs                                      []string
+	cors, hostWhitelist                             []string
 	enableLogRotation                               bool
 	logRotationConfigJSON                           string
 	autoCompactionMode, autoCompactionRetention     string
@@ -160,6 +161,8 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.logLevel, "log-level", "info", "Configures log level. Only supports debug, info, warn, error, panic, or fatal.")
 	fs.StringVar(&o.logFormat, "log-format", "json", "Configures log format. Only supports json, console.")
 	fs.Var(newStringList(&o.logOutputs, logOutputDefault), "log-outputs", "Specify 'stdout' or 'stderr', or a comma-separated list of output targets (file paths; 'default' is stderr).")
+	fs.Var(&originList{newStringList(&o.cors, "*").(*stringList)}, "cors", "Comma-separated white list of origins for CORS, or cross-origin resource sharing, (empty or * means allow all).")
+	fs.Var(newStringList(&o.hostWhitelist, "*"), "host-whitelist", "Comma-separated acceptable hostnames from HTTP client requests, if server is not secure (empty means allow all).")
 	fs.BoolVar(&o.enableLogRotation, "enable-log-rotation", false, "Enable log rotation of a single log-outputs file target.")
 	fs.StringVar(&o.logRotationConfigJSON, "log-rotation-config-json", defaultLogRotation, "Configures log rotation if enabled with a JSON logger config: maxsize (MB), maxage (days, 0: no limit), maxbackups (0: no limit), localtime, compress (gzip).")
 	fs.StringVar(&o.autoCompactionMode, "auto-compaction-mode", compactor.ModePeriodic, "Interpret 'auto-compaction-retention' one of: periodic|revision. 'periodic' for duration based retention, defaulting to hours if no time unit is provided (e.g. '5m'). 'revision' for revision number based retention.")

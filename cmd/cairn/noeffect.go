@@ -83,8 +83,6 @@ var defaultOnlyFlags = []struct {
 	{"discovery-token", "", "v3 discovery (use --initial-cluster)"},
 	{"discovery-endpoints", "", "v3 discovery (use --initial-cluster)"},
 	{"memory-mlock", false, "memory locking: its storage is not memory-mapped"},
-	{"cors", "*", "CORS origin list: it answers every origin, as etcd's default does"},
-	{"host-whitelist", "*", "Host header check: it accepts every host, as etcd's default does"},
 }
 
 func addNoEffectFlags(fs *flag.FlagSet) {

@@ -75,7 +75,7 @@ func serve(ctx context.Context, lg *zap.Logger, srv *server.Server, o *options, 
 		return 1
 	}
 	defer self.Close()
-	apiOpts := httpapi.Options{EnablePprof: pprofOn, Logger: lg}
+	apiOpts := httpapi.Options{EnablePprof: pprofOn, Logger: lg, CORS: o.cors, HostWhitelist: o.hostWhitelist}
 	if o.enableGRPCGateway {
 		apiOpts.Gateway = self
 	}
@@ -178,6 +178,7 @@ func serve(ctx context.Context, lg *zap.Logger, srv *server.Server, o *options, 
 func newHTTPServer(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,
+		ConnContext:       httpapi.ConnContext, // TLS or not, for --host-whitelist
 		ReadHeaderTimeout: 5 * time.Minute,
 		ErrorLog:          log.New(io.Discard, "", 0), // clients' protocol errors are not ours to log
 	}

@@ -301,6 +301,14 @@ func (c *conn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
+// TLS reports whether the connection is TLS (handshaken by the Mux), for
+// net/http, which sets Request.TLS only for a *tls.Conn itself
+// (httpapi.ConnContext asks this).
+func (c *conn) TLS() bool {
+	_, ok := c.Conn.(*tls.Conn)
+	return ok
+}
+
 // CloseWrite half-closes a TCP connection; net/http uses it to finish
 // answering a bad request cleanly.
 func (c *conn) CloseWrite() error {

@@ -2,8 +2,12 @@ package httpapi
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/pprof"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -55,6 +59,16 @@ type Options struct {
 	// and WebSocket, as etcd does with its default --enable-grpc-gateway. The caller closes it. Default
 	// nil: no gateway.
 	Gateway grpc.ClientConnInterface
+	// CORS are the origins whose requests get CORS headers naming them
+	// (etcd's --cors). Empty, or "*" among them: every request gets them,
+	// with "*", etcd's default.
+	CORS []string
+	// HostWhitelist are the host names a request over plain HTTP may give
+	// in its Host header (etcd's --host-whitelist); others are refused
+	// with 421 Misdirected Request, as etcd refuses them against DNS
+	// rebinding. Empty, or "*" among them: any host, etcd's default.
+	// Requests over TLS are not checked (see ConnContext).
+	HostWhitelist []string
 }
 
 // API is one member's HTTP endpoints and metrics registry.
@@ -122,7 +136,7 @@ func New(m Member, o Options) *API {
 	if o.Gateway != nil {
 		handleGateway(mux, o.Gateway, a.lg)
 	}
-	a.client = withCORS(mux)
+	a.client = withAccess(mux, o, a.lg)
 	return a
 }
 
@@ -145,20 +159,93 @@ func (a *API) handleHealth(mux *http.ServeMux) {
 	}
 }
 
-// withCORS adds the headers etcd adds to every client-port answer with its
-// default --cors "*", and answers preflight requests.
-func withCORS(h http.Handler) http.Handler {
+// withAccess is etcd's access control of its client-port HTTP side: the
+// Host check of plain-HTTP requests (--host-whitelist), then the CORS
+// headers (--cors); preflight requests are answered at once.
+func withAccess(h http.Handler, o Options, lg *zap.Logger) http.Handler {
+	origins, hosts := setOf(o.CORS), setOf(o.HostWhitelist)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hd := w.Header()
-		hd.Add("Access-Control-Allow-Methods", "POST, GET, OPTIONS, PUT, DELETE")
-		hd.Add("Access-Control-Allow-Origin", "*")
-		hd.Add("Access-Control-Allow-Headers", "accept, content-type, authorization")
+		if hosts != nil && !overTLS(r.Context()) {
+			host, _, err := net.SplitHostPort(r.Host)
+			if err != nil {
+				host = r.Host
+			}
+			if !hosts[host] {
+				lg.Warn("rejecting HTTP request to prevent DNS rebinding attacks", zap.String("host", host))
+				http.Error(w, rebindingRefusal(host), http.StatusMisdirectedRequest)
+				return
+			}
+		}
+		allow := "*"
+		if origins != nil {
+			allow = r.Header.Get("Origin")
+			if !origins[allow] {
+				allow = ""
+			}
+		}
+		if allow != "" {
+			hd := w.Header()
+			hd.Add("Access-Control-Allow-Methods", "POST, GET, OPTIONS, PUT, DELETE")
+			hd.Add("Access-Control-Allow-Origin", allow)
+			hd.Add("Access-Control-Allow-Headers", "accept, content-type, authorization")
+		}
 		if r.Method == http.MethodOptions {
 			w.WriteHeader(http.StatusOK)
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// setOf returns vs as a set, or nil (everything allowed) when vs is empty
+// or holds "*".
+func setOf(vs []string) map[string]bool {
+	if len(vs) == 0 || slices.Contains(vs, "*") {
+		return nil
+	}
+	set := map[string]bool{}
+	for _, v := range vs {
+		set[v] = true
+	}
+	return set
+}
+
+// rebindingRefusal is the body of etcd's answer to a Host it does not
+// accept, which tells the user what to do.
+func rebindingRefusal(host string) string {
+	return fmt.Sprintf(`
+etcd received your request, but the Host header was unrecognized.
+
+To fix this, choose one of the following options:
+- Enable TLS, then any HTTPS request will be allowed.
+- Add the hostname you want to use to the whitelist in settings.
+  - e.g. etcd --host-whitelist %q
+
+This requirement has been added to help prevent "DNS Rebinding" attacks (CVE-2018-5702).
+`, host)
+}
+
+// secureKey marks the context of a request that came over TLS.
+type secureKey struct{}
+
+// ConnContext is an http.Server's ConnContext that records whether the
+// connection is TLS: a *tls.Conn, or a connection that says so (connmux's,
+// which hands on TLS connections wrapped). net/http sets Request.TLS for
+// the first kind only.
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	secure := false
+	switch c := c.(type) {
+	case *tls.Conn:
+		secure = true
+	case interface{ TLS() bool }:
+		secure = c.TLS()
+	}
+	return context.WithValue(ctx, secureKey{}, secure)
+}
+
+func overTLS(ctx context.Context) bool {
+	secure, _ := ctx.Value(secureKey{}).(bool)
+	return secure
 }
 
 // handlePprof mounts the profiles etcd mounts with --enable-pprof.

@@ -20,8 +20,12 @@
 //     cmd/cairn serves it and gRPC on the same port (see internal/connmux):
 //     /health, /livez, /readyz and their per-check paths, /version,
 //     /metrics, /debug/vars, /debug/pprof/ when Options.EnablePprof is
-//     set, and /v3/ when Options.Gateway is. Every answer carries etcd's permissive CORS headers (etcd's
-//     default --cors "*") and OPTIONS answers 200 with an empty body.
+//     set, and /v3/ when Options.Gateway is. Access control is etcd's
+//     (withAccess): a plain-HTTP request whose Host is not in
+//     Options.HostWhitelist is refused with 421; answers carry CORS
+//     headers for the origins of Options.CORS ("*" by default, as etcd's
+//     --cors); OPTIONS answers 200 with an empty body. Whether a request
+//     came over TLS is what ConnContext, set as the http.Server's, records.
 //   - MetricsHandler, for --listen-metrics-urls: /metrics, /health, /livez,
 //     /readyz and the per-check paths only (etcd serves neither /version
 //     nor the debug endpoints there), without CORS headers.

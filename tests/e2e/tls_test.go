@@ -360,3 +360,77 @@ func TestPeerAutoTLSCluster(t *testing.T) {
 		t.Fatalf("get k2 on the restarted member: %d %q %s", code, out, errOut)
 	}
 }
+
+// TestAccessDifferentialEtcd: --cors and --host-whitelist as etcd has
+// them. etcd and Cairn, started with the same origin list and host list,
+// answer the same HTTP requests alike: a plain-HTTP request naming another
+// host is refused with 421 and etcd's explanation; CORS headers name an
+// allowed origin only; preflight requests are answered. Over TLS the Host
+// is not checked, on either server.
+func TestAccessDifferentialEtcd(t *testing.T) {
+	ca := certtest.NewCA(t)
+	server := ca.Issue(t, "server", "127.0.0.1")
+	start := func(name, bin, scheme string, extra ...string) *proc {
+		client, peer := fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		dir := filepath.Join(t.TempDir(), "data")
+		p := &proc{t: t, bin: bin, Endpoint: scheme + "://" + client, DataDir: dir, args: append([]string{
+			"--name", name, "--data-dir", dir,
+			"--listen-client-urls", scheme + "://" + client, "--advertise-client-urls", scheme + "://" + client,
+			"--listen-peer-urls", "http://" + peer, "--initial-advertise-peer-urls", "http://" + peer,
+			"--initial-cluster", name + "=http://" + peer,
+			"--cors", "http://a.example:8080", "--host-whitelist", "localhost,example.net",
+		}, extra...)}
+		p.start()
+		t.Cleanup(p.Kill)
+		return p
+	}
+	type req struct{ method, path, host, origin string }
+	answer := func(c *http.Client, p *proc, r req) string {
+		hr, err := http.NewRequest(r.method, p.Endpoint+r.path, strings.NewReader(`{"key":"Zm9v"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.host != "" {
+			hr.Host = r.host
+		}
+		if r.origin != "" {
+			hr.Header.Set("Origin", r.origin)
+		}
+		resp, err := c.Do(hr)
+		if err != nil {
+			return "error " + err.Error()
+		}
+		origin, methods := resp.Header.Get("Access-Control-Allow-Origin"), resp.Header.Get("Access-Control-Allow-Methods")
+		code, body := framework.ResponseBody(t, resp, nil)
+		if code == http.StatusOK {
+			body = "" // the gateway's answers carry each server's own IDs
+		}
+		return fmt.Sprintf("%d allow-origin=%q methods=%q %s", code, origin, methods, body)
+	}
+	reqs := []req{
+		{"GET", "/health", "", ""},                                        // Host 127.0.0.1:port, not listed
+		{"GET", "/health", "localhost:2379", "http://a.example:8080"},     // allowed host and origin
+		{"GET", "/health", "example.net", "http://b.example:8080"},        // allowed host, other origin
+		{"OPTIONS", "/v3/kv/range", "localhost", "http://a.example:8080"}, // preflight
+		{"POST", "/v3/kv/range", "localhost:1", ""},                       // the gateway
+		{"POST", "/v3/kv/range", "evil.example:2379", ""},                 // DNS rebinding
+	}
+	for _, scheme := range []string{"http", "https"} {
+		var extra []string
+		c := http.DefaultClient
+		if scheme == "https" {
+			extra = []string{"--cert-file", server.Cert, "--key-file", server.Key}
+			c = httpsClient(t, ca.File, nil)
+		}
+		etcd, cairn := start("etcd", etcdBin, scheme, extra...), start("cairn", cairnBin, scheme, extra...)
+		for _, r := range reqs {
+			want, got := answer(c, etcd, r), answer(c, cairn, r)
+			if got != want {
+				t.Errorf("%s %+v:\netcd:  %s\ncairn: %s", scheme, r, want, got)
+			}
+			if scheme == "http" && r.host == "" && !strings.HasPrefix(want, "421 ") || scheme == "https" && !strings.HasPrefix(want, "200 ") {
+				t.Errorf("%s %+v: etcd answered %s", scheme, r, want)
+			}
+		}
+	}
+}

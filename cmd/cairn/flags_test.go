@@ -263,9 +263,9 @@ func TestHelpListsFlagsAsEtcd(t *testing.T) {
 func TestDefaultOnlyFlags(t *testing.T) {
 	for _, f := range defaultOnlyFlags {
 		def := fmt.Sprint(f.value)
-		other := map[bool]string{true: "x", false: "1"}[def == "" || def == "simple" || def == "etcd" || def == "localhost:4317" || def == "*"]
-		if def == "false" {
-			other = "true"
+		other := map[string]string{"string": "x", "bool": "true"}[fmt.Sprintf("%T", f.value)]
+		if other == "" {
+			other = "1" // the numbers, whose defaults are 0 or more than 1
 		}
 		// sources gives option f the value v on the command line, in the
 		// environment and in a config file.
@@ -322,5 +322,25 @@ func TestDeprecatedFlags(t *testing.T) {
 	if _, err := parse([]string{"--v2-deprecation=bogus"}, &stderr, noEnv); err == nil ||
 		!strings.Contains(stderr.String(), `invalid value "bogus" for flag -v2-deprecation: invalid value "bogus"`) {
 		t.Errorf("bogus stage: %v, %q", err, stderr.String())
+	}
+}
+
+// TestCORSOrigins: --cors takes what etcd's URL list takes ("*", http and
+// https URLs with host:port and no path, unix URLs) and refuses the rest
+// with etcd's errors (tests/e2e compares the served headers with etcd).
+func TestCORSOrigins(t *testing.T) {
+	o, err := parse([]string{"--cors", "http://a.example:80, *,unix://sock"}, io.Discard, noEnv)
+	if err != nil || !reflect.DeepEqual(o.cors, []string{"*", "http://a.example:80", "unix://sock"}) {
+		t.Errorf("origins %q, %v", o.cors, err)
+	}
+	for v, want := range map[string]string{
+		"http://a.example": `URL address does not have the form "host:port": http://a.example`,
+		"ftp://a:1":        "URL scheme must be http, https, unix, or unixs: ftp://a:1",
+		"http://a:1/p":     "URL must not contain a path: http://a:1/p",
+	} {
+		var out strings.Builder
+		if _, err := parse([]string{"--cors", v}, &out, noEnv); err == nil || !strings.Contains(out.String(), want) {
+			t.Errorf("--cors %s: %v, %q; want %q", v, err, out.String(), want)
+		}
 	}
 }

@@ -6,13 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/types"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zapgrpc"
@@ -96,8 +95,8 @@ func (l *stringList) Set(s string) error {
 }
 
 // originList is etcd's --cors: like stringList, but each origin must be
-// "*" or a URL as etcd takes one (http, https, unix or unixs; host:port;
-// no path), with etcd's errors.
+// "*" or a URL as etcd takes one (its types.NewURLs: http or https with
+// host:port and no path, or unix and unixs), with etcd's errors.
 type originList struct{ *stringList }
 
 func (l *originList) Set(s string) error {
@@ -108,18 +107,8 @@ func (l *originList) Set(s string) error {
 		if v == "*" {
 			continue
 		}
-		u, err := url.Parse(v)
-		switch {
-		case err != nil:
+		if _, err := types.NewURLs([]string{v}); err != nil {
 			return err
-		case u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "unix" && u.Scheme != "unixs":
-			return fmt.Errorf("URL scheme must be http, https, unix, or unixs: %s", v)
-		}
-		if _, _, err := net.SplitHostPort(u.Host); err != nil {
-			return fmt.Errorf(`URL address does not have the form "host:port": %s`, v)
-		}
-		if u.Path != "" {
-			return fmt.Errorf("URL must not contain a path: %s", v)
 		}
 	}
 	return nil

@@ -87,11 +87,12 @@ type options struct {
 	// ignoredKeys are the config file's keys of older etcd versions that
 	// were given a value (configfile.go).
 	ignoredKeys []string
-	// envUsed are the ETCD_* variables that set flags, envIgnored those
-	// ignored (ETCD_VERSION), as name and value; envUnknown are the
-	// ETCD_* variables no flag reads, as name=value (readEnv).
-	envUsed, envIgnored [][2]string
-	envUnknown          []string
+	// envUsed are the ETCD_* variables that set flags, as name and value;
+	// envVersion is ETCD_VERSION's value, which is ignored; envUnknown are
+	// the ETCD_* variables no flag reads, as name=value (readEnv).
+	envUsed    [][2]string
+	envVersion string
+	envUnknown []string
 	// deprecated are etcd's warnings for the deprecated flags given.
 	deprecated []string
 }
@@ -215,9 +216,10 @@ func parse(args []string, stderr io.Writer, getenv func(string) (string, bool)) 
 // ETCD_* variable, as etcd does: an empty value is no value, a flag given
 // on the command line while its variable is set too is an error (etcd
 // exits; it would be ambiguous which one the operator meant), and an
-// ETCD_* variable that no flag reads is reported (logged by run), unless
-// it names an etcd option Cairn does not implement, which is refused. Only
-// variables that getenv sees count.
+// ETCD_* variable that no flag reads is reported (logged by run). The
+// options of features Cairn lacks are flags (defaultOnlyFlags), so their
+// variables are read, and refused unless at etcd's default, as the flags
+// are. Only variables that getenv sees count.
 func (o *options) readEnv(fs *flag.FlagSet, getenv func(string) (string, bool)) error {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[envName(f.Name)] = true })
@@ -253,11 +255,9 @@ func (o *options) readEnv(fs *flag.FlagSet, getenv func(string) (string, bool)) 
 		flagName := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, "ETCD_"), "_", "-"))
 		switch {
 		case name == envName("version") && v != "":
-			o.envIgnored = append(o.envIgnored, [2]string{name, v})
+			o.envVersion = v
 		case set[name]:
 			return &envError{fmt.Errorf("conflicting environment variable %s is shadowed by the command-line flag --%s (unset the variable or drop the flag)", name, flagName)}
-		case etcdOnlyKeys[flagName] && v != "":
-			return &envError{fmt.Errorf("%s: etcd's option --%s is not supported by cairn (unset the variable, or leave it empty)", name, flagName)}
 		default:
 			o.envUnknown = append(o.envUnknown, name+"="+v)
 		}
@@ -344,8 +344,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		setGRPCLogger(lg, o.logLevel)
 	}
 	// etcd's lines for the environment, before the configuration's.
-	for _, kv := range o.envIgnored {
-		lg.Warn("cannot set special environment variable", zap.String("key", kv[0]), zap.String("value", kv[1]))
+	if o.envVersion != "" {
+		lg.Warn("cannot set special environment variable", zap.String("key", envName("version")), zap.String("value", o.envVersion))
 	}
 	for _, kv := range o.envUsed {
 		lg.Info("recognized and used environment variable", zap.String("variable-name", kv[0]), zap.String("variable-value", kv[1]))

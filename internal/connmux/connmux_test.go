@@ -191,12 +191,7 @@ func TestClassification(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			var a accepted
-			select {
-			case a = <-conns:
-			case <-time.After(testTimeout):
-				t.Fatal("no connection accepted")
-			}
+			a := next(t, conns)
 			got := a.c
 			if a.grpc != tc.grpc {
 				got.Close()
@@ -219,6 +214,18 @@ func TestClassification(t *testing.T) {
 type accepted struct {
 	c    net.Conn
 	grpc bool
+}
+
+// next returns the next connection accepted, failing t after testTimeout.
+func next(t *testing.T, conns <-chan accepted) accepted {
+	t.Helper()
+	select {
+	case a := <-conns:
+		return a
+	case <-time.After(testTimeout):
+		t.Fatal("no connection accepted")
+		return accepted{}
+	}
 }
 
 // acceptAll accepts from both children until the Mux closes.
@@ -541,12 +548,7 @@ func TestTLSClassification(t *testing.T) {
 			if _, err := io.WriteString(c, tc.send); err != nil {
 				t.Fatal(err)
 			}
-			var a accepted
-			select {
-			case a = <-conns:
-			case <-time.After(testTimeout):
-				t.Fatal("no connection accepted")
-			}
+			a := next(t, conns)
 			defer a.c.Close()
 			if a.grpc != tc.grpc {
 				t.Fatalf("went to the gRPC listener: %v, want %v", a.grpc, tc.grpc)

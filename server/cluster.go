@@ -372,7 +372,7 @@ func (s *Server) AddMember(ctx context.Context, peerURLs []string, learner bool)
 			return membership.Member{}, ErrNotEnoughStartedMembers
 		}
 		// The new member counts as a voter that is not connected yet.
-		if voters := s.voters(); len(voters) > 1 && s.connected(voters) < quorum(len(voters)+1) {
+		if voters := s.voters(); len(voters) > 1 && s.connected(voters, s.cfg.HealthInterval) < quorum(len(voters)+1) {
 			return membership.Member{}, ErrUnhealthy
 		}
 	}
@@ -392,7 +392,7 @@ func (s *Server) RemoveMember(ctx context.Context, id uint64) error {
 		// A member that is down is not part of the active quorum; one
 		// that is up must leave a connected quorum behind.
 		if voters := s.voters(); (id == s.id || !s.tr.ActiveSince(id).IsZero()) &&
-			s.connected(voters)-1 < quorum(len(voters)-1) {
+			s.connected(voters, s.cfg.HealthInterval)-1 < quorum(len(voters)-1) {
 			return ErrUnhealthy
 		}
 	}
@@ -530,9 +530,9 @@ func (s *Server) voters() []membership.Member {
 }
 
 // connected counts the members of ms this member has had a live stream
-// to for at least HealthInterval, itself included.
-func (s *Server) connected(ms []membership.Member) int {
-	since := time.Now().Add(-s.cfg.HealthInterval)
+// to for at least d, itself included.
+func (s *Server) connected(ms []membership.Member, d time.Duration) int {
+	since := time.Now().Add(-d)
 	n := 0
 	for _, m := range ms {
 		if t := s.tr.ActiveSince(m.ID); m.ID == s.id || (!t.IsZero() && t.Before(since)) {

@@ -263,12 +263,21 @@ func (s *Server) checkpointLeases() {
 		return
 	default:
 	}
+	batches := s.lessor.RemainingTTLs()
+	if len(batches) == 0 {
+		return
+	}
+	const unrecorded = "could not record lease TTLs before stopping; they resume from the last periodic checkpoint"
+	if voters := s.voters(); s.connected(voters, 0) < quorum(len(voters)) {
+		s.lg.Warn(unrecorded, zap.Error(ErrUnhealthy)) // nothing could commit them
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), stopCheckpointTimeout)
 	defer cancel()
 	p := leaseProposer{s}
-	for _, batch := range s.lessor.RemainingTTLs() {
+	for _, batch := range batches {
 		if err := p.ProposeCheckpoints(ctx, batch); err != nil {
-			s.lg.Warn("could not record lease TTLs before stopping; they resume from the last periodic checkpoint", zap.Error(err))
+			s.lg.Warn(unrecorded, zap.Error(err))
 			return
 		}
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -177,9 +178,19 @@ func (s *Server) MoveLeader(ctx context.Context, target uint64) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.requestTimeout())
 	defer cancel()
+	start := time.Now()
+	s.lg.Info("leadership transfer starting",
+		zap.String("local-member-id", fmt.Sprintf("%x", s.id)),
+		zap.String("current-leader-member-id", fmt.Sprintf("%x", s.id)),
+		zap.String("transferee-member-id", fmt.Sprintf("%x", target)))
 	for {
 		changed := s.node.LeaderChanged()
 		if s.node.Status().Lead == target {
+			s.lg.Info("leadership transfer finished",
+				zap.String("local-member-id", fmt.Sprintf("%x", s.id)),
+				zap.String("old-leader-member-id", fmt.Sprintf("%x", s.id)),
+				zap.String("new-leader-member-id", fmt.Sprintf("%x", target)),
+				zap.Duration("took", time.Since(start)))
 			return nil
 		}
 		if err := s.node.TransferLeadership(ctx, target); err != nil {
@@ -192,5 +203,47 @@ func (s *Server) MoveLeader(ctx context.Context, target uint64) error {
 		case <-s.donec:
 			return ErrStopped
 		}
+	}
+}
+
+// transferLeadershipOnStop hands leadership, when this member holds it
+// and has other voters, to the voter it has had a live stream to for the
+// longest, as etcd's graceful stop does. The cluster keeps a leader
+// without waiting out an election timeout, and proposals the followers
+// forward meanwhile reach a leader instead of a member about to vanish
+// (they would wait out the client's deadline).
+//
+// Unlike etcd, which waits up to the request timeout (7 s by default), it
+// gives up after an election timeout and a heartbeat: raft abandons a
+// transfer the transferee has not won by then, and the others elect a
+// leader of their own within about as long once this member is gone.
+func (s *Server) transferLeadershipOnStop() {
+	st := s.node.Status()
+	local := zap.String("local-member-id", fmt.Sprintf("%x", s.id))
+	lead := zap.String("current-leader-member-id", fmt.Sprintf("%x", st.Lead))
+	if !st.IsLeader {
+		s.lg.Info("skipped leadership transfer; local server is not leader", local, lead)
+		return
+	}
+	var target uint64
+	var oldest time.Time
+	voters := s.voters()
+	for _, m := range voters {
+		if t := s.tr.ActiveSince(m.ID); m.ID != s.id && !t.IsZero() && (oldest.IsZero() || t.Before(oldest)) {
+			target, oldest = m.ID, t
+		}
+	}
+	err := ErrUnhealthy
+	switch {
+	case len(voters) < 2:
+		s.lg.Info("skipped leadership transfer for single voting member cluster", local, lead)
+		return
+	case target != 0:
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ElectionTimeout+s.cfg.HeartbeatInterval)
+		err = s.MoveLeader(ctx, target)
+		cancel()
+	}
+	if err != nil {
+		s.lg.Warn("leadership transfer failed", local, zap.Error(err))
 	}
 }

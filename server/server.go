@@ -415,11 +415,14 @@ func (s *Server) Err() error {
 	return s.err
 }
 
-// Stop stops the member: in-flight requests fail with ErrStopped, the raft
-// loop and apply loop end, the WAL and engine close.
+// Stop stops the member: a leader records its leases' remaining TTLs and
+// hands leadership to another voter first; then in-flight requests fail
+// with ErrStopped, the raft loop and apply loop end, the WAL and engine
+// close.
 func (s *Server) Stop() {
 	s.Drain()
 	s.checkpointLeases()
+	s.transferLeadershipOnStop()
 	s.stopOnce.Do(func() { close(s.stopc) })
 	<-s.donec
 }

@@ -102,7 +102,6 @@ func StartCluster(t testing.TB, n int, edit ...func(*server.Config)) *Cluster {
 	for _, m := range c.Members {
 		m.waitReady()
 	}
-	t.Cleanup(c.stopLeaderFirst) // runs before the members' own
 	// Every name was committed before the last member became ready: a
 	// linearizable read on each member waits until it applied them all.
 	ctx := Context(t, 30*time.Second)
@@ -112,17 +111,6 @@ func StartCluster(t testing.TB, n int, edit ...func(*server.Config)) *Cluster {
 		}
 	}
 	return c
-}
-
-// stopLeaderFirst stops the leader before the others, which their own
-// cleanups stop next: a leader stopped last, without a quorum, would spend
-// up to 2 s trying to record its leases' remaining TTLs (Server.Stop).
-func (c *Cluster) stopLeaderFirst() {
-	for _, m := range c.Members {
-		if m.Server != nil && m.Server.Status().Leader == m.Server.ID() {
-			m.Stop()
-		}
-	}
 }
 
 // AddMember adds a member to the running cluster through MemberAdd (as a

@@ -258,11 +258,6 @@ const stopCheckpointTimeout = 2 * time.Second
 // it was rather than at the last periodic checkpoint. Best effort: a crash
 // falls back to the periodic checkpoints.
 func (s *Server) checkpointLeases() {
-	select {
-	case <-s.stopc:
-		return
-	default:
-	}
 	batches := s.lessor.RemainingTTLs()
 	if len(batches) == 0 {
 		return

@@ -421,8 +421,12 @@ func (s *Server) Err() error {
 // close.
 func (s *Server) Stop() {
 	s.Drain()
-	s.checkpointLeases()
-	s.transferLeadershipOnStop()
+	select {
+	case <-s.stopc: // stopped already, or by a fatal error: no graceful steps
+	default:
+		s.checkpointLeases()
+		s.transferLeadershipOnStop()
+	}
 	s.stopOnce.Do(func() { close(s.stopc) })
 	<-s.donec
 }

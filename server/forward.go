@@ -52,10 +52,14 @@ func (s *Server) leaderConn() (*grpc.ClientConn, error) {
 		s.fwd.cc.Close()
 	}
 	creds := insecure.NewCredentials()
-	if u.Scheme == "https" {
+	if u.Scheme == "https" || u.Scheme == "unixs" {
 		creds = credentials.NewTLS(s.cfg.ClientDialTLS)
 	}
-	cc, err := grpc.NewClient(u.Host, grpc.WithTransportCredentials(creds))
+	target := u.Host
+	if u.Scheme == "unix" || u.Scheme == "unixs" {
+		target = "unix:" + u.Host + u.Path // the socket's path, as the member listens on it
+	}
+	cc, err := grpc.NewClient(target, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return nil, err
 	}

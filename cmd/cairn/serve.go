@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"runtime"
 	"sync"
 	"time"
@@ -35,7 +37,13 @@ const shutdownTimeout = 5 * time.Second
 func listen(flag string, urls []*url.URL, so socketOptions, tlsCfg *tls.Config) ([]server.Listener, error) {
 	var lns []server.Listener
 	for _, u := range urls {
-		ln, err := so.listenTCP(u.Host)
+		var ln net.Listener
+		var err error
+		if isUnix(u) {
+			ln, err = listenUnix(socketAddr(u))
+		} else {
+			ln, err = so.listenTCP(u.Host)
+		}
 		if err != nil {
 			closeAll(lns)
 			return nil, fmt.Errorf("%s: %w", flag, err)
@@ -43,6 +51,16 @@ func listen(flag string, urls []*url.URL, so socketOptions, tlsCfg *tls.Config) 
 		lns = append(lns, server.Listener{Listener: ln, TLS: listenerTLS(u, tlsCfg)})
 	}
 	return lns, nil
+}
+
+// listenUnix listens on the unix socket file path, replacing a file left
+// there by a member that did not close it (as etcd does); closing the
+// listener removes the file.
+func listenUnix(path string) (net.Listener, error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	return net.Listen("unix", path)
 }
 
 func closeAll(lns []server.Listener) {

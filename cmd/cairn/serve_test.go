@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -283,4 +286,39 @@ func TestSocketReusePort(t *testing.T) {
 		t.Fatalf("a second listener with SO_REUSEPORT: %v", err)
 	}
 	second.Close()
+}
+
+// TestListenUnix: a unix:// client URL names a socket file by its host and
+// path together, as etcd reads it: unix://localhost:12345 is the file
+// localhost:12345 in the working directory, unix:///abs/path an absolute
+// path. A file left at the path is replaced; closing the listener removes
+// the socket file.
+func TestListenUnix(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if err := os.WriteFile("localhost:12345", nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	urls, err := parseURLs("unix://localhost:12345,unix://" + dir + "/abs.sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lns, err := listen("--listen-client-urls", urls, socketOptions{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{filepath.Join(dir, "localhost:12345"), filepath.Join(dir, "abs.sock")} {
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Type() != fs.ModeSocket {
+			t.Fatalf("%s: %v, %v", path, fi, err)
+		}
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatalf("dial %s: %v", path, err)
+		}
+		c.Close()
+	}
+	closeAll(lns)
+	if left, _ := filepath.Glob(filepath.Join(dir, "*")); len(left) != 0 {
+		t.Fatalf("socket files left after close: %v", left)
+	}
 }

@@ -174,15 +174,15 @@ func (o *options) security(lg *zap.Logger, dataDir string, listenClients, listen
 // checkScheme refuses an https URL without a certificate and warns, as
 // etcd does, of TLS options an http URL ignores.
 func checkScheme(lg *zap.Logger, u *url.URL, info tlsinfo.Info, side, certFlags, authFlag string) error {
-	switch u.Scheme {
-	case "https":
+	switch {
+	case u.Scheme == "https" || u.Scheme == "unixs" && side == "client":
 		if info.Empty() && side == "peer" {
 			return fmt.Errorf("cannot listen on TLS for %s: KeyFile and CertFile are not presented (give --peer-cert-file and --peer-key-file, or --peer-auto-tls)", u.Host)
 		}
 		if info.Empty() {
 			return fmt.Errorf("TLS key/cert (%s) must be provided for %s url %s with HTTPS scheme", certFlags, side, u)
 		}
-	case "http":
+	case u.Scheme == "http" || u.Scheme == "unix" && side == "client":
 		scheme := "scheme is HTTP" // etcd's words differ by side
 		if side == "client" {
 			scheme = "scheme is http or unix"
@@ -194,6 +194,9 @@ func checkScheme(lg *zap.Logger, u *url.URL, info tlsinfo.Info, side, certFlags,
 			lg.Warn(scheme+" while "+authFlag+" is enabled; ignoring client cert auth for this URL", zap.String(side+"-url", u.String()))
 		}
 	default:
+		if side == "client" {
+			return fmt.Errorf("%s URL %s: scheme %q is not supported (use http, https, unix or unixs)", side, u, u.Scheme)
+		}
 		return fmt.Errorf("%s URL %s: scheme %q is not supported (use http or https)", side, u, u.Scheme)
 	}
 	return nil
@@ -202,7 +205,7 @@ func checkScheme(lg *zap.Logger, u *url.URL, info tlsinfo.Info, side, certFlags,
 // listenerTLS is the TLS a listener for u handshakes with: server for an
 // https URL, none for http.
 func listenerTLS(u *url.URL, server *tls.Config) *tls.Config {
-	if u.Scheme == "https" {
+	if u.Scheme == "https" || u.Scheme == "unixs" {
 		return server
 	}
 	return nil

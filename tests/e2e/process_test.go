@@ -210,8 +210,12 @@ func (p *proc) Stop() error {
 		p.Kill()
 		return fmt.Errorf("cairn did not stop on SIGTERM within 30s")
 	}
+	// etcd, once stopped, raises the signal again: it ends killed by it.
+	if ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && p.bin == etcdBin && ws.Signaled() && ws.Signal() == syscall.SIGTERM {
+		return nil
+	}
 	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
-		return fmt.Errorf("cairn exited %d after SIGTERM:\n%s", code, p.Log())
+		return fmt.Errorf("%s exited %d after SIGTERM:\n%s", filepath.Base(p.cmd.Path), code, p.Log())
 	}
 	return nil
 }

@@ -1,0 +1,92 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cairn-kv/cairn/internal/tlsinfo/certtest"
+	"github.com/cairn-kv/cairn/tests/framework"
+)
+
+// TestUnixSocketDifferentialEtcd: client URLs on unix domain sockets, as
+// etcd has them. etcd and Cairn, each listening on unix:///path (and
+// unixs:///path with TLS) beside a TCP URL and advertising the socket,
+// answer etcdctl through the socket alike (a put, a get, the member
+// list's client address) and /health over HTTP on it; each removes its
+// socket file when it stops.
+func TestUnixSocketDifferentialEtcd(t *testing.T) {
+	ca := certtest.NewCA(t)
+	for _, scheme := range []string{"unix", "unixs"} {
+		answers := map[string]string{}
+		for _, bin := range []string{etcdBin, cairnBin} {
+			name := filepath.Base(bin)
+			dir := t.TempDir()
+			sock := filepath.Join(dir, name+".sock")
+			peer := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+			args := []string{
+				"--name", name, "--data-dir", filepath.Join(dir, "data"),
+				"--listen-client-urls", scheme + "://" + sock + fmt.Sprintf(",http://127.0.0.1:%d", freePort(t)),
+				"--advertise-client-urls", scheme + "://" + sock,
+				"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+				"--initial-cluster", name + "=" + peer,
+			}
+			var ctl []string
+			hc, base := &http.Client{Transport: &http.Transport{}}, "http://localhost"
+			if scheme == "unixs" {
+				// etcdctl checks the certificate against the socket file's
+				// name; Go's HTTP client, against "localhost".
+				server := ca.Issue(t, "server", "localhost", name+".sock")
+				args = append(args, "--cert-file", server.Cert, "--key-file", server.Key)
+				ctl = []string{"--cacert", ca.File}
+				hc, base = httpsClient(t, ca.File, nil), "https://localhost"
+			}
+			hc.Transport.(*http.Transport).DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+			}
+			p := &proc{t: t, bin: bin, Endpoint: scheme + "://" + sock, DataDir: filepath.Join(dir, "data"), args: args}
+			p.start()
+			t.Cleanup(p.Kill)
+			var got []string
+			run := func(args ...string) {
+				out, errOut, code := p.ctl(etcdctlBin, "", append(ctl, args...)...)
+				if code != 0 {
+					t.Fatalf("%s %s: etcdctl %v: %d %s", name, scheme, args, code, errOut)
+				}
+				got = append(got, out)
+			}
+			run("put", "k", "v")
+			run("get", "k")
+			run("member", "list", "--write-out", "json")
+			// Member IDs differ between the two servers; the client URLs
+			// must not.
+			if i := strings.Index(got[2], `"clientURLs"`); i >= 0 {
+				got[2] = got[2][i : strings.Index(got[2][i:], "]")+i+1]
+			}
+			resp, err := hc.Get(base + "/health")
+			if err != nil {
+				t.Fatalf("%s %s: /health over the socket: %v", name, scheme, err)
+			}
+			code, body := framework.ResponseBody(t, resp, nil)
+			got = append(got, fmt.Sprintf("%d %s", code, body))
+			answers[name] = strings.ReplaceAll(strings.Join(got, "\n"), sock, "SOCKET")
+			if err := p.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(sock); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("%s %s: the socket file after stopping: %v", name, scheme, err)
+			}
+		}
+		want, got := answers[filepath.Base(etcdBin)], answers[filepath.Base(cairnBin)]
+		if got != want || !strings.Contains(want, `"clientURLs":["`+scheme+`://SOCKET"]`) {
+			t.Errorf("%s:\netcd:\n%s\ncairn:\n%s", scheme, want, got)
+		}
+	}
+}

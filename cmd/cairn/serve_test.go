@@ -321,4 +321,25 @@ func TestListenUnix(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(dir, "*")); len(left) != 0 {
 		t.Fatalf("socket files left after close: %v", left)
 	}
+
+	// Which flags take unix URLs: client and metrics ones, not peer ones;
+	// unixs needs the client certificate, as https does.
+	for _, c := range []struct {
+		args []string
+		err  string
+	}{
+		{[]string{"--listen-client-urls", "unix://c.sock", "--advertise-client-urls", "unix://c.sock", "--listen-metrics-urls", "unix:///m.sock"}, ""},
+		{[]string{"--listen-client-http-urls", "unix://c.sock", "--listen-client-urls", "unix://c.sock"}, "cannot bind both --listen-client-urls and --listen-client-http-urls on the same url unix://c.sock"},
+		{[]string{"--listen-metrics-urls", "unixs://m.sock"}, "client TLS key/cert (--cert-file, --key-file) must be provided for metrics secure url"},
+		{[]string{"--listen-client-urls", "unixs://c.sock"}, "TLS key/cert (--cert-file, --key-file) must be provided for client url unixs://c.sock with HTTPS scheme"},
+		{[]string{"--listen-peer-urls", "unix://p.sock"}, `peer URL unix://p.sock: scheme "unix" is not supported (use http or https)`},
+	} {
+		o, err := parse(c.args, io.Discard, noEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err = o.config(zap.NewNop()); c.err == "" && err != nil || c.err != "" && (err == nil || err.Error() != c.err) {
+			t.Errorf("%v: %v, want %q", c.args, err, c.err)
+		}
+	}
 }

@@ -139,7 +139,7 @@ func (o *options) security(lg *zap.Logger, dataDir string, listenClients, listen
 		}
 	}
 	for _, u := range metrics {
-		if u.Scheme == "https" && client.Empty() {
+		if (u.Scheme == "https" || u.Scheme == "unixs") && client.Empty() {
 			return sec, errors.New("client TLS key/cert (--cert-file, --key-file) must be provided for metrics secure url")
 		}
 	}

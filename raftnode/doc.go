@@ -13,7 +13,9 @@
 //
 // Callers talk to the loop over channels: Propose, ReadIndex (concurrent
 // calls share one raft ReadIndex round), ApplyConfChange and RequestSnapshot.
-// Every call selects on its context and on the node stopping.
+// Every call selects on its context and on the node stopping. Proposals
+// wait while no leader is known, as in etcd's raft.Node, and one whose
+// caller gave up meanwhile is not made.
 //
 // Restart: the newest snapshot that the WAL also recorded is loaded, the WAL
 // is replayed from it, and raft re-delivers every committed entry after the

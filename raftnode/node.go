@@ -25,8 +25,9 @@ import (
 var (
 	// ErrStopped is returned by every call once the node has stopped.
 	ErrStopped = errors.New("raftnode: stopped")
-	// ErrNoLeader is returned when a proposal is dropped because no leader
-	// is known.
+	// ErrNoLeader is returned when raft drops a proposal for want of a
+	// leader: the leader is handing leadership over, or the leader it was
+	// known to be lost it just as the proposal was made.
 	ErrNoLeader = errors.New("raftnode: no leader")
 	// ErrLeaderChanged is returned to ReadIndex callers whose round was
 	// lost to a leadership change.
@@ -178,6 +179,7 @@ type Status struct {
 }
 
 type proposal struct {
+	ctx  context.Context // the caller's: a proposal it gave up on is not made
 	data []byte
 	cc   raftpb.ConfChangeI // a conf change instead of data
 	errc chan error
@@ -578,13 +580,16 @@ func (n *Node) LeaderChanged() <-chan struct{} {
 }
 
 // Propose hands data to raft. A nil error means raft accepted the proposal,
-// not that it committed; the caller learns that from the apply loop.
+// not that it committed; the caller learns that from the apply loop. While
+// no leader is known the proposal waits for one (or for ctx), as it does
+// in etcd's raft.Node: an election does not fail the writes made during it.
 func (n *Node) Propose(ctx context.Context, data []byte) error {
 	return n.submit(ctx, proposal{data: data, errc: make(chan error, 1)})
 }
 
 // submit hands p to the raft loop and waits for raft's verdict on it.
 func (n *Node) submit(ctx context.Context, p proposal) error {
+	p.ctx = ctx
 	select {
 	case n.propc <- p:
 	case <-ctx.Done():
@@ -688,11 +693,16 @@ func (n *Node) run() {
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
 	for {
+		// Proposals wait in propc while no leader is known.
+		propc := n.propc
+		if n.lead.Load() == raft.None {
+			propc = nil
+		}
 		select {
 		case <-ticker.C:
 			n.rn.Tick()
 			n.retryReads()
-		case p := <-n.propc:
+		case p := <-propc:
 			n.propose(p)
 			for drained := 0; drained < 1024; drained++ {
 				select {
@@ -841,6 +851,10 @@ func (s snapshotStorage) Snapshot() (*raftpb.Snapshot, error) {
 }
 
 func (n *Node) propose(p proposal) {
+	if err := p.ctx.Err(); err != nil {
+		p.errc <- err // its caller has gone: nobody waits for the outcome
+		return
+	}
 	var err error
 	if p.cc != nil {
 		err = n.rn.ProposeConfChange(p.cc)

@@ -232,6 +232,40 @@ func TestClusterLeaderKilled(t *testing.T) {
 	sameState(t, ctx, c)
 }
 
+// TestClusterWriteWaitsForLeader: a write made while its member knows no
+// leader waits for one, as in etcd, instead of failing: a follower cut
+// off from the others loses its leader; a put through it stays pending
+// (etcd_server_proposals_pending) until the partition heals, then
+// succeeds. It failed at once with "etcdserver: no leader" before.
+func TestClusterWriteWaitsForLeader(t *testing.T) {
+	c := framework.StartCluster(t, 3)
+	ctx := framework.Context(t, 30*time.Second)
+	f := c.Follower(ctx)
+	c.Isolate(f)
+	framework.WaitUntil(ctx, t, "the cut-off follower to lose its leader", func() bool { return f.Server.Status().Leader == 0 })
+	put := make(chan error, 1)
+	go func() {
+		_, err := f.Client().Put(ctx, "k", "during the election")
+		put <- err
+	}()
+	framework.WaitUntil(ctx, t, "the put pending on the leaderless member", func() bool {
+		select {
+		case err := <-put:
+			t.Fatalf("the put returned while no leader was known: %v", err)
+		default:
+		}
+		return gauge(t, f, "etcd_server_proposals_pending") == 1
+	})
+	c.Heal()
+	if err := <-put; err != nil {
+		t.Fatalf("the put, once the partition healed: %v", err)
+	}
+	r, err := c.Leader(ctx).Client().Get(ctx, "k")
+	if err != nil || len(r.Kvs) != 1 || string(r.Kvs[0].Value) != "during the election" {
+		t.Fatalf("get: %v %v", r, err)
+	}
+}
+
 // TestClusterPartitionedLeader: a leader cut off from both followers can
 // neither write nor serve linearizable reads; the majority elects a new
 // leader and goes on; after healing, the old leader catches up.

@@ -240,6 +240,14 @@ func TestConfigFileEqualsFlags(t *testing.T) {
 		"experimental-peer-skip-client-san-verification": true,
 		// etcd's rafthttp timeouts are flags only (no config-file key).
 		"raft-read-timeout": true, "raft-write-timeout": true,
+		// So are v3 discovery's options (the file nests them under
+		// discovery-config); the file's discovery-fallback is ignored.
+		"discovery-fallback": true,
+	}
+	for _, f := range noEffectFlags {
+		if strings.HasPrefix(f.name, "discovery-") {
+			aliases[f.name] = true
+		}
 	}
 	// The options accepted at etcd's default only have their own test
 	// (TestDefaultOnlyFlags).

@@ -205,6 +205,19 @@ func TestNoEffectFlags(t *testing.T) {
 	if _, err := parse([]string{"--compaction-sleep-interval=soon"}, io.Discard, noEnv); err == nil {
 		t.Fatal("a bad duration was accepted")
 	}
+	// v3 discovery's client options do nothing without its endpoints, in
+	// etcd too; --discovery-fallback takes etcd's two values and, as etcd,
+	// refuses the v2 proxy.
+	o, err = parse([]string{"--discovery-dial-timeout=3s", "--discovery-fallback=exit"}, io.Discard, noEnv)
+	if err != nil || !reflect.DeepEqual(o.noEffect, []string{"discovery-dial-timeout=3s"}) {
+		t.Fatalf("%q %v", o.noEffect, err)
+	}
+	if _, err := parse([]string{"--discovery-fallback=proxy"}, io.Discard, noEnv); err == nil || err.Error() != `v2 proxy is deprecated, and --discovery-fallback can't be configured as "proxy"` {
+		t.Errorf("--discovery-fallback=proxy: %v", err)
+	}
+	if _, err := parse([]string{"--discovery-fallback=retry"}, io.Discard, noEnv); err == nil || !strings.Contains(err.Error(), "invalid value") {
+		t.Errorf("--discovery-fallback=retry: %v", err)
+	}
 	r := startMember(t, "--listen-client-urls", "http://127.0.0.1:0", "--compaction-batch-limit=5")
 	if err := r.logs.Wait(r.exited, 30*time.Second, func(out string) bool {
 		return strings.Contains(out, `"msg":"flags that have no effect in cairn","flags":["compaction-batch-limit=5"]`)

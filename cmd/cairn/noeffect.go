@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -25,6 +27,20 @@ var noEffectFlags = []struct {
 	{"downgrade-check-time", 5 * time.Second, "Cairn cannot be downgraded (Downgrade answers as a cluster that cannot)"},
 	{"raft-read-timeout", 5 * time.Second, "etcd's rafthttp timeouts; Cairn's peer transport detects dead connections by its own pings"},
 	{"raft-write-timeout", 5 * time.Second, "etcd's rafthttp timeouts; Cairn's peer transport detects dead connections by its own pings"},
+	// v3 discovery's client options act only with --discovery-endpoints,
+	// which Cairn accepts empty only (defaultOnlyFlags): in etcd too they
+	// then do nothing.
+	{"discovery-dial-timeout", 2 * time.Second, "v3 discovery (use --initial-cluster)"},
+	{"discovery-request-timeout", 5 * time.Second, "v3 discovery (use --initial-cluster)"},
+	{"discovery-keepalive-time", 2 * time.Second, "v3 discovery (use --initial-cluster)"},
+	{"discovery-keepalive-timeout", 6 * time.Second, "v3 discovery (use --initial-cluster)"},
+	{"discovery-insecure-transport", true, "v3 discovery (use --initial-cluster)"},
+	{"discovery-insecure-skip-tls-verify", false, "v3 discovery (use --initial-cluster)"},
+	{"discovery-cert", "", "v3 discovery (use --initial-cluster)"},
+	{"discovery-key", "", "v3 discovery (use --initial-cluster)"},
+	{"discovery-cacert", "", "v3 discovery (use --initial-cluster)"},
+	{"discovery-user", "", "v3 discovery (use --initial-cluster)"},
+	{"discovery-password", "", "v3 discovery (use --initial-cluster)"},
 }
 
 // deprecatedFlags are etcd's options that etcd warns about when given, with
@@ -92,6 +108,7 @@ func addNoEffectFlags(fs *flag.FlagSet) {
 	for _, f := range defaultOnlyFlags {
 		addTyped(fs, f.name, f.value, "Accepted at etcd's default only: Cairn has no "+f.what+".")
 	}
+	fs.Var(&selective{v: "exit", valids: []string{"exit", "proxy"}}, "discovery-fallback", `What to do when discovery fails: "exit" (etcd's "proxy" is refused, as etcd refuses it).`)
 	v2 := v2Deprecation("write-only")
 	fs.Var(&v2, "v2-deprecation", "v2store deprecation stage: not-yet, write-only, write-only-drop-data or gone. Deprecated; accepted and ignored, as etcd v3.7 ignores it.")
 }
@@ -112,6 +129,24 @@ func addTyped(fs *flag.FlagSet, name string, value any, usage string) {
 	}
 }
 
+// selective is a string option that takes one of a few values, with
+// etcd's error for any other.
+type selective struct {
+	v      string
+	valids []string
+}
+
+func (s *selective) String() string { return s.v }
+func (s *selective) Get() any       { return s.v }
+
+func (s *selective) Set(v string) error {
+	if !slices.Contains(s.valids, v) {
+		return errors.New("invalid value")
+	}
+	s.v = v
+	return nil
+}
+
 // unsupportedError is an option of defaultOnlyFlags given another value
 // than etcd's default. run reports it as etcd reports an invalid
 // configuration ("failed to verify flags", exit status 1).
@@ -122,6 +157,9 @@ type unsupportedError struct{ error }
 func checkDefaultOnly(fs *flag.FlagSet) error {
 	var err error
 	fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == "discovery-fallback" && fl.Value.String() == "proxy" && err == nil {
+			err = &unsupportedError{errors.New(`v2 proxy is deprecated, and --discovery-fallback can't be configured as "proxy"`)}
+		}
 		for _, f := range defaultOnlyFlags {
 			if f.name == fl.Name && fl.Value.String() != fl.DefValue && err == nil {
 				err = &unsupportedError{fmt.Errorf("--%s=%s: etcd's option is not supported by cairn, which has no %s (remove it, or give etcd's default %q)", fl.Name, fl.Value, f.what, fl.DefValue)}

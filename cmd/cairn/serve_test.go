@@ -44,9 +44,9 @@ func TestParseHTTPFlags(t *testing.T) {
 
 func TestListenMetricsRefusesBadURLs(t *testing.T) {
 	for u, want := range map[string]string{
-		"https://127.0.0.1:0":         "client TLS key/cert (--cert-file, --key-file) must be provided for metrics secure url",
-		"127.0.0.1:0":                 "--listen-metrics-urls",
-		"http://127.0.0.1:0,unix://x": `scheme "unix" is not supported`,
+		"https://127.0.0.1:0":        "client TLS key/cert (--cert-file, --key-file) must be provided for metrics secure url",
+		"127.0.0.1:0":                "--listen-metrics-urls",
+		"http://127.0.0.1:0,ftp://x": `scheme "ftp" is not supported (use http, https, unix or unixs)`,
 	} {
 		o, err := parse([]string{"--listen-metrics-urls", u}, io.Discard, func(string) (string, bool) { return "", false })
 		if err != nil {

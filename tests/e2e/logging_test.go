@@ -98,9 +98,10 @@ func TestGOMAXPROCS(t *testing.T) {
 	}
 }
 
-// TestLoggingErrorsDifferentialEtcd: bad logging options stop etcd and
-// Cairn alike, before they serve: exit status 1, the command line, then
-// the warning "failed to verify flags" with the same error. (An unknown
+// TestLoggingErrorsDifferentialEtcd: bad logging options, and the v2
+// proxy as --discovery-fallback, stop etcd and Cairn alike, before they
+// serve: exit status 1, the command line, then the warning "failed to
+// verify flags" with the same error. (An unknown
 // --log-level is left out: etcd v3.7.3 panics on it, "unrecognized level";
 // Cairn gives the warning with its own error, TestLoggerErrors.)
 func TestLoggingErrorsDifferentialEtcd(t *testing.T) {
@@ -111,6 +112,7 @@ func TestLoggingErrorsDifferentialEtcd(t *testing.T) {
 		{"--enable-log-rotation", "--log-outputs", logFile + "," + logFile + ".2"},
 		{"--enable-log-rotation", "--log-outputs", logFile, "--log-rotation-config-json", `{"maxsize": "big"}`},
 		{"--enable-log-rotation", "--log-outputs", logFile, "--log-rotation-config-json", `{"maxsize": 1`},
+		{"--discovery-fallback", "proxy"},
 	} {
 		var got []string
 		for _, bin := range []string{etcdBin, cairnBin} {

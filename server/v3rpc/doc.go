@@ -12,8 +12,10 @@
 // with the member (server.Server.RegisterMetrics) so they reach its
 // /metrics; all gRPC servers of one member share them.
 //
-// KV, Watch, Lease, Cluster and Maintenance are served whole. Auth is
-// registered with every method answering codes.Unimplemented; Lock and
-// Election are not registered, so gRPC answers codes.Unimplemented for
-// them too (docs/compatibility.md lists both gaps).
+// KV, Watch, Lease, Cluster and Maintenance are served whole. Auth
+// answers as etcd does with authentication disabled and no user or role,
+// the one state Cairn can be in: UserAdd and RoleAdd answer
+// codes.Unimplemented (docs/compatibility.md). Lock and Election are
+// served by server/recipes, registered on the same gRPC server by the
+// caller.
 package v3rpc

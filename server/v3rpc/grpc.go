@@ -51,7 +51,7 @@ func NewServer(s *server.Server, opts ...grpc.ServerOption) *grpc.Server {
 	pb.RegisterClusterServer(g, &clusterServer{s: s, hdr: h})
 	pb.RegisterWatchServer(g, &watchServer{s: s, hdr: h})
 	pb.RegisterLeaseServer(g, &leaseServer{s: s, hdr: h})
-	pb.RegisterAuthServer(g, pb.UnimplementedAuthServer{})
+	pb.RegisterAuthServer(g, &authServer{hdr: h})
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(g, hs)

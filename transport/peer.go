@@ -505,13 +505,18 @@ func (t *Transport) dial(rawURL string) (*grpc.ClientConn, error) {
 	}
 	d := &net.Dialer{Timeout: t.cfg.DialTimeout}
 	creds := insecure.NewCredentials()
-	if u.Scheme == "https" {
+	if u.Scheme == "https" || u.Scheme == "unixs" {
 		creds = credentials.NewTLS(t.cfg.TLS)
+	}
+	// A unix(s) URL's host names the socket file, as etcd reads it.
+	network := "tcp"
+	if u.Scheme == "unix" || u.Scheme == "unixs" {
+		network = "unix"
 	}
 	return grpc.NewClient("passthrough:///"+u.Host,
 		grpc.WithTransportCredentials(creds),
 		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-			return d.DialContext(ctx, "tcp", addr)
+			return d.DialContext(ctx, network, addr)
 		}),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: t.cfg.BackoffMin, Multiplier: 2, MaxDelay: t.cfg.BackoffMax},

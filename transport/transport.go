@@ -178,8 +178,8 @@ func (t *Transport) checkPeer(id uint64, urls []string) error {
 	}
 	for _, raw := range urls {
 		u, err := url.Parse(raw)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("%w: %x: %q is not an http(s)://host:port URL", ErrBadPeer, id, raw)
+		if err != nil || !slices.Contains([]string{"http", "https", "unix", "unixs"}, u.Scheme) || u.Host == "" {
+			return fmt.Errorf("%w: %x: %q is not an http(s)://host:port or unix(s)://host:port URL", ErrBadPeer, id, raw)
 		}
 	}
 	return nil

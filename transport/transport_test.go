@@ -18,6 +18,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -275,7 +276,7 @@ func TestUpdatePeerURLs(t *testing.T) {
 	for _, err := range []error{
 		a.tr.UpdatePeer(7, []string{b.url()}),
 		a.tr.AddPeer(2, []string{b.url()}),
-		a.tr.AddPeer(3, []string{"unix://peer"}),
+		a.tr.AddPeer(3, []string{"ftp://peer:1"}),
 		a.tr.AddPeer(1, []string{b.url()}),
 		a.tr.AddPeer(3, nil),
 	} {
@@ -283,6 +284,31 @@ func TestUpdatePeerURLs(t *testing.T) {
 			t.Error("expected an error")
 		}
 	}
+}
+
+// TestUnixSocketPeer: a peer URL unix://host:port names a socket file,
+// as etcd reads it (relative to the working directory); messages reach a
+// peer listening there.
+func TestUnixSocketPeer(t *testing.T) {
+	t.Chdir(t.TempDir())
+	a, b := startNode(t, 1, testCluster, nil), startNode(t, 2, testCluster, nil)
+	lis, err := net.Listen("unix", "b:2380")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer()
+	b.tr.Register(g)
+	go g.Serve(lis) //nolint:errcheck // ends at Stop
+	t.Cleanup(g.Stop)
+	if err := a.tr.AddPeer(2, []string{"unix://b:2380"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.tr.AddPeer(1, []string{a.url()}); err != nil {
+		t.Fatal(err)
+	}
+	waitActive(t, a, b)
+	a.tr.Send(traffic(1, 2, 10, 3))
+	waitFor(t, "messages over the unix socket", func() bool { return len(b.rec.from(1)) == 3 })
 }
 
 func TestClusterMismatchRefused(t *testing.T) {

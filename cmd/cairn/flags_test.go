@@ -177,8 +177,8 @@ func TestURLSchemes(t *testing.T) {
 	}{
 		{[]string{"--listen-peer-urls", "https://127.0.0.1:2380"}, nil, "cannot listen on TLS for 127.0.0.1:2380: KeyFile and CertFile are not presented"},
 		{[]string{"--listen-client-urls", "https://127.0.0.1:2379"}, nil, "TLS key/cert (--cert-file, --key-file) must be provided for client url https://127.0.0.1:2379 with HTTPS scheme"},
-		{nil, map[string]string{"ETCD_LISTEN_PEER_URLS": "http://127.0.0.1:2380,unix://peer"}, `scheme "unix" is not supported (use http or https)`},
-		{[]string{"--initial-advertise-peer-urls", "unixs://peer"}, nil, `scheme "unixs" is not supported (use http or https)`},
+		{nil, map[string]string{"ETCD_LISTEN_PEER_URLS": "http://127.0.0.1:2380,ftp://peer"}, `scheme "ftp" is not supported (use http, https, unix or unixs)`},
+		{[]string{"--initial-advertise-peer-urls", "ftp://peer"}, nil, `scheme "ftp" is not supported (use http, https, unix or unixs)`},
 		{[]string{"--tls-min-version", "TLS1.1"}, nil, `unexpected TLS version "TLS1.1" (must be one of: TLS1.2, TLS1.3)`},
 		{[]string{"--tls-min-version", "TLS1.3", "--tls-max-version", "TLS1.2"}, nil, "min version (TLS1.3) is greater than max version (TLS1.2)"},
 		{[]string{"--tls-min-version", "TLS1.3", "--cipher-suites", "TLS_AES_128_GCM_SHA256"}, nil, "cipher suites cannot be configured when only TLS1.3 is enabled"},

@@ -508,12 +508,7 @@ func (o *options) config(lg *zap.Logger) (server.Config, listenURLs, error) {
 	if err != nil {
 		return cfg, lu, fmt.Errorf("--advertise-client-urls: %w", err)
 	}
-	for _, u := range peers {
-		if u.Scheme != "http" && u.Scheme != "https" {
-			return cfg, lu, fmt.Errorf("URL %s: scheme %q is not supported (use http or https)", u, u.Scheme)
-		}
-	}
-	for _, u := range slices.Concat(advertised, lu.metrics) {
+	for _, u := range slices.Concat(peers, advertised, lu.metrics) {
 		if !slices.Contains([]string{"http", "https", "unix", "unixs"}, u.Scheme) {
 			return cfg, lu, fmt.Errorf("URL %s: scheme %q is not supported (use http, https, unix or unixs)", u, u.Scheme)
 		}

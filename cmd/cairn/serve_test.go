@@ -322,8 +322,8 @@ func TestListenUnix(t *testing.T) {
 		t.Fatalf("socket files left after close: %v", left)
 	}
 
-	// Which flags take unix URLs: client and metrics ones, not peer ones;
-	// unixs needs the client certificate, as https does.
+	// Every URL flag takes unix URLs; unixs needs the certificate of its
+	// side, as https does.
 	for _, c := range []struct {
 		args []string
 		err  string
@@ -332,7 +332,8 @@ func TestListenUnix(t *testing.T) {
 		{[]string{"--listen-client-http-urls", "unix://c.sock", "--listen-client-urls", "unix://c.sock"}, "cannot bind both --listen-client-urls and --listen-client-http-urls on the same url unix://c.sock"},
 		{[]string{"--listen-metrics-urls", "unixs://m.sock"}, "client TLS key/cert (--cert-file, --key-file) must be provided for metrics secure url"},
 		{[]string{"--listen-client-urls", "unixs://c.sock"}, "TLS key/cert (--cert-file, --key-file) must be provided for client url unixs://c.sock with HTTPS scheme"},
-		{[]string{"--listen-peer-urls", "unix://p.sock"}, `peer URL unix://p.sock: scheme "unix" is not supported (use http or https)`},
+		{[]string{"--listen-peer-urls", "unix://p.sock", "--initial-advertise-peer-urls", "unix://p.sock", "--initial-cluster", "default=unix://p.sock"}, ""},
+		{[]string{"--listen-peer-urls", "unixs://p.sock"}, "cannot listen on TLS for p.sock: KeyFile and CertFile are not presented (give --peer-cert-file and --peer-key-file, or --peer-auto-tls)"},
 	} {
 		o, err := parse(c.args, io.Discard, noEnv)
 		if err != nil {

@@ -175,14 +175,14 @@ func (o *options) security(lg *zap.Logger, dataDir string, listenClients, listen
 // etcd does, of TLS options an http URL ignores.
 func checkScheme(lg *zap.Logger, u *url.URL, info tlsinfo.Info, side, certFlags, authFlag string) error {
 	switch {
-	case u.Scheme == "https" || u.Scheme == "unixs" && side == "client":
+	case u.Scheme == "https" || u.Scheme == "unixs":
 		if info.Empty() && side == "peer" {
 			return fmt.Errorf("cannot listen on TLS for %s: KeyFile and CertFile are not presented (give --peer-cert-file and --peer-key-file, or --peer-auto-tls)", u.Host)
 		}
 		if info.Empty() {
 			return fmt.Errorf("TLS key/cert (%s) must be provided for %s url %s with HTTPS scheme", certFlags, side, u)
 		}
-	case u.Scheme == "http" || u.Scheme == "unix" && side == "client":
+	case u.Scheme == "http" || u.Scheme == "unix":
 		scheme := "scheme is HTTP" // etcd's words differ by side
 		if side == "client" {
 			scheme = "scheme is http or unix"
@@ -194,10 +194,7 @@ func checkScheme(lg *zap.Logger, u *url.URL, info tlsinfo.Info, side, certFlags,
 			lg.Warn(scheme+" while "+authFlag+" is enabled; ignoring client cert auth for this URL", zap.String(side+"-url", u.String()))
 		}
 	default:
-		if side == "client" {
-			return fmt.Errorf("%s URL %s: scheme %q is not supported (use http, https, unix or unixs)", side, u, u.Scheme)
-		}
-		return fmt.Errorf("%s URL %s: scheme %q is not supported (use http or https)", side, u, u.Scheme)
+		return fmt.Errorf("%s URL %s: scheme %q is not supported (use http, https, unix or unixs)", side, u, u.Scheme)
 	}
 	return nil
 }

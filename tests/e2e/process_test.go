@@ -97,6 +97,7 @@ type proc struct {
 	DataDir  string
 	args     []string
 	env      []string
+	dir      string // working directory; the test's own when empty
 	log      *framework.Output // stderr of the current run
 	exited   chan struct{}
 }
@@ -143,6 +144,7 @@ func (p *proc) launch() {
 	}
 	p.cmd = exec.Command(bin, p.args...)
 	p.cmd.Env = append(os.Environ(), p.env...)
+	p.cmd.Dir = p.dir
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		p.t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -88,5 +89,54 @@ func TestUnixSocketDifferentialEtcd(t *testing.T) {
 		if got != want || !strings.Contains(want, `"clientURLs":["`+scheme+`://SOCKET"]`) {
 			t.Errorf("%s:\netcd:\n%s\ncairn:\n%s", scheme, want, got)
 		}
+	}
+}
+
+// TestUnixSocketPeersDifferentialEtcd: three members whose peer URLs are
+// unix://name:port, socket files in their working directory, form a
+// cluster and replicate, in etcd and in Cairn alike; the member list
+// gives the same peer URLs.
+func TestUnixSocketPeersDifferentialEtcd(t *testing.T) {
+	answers := map[string]string{}
+	for _, bin := range []string{etcdBin, cairnBin} {
+		name := filepath.Base(bin)
+		dir := t.TempDir()
+		var initial []string
+		for i := range 3 {
+			initial = append(initial, fmt.Sprintf("m%d=unix://m%d:2380", i, i))
+		}
+		var ps []*proc
+		for i := range 3 {
+			client := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+			peer := fmt.Sprintf("unix://m%d:2380", i)
+			data := filepath.Join(dir, fmt.Sprintf("data%d", i))
+			ps = append(ps, &proc{t: t, bin: bin, Endpoint: client, DataDir: data, dir: dir, args: []string{
+				"--name", fmt.Sprintf("m%d", i), "--data-dir", data,
+				"--listen-client-urls", "http://" + client, "--advertise-client-urls", "http://" + client,
+				"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+				"--initial-cluster", strings.Join(initial, ","),
+			}})
+		}
+		launchCluster(ps)
+		if out, errOut, code := ps[0].ctl(etcdctlBin, "", "put", "k", "v"); code != 0 {
+			t.Fatalf("%s put: %d %s %s", name, code, out, errOut)
+		}
+		out, errOut, code := ps[2].ctl(etcdctlBin, "", "get", "k", "--print-value-only")
+		if code != 0 || out != "v\n" {
+			t.Fatalf("%s get on another member: %d %q %s", name, code, out, errOut)
+		}
+		out, _, _ = ps[1].ctl(etcdctlBin, "", "member", "list", "--write-out", "fields")
+		var peers []string
+		for line := range strings.Lines(out) {
+			if strings.HasPrefix(line, `"PeerURL"`) {
+				peers = append(peers, strings.TrimSpace(line))
+			}
+		}
+		slices.Sort(peers)
+		answers[name] = strings.Join(peers, "\n")
+	}
+	want, got := answers[filepath.Base(etcdBin)], answers[filepath.Base(cairnBin)]
+	if got != want || strings.Count(want, "unix://") != 3 {
+		t.Errorf("peer URLs in the member list:\netcd:\n%s\ncairn:\n%s", want, got)
 	}
 }

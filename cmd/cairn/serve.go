@@ -53,12 +53,16 @@ func listen(flag string, urls []*url.URL, so socketOptions, tlsCfg *tls.Config) 
 	return lns, nil
 }
 
-// listenUnix listens on the unix socket file path, replacing a file left
-// there by a member that did not close it (as etcd does); closing the
-// listener removes the file.
+// listenUnix listens on the unix socket file path, replacing a socket left
+// there by a member that did not close it, as etcd does; closing the
+// listener removes the file. Unlike etcd, which removes whatever file is
+// at the path, it leaves any other kind of file alone (the listen then
+// fails: address already in use).
 func listenUnix(path string) (net.Listener, error) {
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().Type() == fs.ModeSocket {
+		if err := os.Remove(path); err != nil {
+			return nil, err
+		}
 	}
 	return net.Listen("unix", path)
 }

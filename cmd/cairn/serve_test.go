@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -296,9 +297,12 @@ func TestSocketReusePort(t *testing.T) {
 func TestListenUnix(t *testing.T) {
 	dir := t.TempDir()
 	t.Chdir(dir)
-	if err := os.WriteFile("localhost:12345", nil, 0o600); err != nil {
+	stale, err := net.Listen("unix", "localhost:12345")
+	if err != nil {
 		t.Fatal(err)
 	}
+	stale.(*net.UnixListener).SetUnlinkOnClose(false) // a member that died
+	stale.Close()
 	urls, err := parseURLs("unix://localhost:12345,unix://" + dir + "/abs.sock")
 	if err != nil {
 		t.Fatal(err)
@@ -320,6 +324,16 @@ func TestListenUnix(t *testing.T) {
 	closeAll(lns)
 	if left, _ := filepath.Glob(filepath.Join(dir, "*")); len(left) != 0 {
 		t.Fatalf("socket files left after close: %v", left)
+	}
+	// A file that is not a socket is not removed.
+	if err := os.WriteFile("notes.txt", []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := listen("--listen-client-urls", []*url.URL{{Scheme: "unix", Host: "notes.txt"}}, socketOptions{}, nil); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Errorf("listening over a regular file: %v", err)
+	}
+	if b, err := os.ReadFile("notes.txt"); err != nil || string(b) != "keep" {
+		t.Errorf("the regular file: %q %v", b, err)
 	}
 
 	// Every URL flag takes unix URLs; unixs needs the certificate of its

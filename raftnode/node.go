@@ -26,8 +26,8 @@ var (
 	// ErrStopped is returned by every call once the node has stopped.
 	ErrStopped = errors.New("raftnode: stopped")
 	// ErrNoLeader is returned when raft drops a proposal for want of a
-	// leader: the leader is handing leadership over, or the leader it was
-	// known to be lost it just as the proposal was made.
+	// leader: the leader it was known to be lost it just as the proposal
+	// was made.
 	ErrNoLeader = errors.New("raftnode: no leader")
 	// ErrLeaderChanged is returned to ReadIndex callers whose round was
 	// lost to a leadership change.
@@ -210,6 +210,11 @@ type Node struct {
 	// alone is true while this member is the only voter and there are no
 	// learners: no follower will ever need old log entries. Raft loop only.
 	alone bool
+	// transferring is set when a leadership transfer may be under way here
+	// (this member asked for one, or a peer's request arrived) and cleared
+	// once raft has none: raft drops proposals meanwhile, so they wait, as
+	// they wait for a leader. Raft loop only.
+	transferring bool
 	// applied is the state machine's applied index, reported by SetApplied,
 	// and appliedConf the configuration there.
 	applied     atomic.Uint64
@@ -583,6 +588,9 @@ func (n *Node) LeaderChanged() <-chan struct{} {
 // not that it committed; the caller learns that from the apply loop. While
 // no leader is known the proposal waits for one (or for ctx), as it does
 // in etcd's raft.Node: an election does not fail the writes made during it.
+// It also waits while this leader hands leadership over, which raft would
+// answer by dropping it (etcd then fails the write), and goes to the new
+// leader.
 func (n *Node) Propose(ctx context.Context, data []byte) error {
 	return n.submit(ctx, proposal{data: data, errc: make(chan error, 1)})
 }
@@ -693,9 +701,13 @@ func (n *Node) run() {
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
 	for {
-		// Proposals wait in propc while no leader is known.
+		// Proposals wait in propc while no leader is known, and while this
+		// leader hands leadership over: they then go to the new one.
+		if n.transferring && n.rn.BasicStatus().LeadTransferee == raft.None {
+			n.transferring = false
+		}
 		propc := n.propc
-		if n.lead.Load() == raft.None {
+		if n.lead.Load() == raft.None || n.transferring {
 			propc = nil
 		}
 		select {
@@ -729,6 +741,7 @@ func (n *Node) run() {
 		case c := <-n.statusc:
 			c <- n.rn.Status()
 		case to := <-n.transfer:
+			n.transferring = true
 			n.rn.TransferLeader(to)
 		case k := <-n.advance:
 			for range k {
@@ -770,6 +783,9 @@ func (n *Node) applyConfChange(cc confChange) {
 
 // step hands a peer's message to raft.
 func (n *Node) step(m *raftpb.Message) {
+	if m.GetType() == raftpb.MessageType_MsgTransferLeader {
+		n.transferring = true
+	}
 	if err := n.rn.Step(m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
 		n.lg.Debug("raft refused a peer message", zap.Stringer("type", m.GetType()), zap.Uint64("from", m.GetFrom()), zap.Error(err))
 	}

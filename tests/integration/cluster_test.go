@@ -268,6 +268,60 @@ func TestClusterWriteWaitsForLeader(t *testing.T) {
 	}
 }
 
+// TestClusterWriteWaitsOutLeaderTransfer: a write made on a leader while
+// it hands leadership over waits and goes to the new leader, where raft
+// would drop it (and etcd fail it). The transferee's WAL fsync is held, so
+// it cannot take over yet: a put through the leader stays pending until
+// the fsync is released, then succeeds. It failed at once with
+// "etcdserver: no leader" before.
+func TestClusterWriteWaitsOutLeaderTransfer(t *testing.T) {
+	walSyncs := map[string]*faultfs.Hold{}
+	c := framework.StartCluster(t, 3, func(cfg *server.Config) {
+		walSyncs[cfg.Name] = faultfs.NewHold(t, errorfs.OpFileSyncData, func(path string) bool { return strings.Contains(path, ".wal") })
+		cfg.FS = walSyncs[cfg.Name].Wrap(vfs.Default)
+		// Raft abandons a transfer after an election timeout: long enough
+		// for the steps below on a loaded machine.
+		cfg.ElectionTimeout = 2 * time.Second
+	})
+	ctx := framework.Context(t, 30*time.Second)
+	lead, target := c.Leader(ctx), c.Follower(ctx)
+	hold := walSyncs[target.Config.Name]
+	hold.Arm() // the transferee's campaign cannot persist its vote
+	moved := make(chan error, 1)
+	go func() { moved <- lead.Server.MoveLeader(ctx, target.Server.ID()) }()
+	select {
+	case <-hold.Held():
+	case err := <-moved:
+		t.Fatalf("the transfer ended before the transferee campaigned: %v", err)
+	case <-ctx.Done():
+		t.Fatal("the transferee never campaigned")
+	}
+	put := make(chan error, 1)
+	go func() {
+		_, err := lead.Client().Put(ctx, "k", "during the transfer")
+		put <- err
+	}()
+	framework.WaitUntil(ctx, t, "the put pending on the leader handing over", func() bool {
+		select {
+		case err := <-put:
+			t.Fatalf("the put returned during the transfer: %v", err)
+		default:
+		}
+		return gauge(t, lead, "etcd_server_proposals_pending") == 1
+	})
+	hold.Release()
+	if err := <-moved; err != nil {
+		t.Fatalf("MoveLeader: %v", err)
+	}
+	if err := <-put; err != nil {
+		t.Fatalf("the put, once the transfer ended: %v", err)
+	}
+	r, err := target.Client().Get(ctx, "k")
+	if err != nil || len(r.Kvs) != 1 || string(r.Kvs[0].Value) != "during the transfer" {
+		t.Fatalf("get: %v %v", r, err)
+	}
+}
+
 // TestClusterPartitionedLeader: a leader cut off from both followers can
 // neither write nor serve linearizable reads; the majority elects a new
 // leader and goes on; after healing, the old leader catches up.

@@ -234,6 +234,27 @@ func TestClusterLeaderKilled(t *testing.T) {
 	sameState(t, ctx, c)
 }
 
+// pendingPut puts k=v through m and returns once m counts the put as a
+// pending proposal (etcd_server_proposals_pending); it fails t if the put
+// returns first. The channel gives the put's outcome.
+func pendingPut(t *testing.T, ctx context.Context, m *framework.Member, v string) <-chan error {
+	t.Helper()
+	put := make(chan error, 1)
+	go func() {
+		_, err := m.Client().Put(ctx, "k", v)
+		put <- err
+	}()
+	framework.WaitUntil(ctx, t, "the put pending on "+m.Config.Name, func() bool {
+		select {
+		case err := <-put:
+			t.Fatalf("the put returned instead of waiting: %v", err)
+		default:
+		}
+		return gauge(t, m, "etcd_server_proposals_pending") == 1
+	})
+	return put
+}
+
 // TestClusterWriteWaitsForLeader: a write made while its member knows no
 // leader waits for one, as in etcd, instead of failing: a follower cut
 // off from the others loses its leader; a put through it stays pending
@@ -245,19 +266,7 @@ func TestClusterWriteWaitsForLeader(t *testing.T) {
 	f := c.Follower(ctx)
 	c.Isolate(f)
 	framework.WaitUntil(ctx, t, "the cut-off follower to lose its leader", func() bool { return f.Server.Status().Leader == 0 })
-	put := make(chan error, 1)
-	go func() {
-		_, err := f.Client().Put(ctx, "k", "during the election")
-		put <- err
-	}()
-	framework.WaitUntil(ctx, t, "the put pending on the leaderless member", func() bool {
-		select {
-		case err := <-put:
-			t.Fatalf("the put returned while no leader was known: %v", err)
-		default:
-		}
-		return gauge(t, f, "etcd_server_proposals_pending") == 1
-	})
+	put := pendingPut(t, ctx, f, "during the election")
 	c.Heal()
 	if err := <-put; err != nil {
 		t.Fatalf("the put, once the partition healed: %v", err)
@@ -296,19 +305,7 @@ func TestClusterWriteWaitsOutLeaderTransfer(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the transferee never campaigned")
 	}
-	put := make(chan error, 1)
-	go func() {
-		_, err := lead.Client().Put(ctx, "k", "during the transfer")
-		put <- err
-	}()
-	framework.WaitUntil(ctx, t, "the put pending on the leader handing over", func() bool {
-		select {
-		case err := <-put:
-			t.Fatalf("the put returned during the transfer: %v", err)
-		default:
-		}
-		return gauge(t, lead, "etcd_server_proposals_pending") == 1
-	})
+	put := pendingPut(t, ctx, lead, "during the transfer")
 	hold.Release()
 	if err := <-moved; err != nil {
 		t.Fatalf("MoveLeader: %v", err)

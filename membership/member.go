@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/cairn-kv/cairn/internal/memberurl"
 )
 
 // ErrBadInitialCluster reports a malformed --initial-cluster value.
@@ -116,9 +118,7 @@ func ValidatePeerURLs(urls []string) error {
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrBadPeerURLs, err)
 		}
-		switch u.Scheme {
-		case "http", "https", "unix", "unixs":
-		default:
+		if !memberurl.ValidScheme(u.Scheme) {
 			return fmt.Errorf("%w: %q has scheme %q", ErrBadPeerURLs, raw, u.Scheme)
 		}
 		if _, _, err := net.SplitHostPort(u.Host); err != nil {

@@ -10,6 +10,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/cairn-kv/cairn/internal/memberurl"
 )
 
 // Some requests only the leader can answer: lease keep-alives and
@@ -52,12 +54,12 @@ func (s *Server) leaderConn() (*grpc.ClientConn, error) {
 		s.fwd.cc.Close()
 	}
 	creds := insecure.NewCredentials()
-	if u.Scheme == "https" || u.Scheme == "unixs" {
+	if memberurl.IsTLS(u) {
 		creds = credentials.NewTLS(s.cfg.ClientDialTLS)
 	}
 	target := u.Host
-	if u.Scheme == "unix" || u.Scheme == "unixs" {
-		target = "unix:" + u.Host + u.Path // the socket's path, as the member listens on it
+	if memberurl.IsUnix(u) {
+		target = "unix:" + memberurl.Addr(u)
 	}
 	cc, err := grpc.NewClient(target, grpc.WithTransportCredentials(creds))
 	if err != nil {

@@ -21,6 +21,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/cairn-kv/cairn/internal/memberurl"
 )
 
 var (
@@ -505,15 +507,11 @@ func (t *Transport) dial(rawURL string) (*grpc.ClientConn, error) {
 	}
 	d := &net.Dialer{Timeout: t.cfg.DialTimeout}
 	creds := insecure.NewCredentials()
-	if u.Scheme == "https" || u.Scheme == "unixs" {
+	if memberurl.IsTLS(u) {
 		creds = credentials.NewTLS(t.cfg.TLS)
 	}
-	// A unix(s) URL's host names the socket file, as etcd reads it.
-	network := "tcp"
-	if u.Scheme == "unix" || u.Scheme == "unixs" {
-		network = "unix"
-	}
-	return grpc.NewClient("passthrough:///"+u.Host,
+	network := memberurl.Network(u)
+	return grpc.NewClient("passthrough:///"+memberurl.Addr(u),
 		grpc.WithTransportCredentials(creds),
 		grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
 			return d.DialContext(ctx, network, addr)

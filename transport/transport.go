@@ -13,6 +13,8 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+
+	"github.com/cairn-kv/cairn/internal/memberurl"
 )
 
 // Transport carries raft messages and snapshots between this member and its
@@ -178,7 +180,7 @@ func (t *Transport) checkPeer(id uint64, urls []string) error {
 	}
 	for _, raw := range urls {
 		u, err := url.Parse(raw)
-		if err != nil || !slices.Contains([]string{"http", "https", "unix", "unixs"}, u.Scheme) || u.Host == "" {
+		if err != nil || !memberurl.ValidScheme(u.Scheme) || u.Host == "" {
 			return fmt.Errorf("%w: %x: %q is not an http(s)://host:port or unix(s)://host:port URL", ErrBadPeer, id, raw)
 		}
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/cairn-kv/cairn/compactor"
 	"github.com/cairn-kv/cairn/internal/fsutil"
+	"github.com/cairn-kv/cairn/internal/memberurl"
 	"github.com/cairn-kv/cairn/server"
 )
 
@@ -488,7 +489,7 @@ func (o *options) config(lg *zap.Logger) (server.Config, listenURLs, error) {
 		}
 	}
 	for _, h := range lu.httpClients {
-		if slices.ContainsFunc(lu.clients, func(u *url.URL) bool { return socketAddr(u) == socketAddr(h) }) {
+		if slices.ContainsFunc(lu.clients, func(u *url.URL) bool { return memberurl.Addr(u) == memberurl.Addr(h) }) {
 			return cfg, lu, fmt.Errorf("cannot bind both --listen-client-urls and --listen-client-http-urls on the same url %s", h)
 		}
 	}
@@ -509,7 +510,7 @@ func (o *options) config(lg *zap.Logger) (server.Config, listenURLs, error) {
 		return cfg, lu, fmt.Errorf("--advertise-client-urls: %w", err)
 	}
 	for _, u := range slices.Concat(peers, advertised, lu.metrics) {
-		if !slices.Contains([]string{"http", "https", "unix", "unixs"}, u.Scheme) {
+		if !memberurl.ValidScheme(u.Scheme) {
 			return cfg, lu, fmt.Errorf("URL %s: scheme %q is not supported (use http, https, unix or unixs)", u, u.Scheme)
 		}
 	}
@@ -614,27 +615,13 @@ func parseURLs(s string) ([]*url.URL, error) {
 		if err != nil {
 			return nil, err
 		}
-		if u.Scheme == "" || socketAddr(u) == "" {
+		if u.Scheme == "" || memberurl.Addr(u) == "" {
 			return nil, fmt.Errorf("URL %q needs a scheme and host (e.g. http://127.0.0.1:2379)", raw)
 		}
 		out = append(out, u)
 	}
 	return out, nil
 }
-
-// socketAddr is the address a listen URL names: host:port, or for unix
-// and unixs URLs, as in etcd, the socket file's path, host and path
-// together ("unix://localhost:2379" is the file localhost:2379 in the
-// working directory, "unix:///run/etcd.sock" an absolute path).
-func socketAddr(u *url.URL) string {
-	if isUnix(u) {
-		return u.Host + u.Path
-	}
-	return u.Host
-}
-
-// isUnix says whether u names a unix domain socket (unix, or unixs with TLS).
-func isUnix(u *url.URL) bool { return u.Scheme == "unix" || u.Scheme == "unixs" }
 
 func urlStrings(us []*url.URL) []string {
 	out := make([]string, len(us))

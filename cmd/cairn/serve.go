@@ -22,6 +22,7 @@ import (
 
 	"github.com/cairn-kv/cairn/compactor"
 	"github.com/cairn-kv/cairn/internal/connmux"
+	"github.com/cairn-kv/cairn/internal/memberurl"
 	"github.com/cairn-kv/cairn/internal/tlsinfo"
 	"github.com/cairn-kv/cairn/server"
 	"github.com/cairn-kv/cairn/server/httpapi"
@@ -39,8 +40,8 @@ func listen(flag string, urls []*url.URL, so socketOptions, tlsCfg *tls.Config) 
 	for _, u := range urls {
 		var ln net.Listener
 		var err error
-		if isUnix(u) {
-			ln, err = listenUnix(socketAddr(u))
+		if memberurl.IsUnix(u) {
+			ln, err = listenUnix(memberurl.Addr(u))
 		} else {
 			ln, err = so.listenTCP(u.Host)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/cairn-kv/cairn/internal/memberurl"
 	"github.com/cairn-kv/cairn/internal/tlsinfo"
 )
 
@@ -139,7 +140,7 @@ func (o *options) security(lg *zap.Logger, dataDir string, listenClients, listen
 		}
 	}
 	for _, u := range metrics {
-		if (u.Scheme == "https" || u.Scheme == "unixs") && client.Empty() {
+		if memberurl.IsTLS(u) && client.Empty() {
 			return sec, errors.New("client TLS key/cert (--cert-file, --key-file) must be provided for metrics secure url")
 		}
 	}
@@ -175,14 +176,14 @@ func (o *options) security(lg *zap.Logger, dataDir string, listenClients, listen
 // etcd does, of TLS options an http URL ignores.
 func checkScheme(lg *zap.Logger, u *url.URL, info tlsinfo.Info, side, certFlags, authFlag string) error {
 	switch {
-	case u.Scheme == "https" || u.Scheme == "unixs":
+	case memberurl.IsTLS(u):
 		if info.Empty() && side == "peer" {
 			return fmt.Errorf("cannot listen on TLS for %s: KeyFile and CertFile are not presented (give --peer-cert-file and --peer-key-file, or --peer-auto-tls)", u.Host)
 		}
 		if info.Empty() {
 			return fmt.Errorf("TLS key/cert (%s) must be provided for %s url %s with HTTPS scheme", certFlags, side, u)
 		}
-	case u.Scheme == "http" || u.Scheme == "unix":
+	case memberurl.ValidScheme(u.Scheme):
 		scheme := "scheme is HTTP" // etcd's words differ by side
 		if side == "client" {
 			scheme = "scheme is http or unix"
@@ -202,7 +203,7 @@ func checkScheme(lg *zap.Logger, u *url.URL, info tlsinfo.Info, side, certFlags,
 // listenerTLS is the TLS a listener for u handshakes with: server for an
 // https URL, none for http.
 func listenerTLS(u *url.URL, server *tls.Config) *tls.Config {
-	if u.Scheme == "https" || u.Scheme == "unixs" {
+	if memberurl.IsTLS(u) {
 		return server
 	}
 	return nil

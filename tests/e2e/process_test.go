@@ -97,7 +97,7 @@ type proc struct {
 	DataDir  string
 	args     []string
 	env      []string
-	dir      string // working directory; the test's own when empty
+	dir      string            // working directory; the test's own when empty
 	log      *framework.Output // stderr of the current run
 	exited   chan struct{}
 }

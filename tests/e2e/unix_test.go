@@ -93,9 +93,11 @@ func TestUnixSocketDifferentialEtcd(t *testing.T) {
 }
 
 // TestUnixSocketPeersDifferentialEtcd: three members whose peer URLs are
-// unix://name:port, socket files in their working directory, form a
-// cluster and replicate, in etcd and in Cairn alike; the member list
-// gives the same peer URLs.
+// unix://name:port, socket files in their working directory, and whose
+// client URLs are unix sockets too, form a cluster and replicate, in etcd
+// and in Cairn alike; a lease kept alive through each member (a follower
+// forwards it to the leader, Cairn through the leader's advertised unix
+// client URL) stays granted; the member list gives the same peer URLs.
 func TestUnixSocketPeersDifferentialEtcd(t *testing.T) {
 	answers := map[string]string{}
 	for _, bin := range []string{etcdBin, cairnBin} {
@@ -107,12 +109,12 @@ func TestUnixSocketPeersDifferentialEtcd(t *testing.T) {
 		}
 		var ps []*proc
 		for i := range 3 {
-			client := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+			client := fmt.Sprintf("unix://%s/c%d.sock", dir, i)
 			peer := fmt.Sprintf("unix://m%d:2380", i)
 			data := filepath.Join(dir, fmt.Sprintf("data%d", i))
 			ps = append(ps, &proc{t: t, bin: bin, Endpoint: client, DataDir: data, dir: dir, args: []string{
 				"--name", fmt.Sprintf("m%d", i), "--data-dir", data,
-				"--listen-client-urls", "http://" + client, "--advertise-client-urls", "http://" + client,
+				"--listen-client-urls", client, "--advertise-client-urls", client,
 				"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
 				"--initial-cluster", strings.Join(initial, ","),
 			}})
@@ -124,6 +126,16 @@ func TestUnixSocketPeersDifferentialEtcd(t *testing.T) {
 		out, errOut, code := ps[2].ctl(etcdctlBin, "", "get", "k", "--print-value-only")
 		if code != 0 || out != "v\n" {
 			t.Fatalf("%s get on another member: %d %q %s", name, code, out, errOut)
+		}
+		out, errOut, code = ps[0].ctl(etcdctlBin, "", "lease", "grant", "60")
+		lease := strings.Fields(out)
+		if code != 0 || len(lease) < 2 {
+			t.Fatalf("%s lease grant: %d %q %s", name, code, out, errOut)
+		}
+		for _, p := range ps {
+			if out, errOut, code := p.ctl(etcdctlBin, "", "lease", "keep-alive", "--once", lease[1]); code != 0 || !strings.Contains(out, "keepalived with TTL(60)") {
+				t.Fatalf("%s keep-alive through %s: %d %q %s", name, p.Endpoint, code, out, errOut)
+			}
 		}
 		out, _, _ = ps[1].ctl(etcdctlBin, "", "member", "list", "--write-out", "fields")
 		var peers []string

@@ -259,13 +259,20 @@ func pendingPut(t *testing.T, ctx context.Context, m *framework.Member, v string
 // leader waits for one, as in etcd, instead of failing: a follower cut
 // off from the others loses its leader; a put through it stays pending
 // (etcd_server_proposals_pending) until the partition heals, then
-// succeeds. It failed at once with "etcdserver: no leader" before.
+// succeeds. It failed at once with "etcdserver: no leader" before. A put
+// whose client gave up meanwhile is not made once a leader is known.
 func TestClusterWriteWaitsForLeader(t *testing.T) {
 	c := framework.StartCluster(t, 3)
 	ctx := framework.Context(t, 30*time.Second)
 	f := c.Follower(ctx)
 	c.Isolate(f)
 	framework.WaitUntil(ctx, t, "the cut-off follower to lose its leader", func() bool { return f.Server.Status().Leader == 0 })
+	gaveUp, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	_, err := f.Client().Put(gaveUp, "abandoned", "v")
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a put given 200 ms without a leader: %v, want %v", err, context.DeadlineExceeded)
+	}
 	put := pendingPut(t, ctx, f, "during the election")
 	c.Heal()
 	if err := <-put; err != nil {
@@ -274,6 +281,9 @@ func TestClusterWriteWaitsForLeader(t *testing.T) {
 	r, err := c.Leader(ctx).Client().Get(ctx, "k")
 	if err != nil || len(r.Kvs) != 1 || string(r.Kvs[0].Value) != "during the election" {
 		t.Fatalf("get: %v %v", r, err)
+	}
+	if r, err := c.Leader(ctx).Client().Get(ctx, "abandoned"); err != nil || len(r.Kvs) != 0 {
+		t.Fatalf("the abandoned put was made: %v %v", r, err)
 	}
 }
 
